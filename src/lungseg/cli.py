@@ -1,0 +1,217 @@
+"""Command line: `lungseg train | evaluate | predict | export | phantom`. Subcommands only: each
+parses its flags and calls the module that does the work."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger("lungseg")
+
+
+def _train(a) -> int:
+    from .train import TrainConfig, fit
+
+    cfg = TrainConfig(
+        data=a.data,
+        out=a.out,
+        encoder=a.encoder,
+        encoder_weights=a.encoder_weights,
+        size=a.size,
+        fit=a.fit,
+        hist=a.hist,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        corruptions=[] if a.no_corruptions else a.corruptions.split(","),
+        p_corrupt=a.p_corrupt,
+        geometry_aug=not a.no_geometry_aug,
+        datasets=a.datasets,
+        limit=a.limit,
+        seed=a.seed,
+        device=a.device,
+        workers=a.workers,
+        strict=a.strict,
+        init=a.init,
+    )
+    print(fit(cfg, resume=a.resume))
+    return 0
+
+
+def _evaluate(a) -> int:
+    from .evaluate import evaluate
+
+    metrics = evaluate(
+        a.model,
+        a.data,
+        a.split,
+        a.out,
+        datasets=a.datasets,
+        limit=a.limit,
+        postprocess=not a.no_postprocess,
+        run_dir=a.run,
+        strict=a.strict,
+        device=a.device,
+    )
+    for ds, m in metrics.items():
+        if isinstance(m, dict) and "iou" in m:
+            print(
+                f"{ds:18s} n={m.get('n', ''):>4}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
+                f"acc {m['pixel_accuracy']:.4f}"
+            )
+    return 0
+
+
+def _predict(a) -> int:
+    from .predict import predict_paths
+
+    failed = predict_paths(
+        a.paths,
+        a.out,
+        model=a.model,
+        postprocess=not a.no_postprocess,
+        batch_size=a.batch_size,
+        labels=a.labels,
+        device=a.device,
+        workers=a.workers,
+    )
+    return 1 if failed else 0
+
+
+def _export(a) -> int:
+    from .export import export_onnx
+
+    export_onnx(a.model, a.out, int8=a.int8, calib=a.calib, check=a.check)
+    return 0
+
+
+def _phantom(a) -> int:
+    from .phantom import write_phantoms
+
+    for path in write_phantoms(a.out, n=a.n, size=a.size, seed=a.seed, disease=a.disease):
+        print(path)
+    return 0
+
+
+def _demo(a) -> int:
+    """Phantom -> shipped model -> mask, overlay and stats, with Dice against the phantom truth."""
+    from pathlib import Path
+
+    from .imageio import read_mask, write_png
+    from .metrics import confusion
+    from .phantom import make_phantom
+    from .predict import predict_paths
+
+    out = Path(a.out)
+    (out / "input").mkdir(parents=True, exist_ok=True)
+    ph = make_phantom(size=a.size, seed=a.seed)
+    write_png(out / "input" / "phantom.png", (ph.image * 255 + 0.5).astype("uint8"))
+    write_png(out / "phantom_truth.png", ph.lungs * 255)
+    failed = predict_paths([str(out / "input")], str(out / "output"), model=a.model)
+    dice = confusion(read_mask(out / "output" / "phantom_mask.png") > 0, ph.lungs).dice
+    print(f"wrote {out / 'output'}: phantom_mask.png, phantom_overlay.png, results.csv")
+    print(f"Dice against the phantom's own lung mask: {dice:.3f}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .augment import CORRUPTIONS
+    from .model import ENCODERS
+
+    p = argparse.ArgumentParser(prog="lungseg", description="Lung segmentation in chest X-rays")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    dev = dict(choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
+
+    t = sub.add_parser("train", help="train DeepLabV3+ on a data folder")
+    t.add_argument("--data", default="../shared/data", help="root holding the data layouts")
+    t.add_argument("--out", required=True, help="run folder (config, checkpoints, log, model)")
+    t.add_argument("--encoder", default="resnet50", help=f"SMP encoder; tested: {ENCODERS}")
+    t.add_argument("--encoder-weights", help="local ImageNet state dict (.pth/.safetensors)")
+    t.add_argument("--size", type=int, default=512)
+    t.add_argument("--fit", choices=["letterbox", "crop"], default="letterbox")
+    t.add_argument("--hist", choices=["equalize", "clahe", "none"], default="equalize")
+    t.add_argument("--epochs", type=int, default=50)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--corruptions", default=",".join(CORRUPTIONS), help="comma-separated")
+    t.add_argument("--no-corruptions", action="store_true", help="train on clean films only")
+    t.add_argument("--p-corrupt", type=float, default=0.4)
+    t.add_argument("--no-geometry-aug", action="store_true")
+    t.add_argument("--datasets", nargs="+", help="only these (montgomery shenzhen jsrt)")
+    t.add_argument("--limit", type=int, help="at most N images per split (smoke runs)")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--device", **dev)
+    t.add_argument("--workers", type=int, default=1, help="data loader worker processes")
+    t.add_argument("--strict", action="store_true", help="stop on any bad pair")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    t.add_argument("--init", help="start from this model file's weights")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="IoU/Dice/accuracy per dataset on a split")
+    e.add_argument("--model", help="model file (default: shipped model)")
+    e.add_argument("--data", default="../shared/data")
+    e.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
+    e.add_argument("--out", required=True)
+    e.add_argument("--datasets", nargs="+")
+    e.add_argument("--limit", type=int)
+    e.add_argument("--no-postprocess", action="store_true")
+    e.add_argument("--run", help="training run folder, for training curves")
+    e.add_argument("--strict", action="store_true")
+    e.add_argument("--device", **dev)
+    e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("predict", help="segment radiographs (PNG/JPEG/TIFF/DICOM)")
+    r.add_argument("paths", nargs="+", help="files, folders (recursive) or globs")
+    r.add_argument("--out", required=True)
+    r.add_argument("--model", help="model file (.safetensors, .ckpt, .onnx); default: shipped")
+    r.add_argument("--no-postprocess", action="store_true")
+    r.add_argument("--batch-size", type=int, default=4)
+    r.add_argument("--labels", action="store_true", help="also write <stem>_labels.png (1 R, 2 L)")
+    r.add_argument("--workers", type=int, default=2, help="decoding threads")
+    r.add_argument("--device", **dev)
+    r.set_defaults(func=_predict)
+
+    x = sub.add_parser("export", help="export a model to ONNX (optionally int8)")
+    x.add_argument("--model", help="model file (default: shipped model)")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("--int8", action="store_true", help="static int8 quantization")
+    x.add_argument("--calib", help="folder of images for int8 calibration")
+    x.add_argument("--check", help="folder of images to compare ONNX against PyTorch on")
+    x.add_argument("--out", required=True)
+    x.set_defaults(func=_export)
+
+    f = sub.add_parser("phantom", help="write synthetic chest radiographs with known masks")
+    f.add_argument("--out", required=True)
+    f.add_argument("-n", type=int, default=1)
+    f.add_argument("--size", type=int, default=512)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--disease", default="none", help="none, opacity, white-out, effusion, devices")
+    f.set_defaults(func=_phantom)
+
+    d = sub.add_parser("demo", help="segment a built-in phantom radiograph with the shipped model")
+    d.add_argument("--out", default="demo")
+    d.add_argument("--model", help="model file (default: shipped)")
+    d.add_argument("--size", type=int, default=1024)
+    d.add_argument("--seed", type=int, default=7)
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as e:
+        log.error("%s", e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

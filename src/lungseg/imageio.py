@@ -1,0 +1,160 @@
+"""Read radiographs and masks from disk: PNG/JPEG/TIFF/BMP/GIF (8/16-bit, gray/RGB/RGBA/palette)
+and DICOM. Every reader returns a float32 HxW image in [0, 1] (bright = dense, as displayed)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+MAX_PIXELS = 20_000 * 20_000  # larger than any radiograph: refuse decompression bombs
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageReadError(ValueError):
+    """A file that is not a readable radiograph; the message says which file and why."""
+
+
+@dataclass
+class Radiograph:
+    """An image as read from disk: `image` float32 HxW in [0,1], `spacing` (row, col) mm or None."""
+
+    image: np.ndarray
+    spacing: tuple[float, float] | None = None
+    path: str | None = None
+
+
+def is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def is_supported(path: Path) -> bool:
+    """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic."""
+    return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path)
+
+
+def read_image(path: str | Path) -> Radiograph:
+    """Read any supported radiograph. Raises FileNotFoundError or ImageReadError (a ValueError)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; check the path")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: file is empty (0 bytes); re-export or re-copy it")
+    rad = _read_dicom(path) if is_dicom(path) else Radiograph(_read_raster(path))
+    rad.path = str(path)
+    h, w = rad.image.shape
+    if h < 16 or w < 16:
+        raise ImageReadError(f"{path}: image is {w}x{h} px, too small to be a radiograph")
+    return rad
+
+
+def _read_raster(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageReadError(f"{path}: {w}x{h} px is larger than any radiograph; refusing")
+            im.load()
+            return to_gray_float(im)
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageReadError(f"{path}: refused as a decompression bomb ({e})") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(
+            f"{path}: not a readable image ({e}); is it corrupt or truncated?"
+        ) from e
+
+
+def to_gray_float(im: Image.Image) -> np.ndarray:
+    """PIL image of any mode -> float32 HxW in [0,1] (16-bit kept at full precision)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
+        return np.clip(arr / top, 0, 1).astype(np.float32)
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        return _minmax(arr)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(bg, im)
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _minmax(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    if hi <= lo:
+        return np.zeros_like(arr, dtype=np.float32)
+    return ((arr - lo) / (hi - lo)).astype(np.float32)
+
+
+def _read_dicom(path: Path) -> Radiograph:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(path)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        if rows * cols > MAX_PIXELS:
+            raise ImageReadError(f"{path}: DICOM of {cols}x{rows} px is larger than any radiograph")
+        arr = ds.pixel_array
+    except ImageReadError:
+        raise
+    except Exception as e:  # pydicom raises many types for broken files
+        raise ImageReadError(f"{path}: not a readable DICOM image ({e})") from e
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = arr[..., :3].mean(axis=-1)
+    elif arr.ndim == 3:  # multi-frame: first frame
+        arr = arr[0]
+    arr = apply_modality_lut(arr, ds).astype(np.float32)
+    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+        arr = apply_voi_lut(arr, ds).astype(np.float32)
+    image = _minmax(arr)
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        image = 1.0 - image
+    return Radiograph(image, spacing=_dicom_spacing(ds))
+
+
+def _dicom_spacing(ds) -> tuple[float, float] | None:
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(tag)
+        if value is not None and len(value) == 2:
+            row, col = float(value[0]), float(value[1])
+            if row > 0 and col > 0:
+                return row, col
+    return None
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a mask file as uint8 HxW with its raw gray values (0..255); GIF/palette handled."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: mask file missing")
+    try:
+        with Image.open(path) as im:
+            if im.mode == "P":
+                im = im.convert("L")
+            arr = np.asarray(im.convert("L") if im.mode not in ("L", "1") else im)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: mask is not a readable image ({e})") from e
+    return (arr.astype(np.uint8) * 255) if arr.dtype == bool else arr.astype(np.uint8)
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write uint8 HxW or HxWx3 (RGB) array as PNG."""
+    Image.fromarray(array).save(path)

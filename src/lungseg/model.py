@@ -1,0 +1,139 @@
+"""The network (segmentation-models-pytorch DeepLabV3+) and self-describing weight files.
+
+A model file carries its own `ModelConfig` (encoder, input size, preprocessing), so predict,
+evaluate and export need only the file: fp16 safetensors (shipped), Lightning .ckpt (training).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+ENCODERS = ("resnet50", "resnet34", "resnet18", "mobilenet_v2", "efficientnet-b0")
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "lungseg_deeplabv3plus_resnet50.safetensors"
+
+
+@dataclass
+class ModelConfig:
+    """What a weight file needs to be used: architecture and preprocessing."""
+
+    encoder: str = "resnet50"
+    size: int = 512
+    fit: str = "letterbox"
+    hist: str = "equalize"
+    threshold: float = 0.5
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def build_model(encoder: str = "resnet50") -> torch.nn.Module:
+    """DeepLabV3+ (ASPP + decoder) on `encoder`, 1 input channel, 1 output logit map."""
+    import segmentation_models_pytorch as smp
+
+    if encoder not in ENCODERS:
+        log.warning("encoder %r is not one of the tested %s; trying it with SMP", encoder, ENCODERS)
+    return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, in_channels=1, classes=1)
+
+
+def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load local ImageNet weights (a torchvision/timm state dict, .pth or .safetensors) into the
+    encoder; RGB first convolution is summed to 1 channel. Nothing is downloaded."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--encoder-weights {path}: file not found (e.g. save "
+            "torchvision.models.resnet50(weights='IMAGENET1K_V2').state_dict())"
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = model.encoder.state_dict()
+    adapted = {}
+    for k, v in state.items():
+        k = k.removeprefix("module.").removeprefix("encoder.")
+        if k not in own:
+            continue
+        if v.ndim == 4 and own[k].shape[1] == 1 and v.shape[1] == 3:
+            v = v.sum(dim=1, keepdim=True)
+        if v.shape == own[k].shape:
+            adapted[k] = v
+    if len(adapted) < len(own) // 2:
+        raise ValueError(
+            f"{path}: only {len(adapted)}/{len(own)} encoder tensors match "
+            f"{type(model.encoder).__name__}; is it the right encoder's weights?"
+        )
+    model.encoder.load_state_dict(adapted, strict=False)
+    log.info("loaded %d/%d encoder tensors from %s", len(adapted), len(own), path)
+
+
+def save_safetensors(
+    model: torch.nn.Module, config: ModelConfig, path: str | Path, metadata: dict | None = None
+) -> None:
+    """Save weights as fp16 safetensors with the config (and optional notes) in the metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    meta = {"lungseg_config": json.dumps(asdict(config))}
+    meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
+    save_file(state, str(path), metadata=meta)
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    """The ModelConfig stored in a .safetensors, .ckpt or .onnx model file."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {
+            p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
+        }
+        return ModelConfig.from_dict(json.loads(props["lungseg_config"]))
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return ModelConfig.from_dict(json.loads(f.metadata()["lungseg_config"]))
+    return ModelConfig.from_dict(_read_ckpt(path)["hyper_parameters"])
+
+
+def _read_ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_model(path: str | Path | None = None) -> tuple[torch.nn.Module, ModelConfig]:
+    """Load a .safetensors (default: the shipped model) or Lightning .ckpt -> (fp32 eval model,
+    config)."""
+    path = Path(path) if path else DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model file {path} not found; pass --model FILE (a .safetensors, "
+            ".ckpt from `lungseg train`, or .onnx)"
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        config = read_config(path)
+        state = load_file(str(path))
+    elif path.suffix == ".ckpt":
+        ckpt = _read_ckpt(path)
+        config = ModelConfig.from_dict(ckpt["hyper_parameters"])
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    else:
+        raise ValueError(f"{path}: unknown model format; use .safetensors, .ckpt or .onnx")
+    model = build_model(config.encoder)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.eval(), config

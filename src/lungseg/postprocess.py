@@ -1,0 +1,140 @@
+"""Post-processing on the original pixel grid: clean the mask, tell right from left, measure, and
+flag implausible results. `mask` is uint8 HxW {0,1}; `labels` uint8 HxW (0 background,
+1 patient's right lung = image left, 2 patient's left lung = image right)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+RIGHT, LEFT = 1, 2
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components -> (label image int32, areas of components 1..n)."""
+    n, lab, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return lab, st[1:, cv2.CC_STAT_AREA]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill background regions not connected to the image border."""
+    h, w = mask.shape
+    pad = np.zeros((h + 2, w + 2), np.uint8)
+    pad[1:-1, 1:-1] = mask > 0
+    flood = pad.copy()
+    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
+    holes = flood[1:-1, 1:-1] == 0
+    return ((mask > 0) | holes).astype(np.uint8)
+
+
+def keep_largest(mask: np.ndarray, keep: int = 2, min_ratio: float = 0.05) -> np.ndarray:
+    """Keep the `keep` largest components; drop any smaller than min_ratio x the largest."""
+    lab, areas = components(mask)
+    if len(areas) == 0:
+        return mask.astype(np.uint8)
+    order = np.argsort(areas)[::-1][:keep]
+    kept = [i + 1 for i in order if areas[i] >= min_ratio * areas[order[0]]]
+    return np.isin(lab, kept).astype(np.uint8)
+
+
+def smooth(mask: np.ndarray, radius: int | None = None) -> np.ndarray:
+    """Light morphological opening then closing with a disc of `radius` (default ~0.4% of size)."""
+    r = radius if radius is not None else max(1, round(0.004 * min(mask.shape)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    out = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
+    return cv2.morphologyEx(out, cv2.MORPH_CLOSE, k)
+
+
+def clean(mask: np.ndarray) -> np.ndarray:
+    """The default post-processing: two largest components, holes filled, lightly smoothed."""
+    out = fill_holes(keep_largest(mask))
+    out = smooth(out)
+    return fill_holes(keep_largest(out))
+
+
+def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
+    """Label each lung: components on the image left are the patient's right (unless `flipped`).
+    A single component crossing the midline is cut at its narrowest column near the middle."""
+    lab, areas = components(mask)
+    labels = np.zeros(mask.shape, np.uint8)
+    if len(areas) == 0:
+        return labels
+    cols = np.nonzero(mask.any(axis=0))[0]
+    x0, x1 = cols[0], cols[-1]
+    order = np.argsort(areas)[::-1]
+    merged = len(areas) < 2 or areas[order[1]] < 0.1 * areas[order[0]]
+    if merged:  # one component holds both lungs (or one lung is missing): cut near the middle
+        lo, hi = x0 + (x1 - x0) // 3, x0 + 2 * (x1 - x0) // 3 + 1
+        counts = mask[:, lo:hi].sum(axis=0)
+        split = lo + int(np.argmin(counts)) if hi > lo else mask.shape[1] / 2
+    else:
+        cx = [np.nonzero(lab == i + 1)[1].mean() for i in order[:2]]
+        split = (cx[0] + cx[1]) / 2
+    image_left = np.arange(mask.shape[1])[None, :] < split
+    for i in range(len(areas)):
+        comp = lab == i + 1
+        if merged and i == order[0]:
+            labels[comp & image_left] = RIGHT
+            labels[comp & ~image_left] = LEFT
+        else:
+            labels[comp] = RIGHT if np.nonzero(comp)[1].mean() < split else LEFT
+    if flipped:
+        labels = np.where(labels > 0, 3 - labels, 0).astype(np.uint8)
+    return labels
+
+
+def measure(
+    labels: np.ndarray,
+    prob: np.ndarray | None = None,
+    spacing: tuple[float, float] | None = None,
+    raw_components: int | None = None,
+) -> dict:
+    """Areas (px, and mm² when `spacing` is known), lung/image ratio, components and a quality
+    flag ('ok' or 'check') with the reasons in `flags`."""
+    h, w = labels.shape
+    right, left = int((labels == RIGHT).sum()), int((labels == LEFT).sum())
+    px_mm2 = spacing[0] * spacing[1] if spacing else None
+    s = {
+        "height": h,
+        "width": w,
+        "right_area_px": right,
+        "left_area_px": left,
+        "right_area_mm2": round(right * px_mm2, 1) if px_mm2 else None,
+        "left_area_mm2": round(left * px_mm2, 1) if px_mm2 else None,
+        "lung_image_ratio": round((right + left) / (h * w), 4),
+        "components": raw_components
+        if raw_components is not None
+        else len(components(labels > 0)[1]),
+    }
+    if prob is not None:
+        candidate = prob > 0.2
+        uncertain = candidate & (prob < 0.8)
+        s["uncertain_fraction"] = round(float(uncertain.sum() / max(1, candidate.sum())), 4)
+    s["flags"] = ";".join(quality_flags(labels, s))
+    s["quality"] = "ok" if not s["flags"] else "check"
+    return s
+
+
+def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
+    """Reasons to check a result by eye (empty list: plausible)."""
+    right, left = s["right_area_px"], s["left_area_px"]
+    if right + left == 0:
+        return ["no_lung"]
+    flags = []
+    small, large = sorted((right, left))
+    if small < 0.15 * large:
+        flags.append("one_lung_missing")
+    elif small < 0.45 * large:
+        flags.append("lung_area_ratio")
+    if not 0.05 <= s["lung_image_ratio"] <= 0.65:
+        flags.append("lung_area")
+    if s["components"] > 2:
+        flags.append("fragments")
+    if s.get("uncertain_fraction", 0) > 0.15:
+        flags.append("low_confidence")
+    if small >= 0.15 * large:
+        rows = [np.nonzero((labels == side).any(axis=1))[0] for side in (RIGHT, LEFT)]
+        extent = [r[-1] - r[0] + 1 for r in rows]
+        if min(extent) < 0.6 * max(extent):
+            flags.append("vertical_extent")
+    return flags

@@ -1,0 +1,155 @@
+"""`lungseg predict`: segment files, folders or globs and write mask, overlay and measurements.
+
+Decoding and preprocessing run in a thread pool ahead of the model (bounded prefetch, so memory
+stays flat on folders of any size); a bad file is reported by name and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .imageio import ImageReadError, is_supported, read_image, write_png
+from .report import overlay
+from .segmenter import Segmenter
+
+log = logging.getLogger(__name__)
+FIELDS = [
+    "file",
+    "quality",
+    "flags",
+    "right_area_px",
+    "left_area_px",
+    "right_area_mm2",
+    "left_area_mm2",
+    "lung_image_ratio",
+    "components",
+    "uncertain_fraction",
+    "width",
+    "height",
+    "error",
+]
+
+
+def collect_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Expand files, folders (recursive) and globs -> (image files, inputs that matched nothing)."""
+    files, missing = [], []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and is_supported(f))
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(Path(f) for f in glob.glob(p, recursive=True) if Path(f).is_file())
+        if not found:
+            missing.append(p)
+        files += found
+    return list(dict.fromkeys(files)), missing
+
+
+def _load(seg: Segmenter, path: Path):
+    """Decode + preprocess one file (runs in a worker thread)."""
+    try:
+        rad = read_image(path)
+        x, g = seg.prepare(rad.image)
+        return rad, x, g, None
+    except (ImageReadError, ValueError, OSError, MemoryError) as e:
+        return None, None, None, str(e)
+
+
+def _stems(files: list[Path]) -> list[str]:
+    """Output name per input: its stem, made unique when two inputs share one."""
+    seen: dict[str, int] = {}
+    out = []
+    for f in files:
+        n = seen.get(f.stem, 0)
+        seen[f.stem] = n + 1
+        out.append(f.stem if n == 0 else f"{f.stem}_{n + 1}")
+    return out
+
+
+def predict_paths(
+    paths: list[str],
+    out: str,
+    model: str | None = None,
+    postprocess: bool = True,
+    batch_size: int = 4,
+    labels: bool = False,
+    device: str = "auto",
+    workers: int = 2,
+    segmenter: Segmenter | None = None,
+) -> list[str]:
+    """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png,
+    optional <stem>_labels.png (1 right, 2 left), results.csv and results.json.
+    Returns the inputs that failed."""
+    files, failed = collect_inputs(paths)
+    for p in failed:
+        log.error("%s: no such file, or no supported image in it", p)
+    if not files:
+        raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP or DICOM)")
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seg = segmenter or Segmenter(model, device=device, postprocess=postprocess)
+    rows = []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: deque = deque()
+        todo = iter(zip(files, _stems(files), strict=True))
+        bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 2)
+
+        def fill():
+            while len(pending) < 2 * batch_size + workers:
+                item = next(todo, None)
+                if item is None:
+                    return
+                pending.append((item, pool.submit(_load, seg, item[0])))
+
+        fill()
+        while pending:
+            batch = []
+            while pending and len(batch) < batch_size:
+                (path, stem), fut = pending.popleft()
+                rad, x, g, err = fut.result()
+                if err:
+                    log.error("%s (skipped)", err)
+                    failed.append(str(path))
+                    rows.append({"file": str(path), "quality": "error", "error": err})
+                    bar.update()
+                else:
+                    batch.append((path, stem, rad, x, g))
+            fill()
+            if batch:
+                probs = seg.runner(np.stack([b[3] for b in batch])[:, None])
+                for (path, stem, rad, _, g), p in zip(batch, probs, strict=True):
+                    res = seg.finish(p, g, rad.spacing)
+                    _write(out_dir, stem, rad.image, res, labels)
+                    rows.append({"file": str(path), **res.stats, "error": ""})
+                    bar.update()
+        bar.close()
+    _write_table(out_dir, rows)
+    ok = sum(r["quality"] != "error" for r in rows)
+    log.info("%d images segmented, %d failed -> %s", ok, len(failed), out_dir)
+    return failed
+
+
+def _write(out_dir: Path, stem: str, image: np.ndarray, res, labels: bool) -> None:
+    write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255))
+    write_png(out_dir / f"{stem}_overlay.png", overlay(image, res.labels))
+    if labels:
+        write_png(out_dir / f"{stem}_labels.png", res.labels)
+
+
+def _write_table(out_dir: Path, rows: list[dict]) -> None:
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    (out_dir / "results.json").write_text(json.dumps(rows, indent=2))

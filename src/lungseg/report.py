@@ -1,0 +1,111 @@
+"""Pictures a person wants: lung outlines on the film, result grids, training curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .postprocess import LEFT, RIGHT
+
+RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR = (255, 80, 60), (60, 160, 255), (80, 230, 80)
+
+
+def _outline(rgb: np.ndarray, region: np.ndarray, color, thickness: int) -> None:
+    contours, _ = cv2.findContours(
+        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    cv2.drawContours(rgb, contours, -1, color, thickness, cv2.LINE_AA)
+
+
+def overlay(
+    image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None = None, max_side: int = 2048
+) -> np.ndarray:
+    """image float32 HxW [0,1], labels uint8 HxW (1 right, 2 left; or a {0,1} mask) ->
+    uint8 RGB with outlines (red: patient's right, blue: left, green: ground truth) and R/L
+    marks. Downscaled so the long side is at most `max_side`."""
+    scale = min(1.0, max_side / max(image.shape))
+    if scale < 1:
+        hw = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        image = cv2.resize(image, hw, interpolation=cv2.INTER_AREA)
+        labels = cv2.resize(labels, hw, interpolation=cv2.INTER_NEAREST)
+        truth = None if truth is None else cv2.resize(truth, hw, interpolation=cv2.INTER_NEAREST)
+    gray = np.clip(image * 255, 0, 255).astype(np.uint8)
+    rgb = np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    t = max(1, round(min(gray.shape) / 300))
+    if truth is not None:
+        _outline(rgb, truth > 0, TRUTH_COLOR, t)
+    for side, color, text in ((RIGHT, RIGHT_COLOR, "R"), (LEFT, LEFT_COLOR, "L")):
+        region = labels == side
+        if not region.any():
+            continue
+        _outline(rgb, region, color, t)
+        ys, xs = np.nonzero(region)
+        org = (int(xs.mean()) - 4 * t, int(ys.min()) + 14 * t)
+        cv2.putText(rgb, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * t, color, 2 * t, cv2.LINE_AA)
+    return rgb
+
+
+def results_grid(
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: str | Path, title: str = ""
+) -> None:
+    """rows of (caption, image, truth mask, predicted mask) -> PNG: image | truth | prediction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.5 * len(rows)), squeeze=False)
+    for r, (caption, image, truth, pred) in enumerate(rows):
+        for c, (arr, name) in enumerate(
+            ((image, "image"), (truth, "ground truth"), (pred, "prediction"))
+        ):
+            ax = axes[r, c]
+            ax.imshow(arr, cmap="gray", vmin=0, vmax=1 if arr.dtype != np.uint8 else arr.max() or 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name)
+        axes[r, 0].set_ylabel(caption, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def training_curves(metrics_csv: str | Path, path: str | Path) -> bool:
+    """Plot loss and validation IoU/Dice per epoch from a Lightning CSV log. False if no data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    series: dict[str, dict[int, float]] = {}
+    for row in rows:
+        for key in ("train_loss", "val_loss", "val_iou", "val_dice"):
+            if row.get(key):
+                series.setdefault(key, {})[int(row["epoch"])] = float(row[key])
+    if not series:
+        return False
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("train_loss", "val_loss"):
+        if key in series:
+            a.plot(list(series[key]), list(series[key].values()), marker=".", label=key)
+    for key in ("val_iou", "val_dice"):
+        if key in series:
+            b.plot(list(series[key]), list(series[key].values()), marker=".", label=key)
+    a.set_xlabel("epoch")
+    b.set_xlabel("epoch")
+    a.legend()
+    b.legend()
+    a.set_title("loss (BCE + Dice)")
+    b.set_title("validation (model grid)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

@@ -1,0 +1,155 @@
+"""Inference: `Segmenter` reads as the pipeline
+
+    image -> preprocess -> model (PyTorch or ONNX Runtime) -> back to original grid
+          -> post-process -> right/left labels -> measurements
+
+It never imports training code; the mask always comes back at the input's own size.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import postprocess as pp
+from .imageio import Radiograph, read_image
+from .model import DEFAULT_WEIGHTS, ModelConfig, read_config
+from .preprocess import preprocess, to_original
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    """`mask` uint8 HxW {0,1} and `labels` uint8 HxW (1 right, 2 left) at the input's size;
+    `prob` float32 HxW in [0,1]; `stats` areas, ratios and the quality flag."""
+
+    mask: np.ndarray
+    labels: np.ndarray
+    prob: np.ndarray
+    stats: dict = field(default_factory=dict)
+
+
+class TorchRunner:
+    """Batch of model inputs float32 Nx1xSxS -> probabilities float32 NxSxS with PyTorch."""
+
+    def __init__(self, path: str | Path | None, device: str = "auto", compile: bool = False):
+        import torch
+
+        from .model import load_model
+
+        self.torch = torch
+        self.device = torch.device(
+            "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        )
+        model, self.config = load_model(path)
+        model = model.to(self.device, memory_format=torch.channels_last)
+        self.model = torch.compile(model) if compile else model
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        t = torch.from_numpy(x).to(self.device).contiguous(memory_format=torch.channels_last)
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
+            ),
+        ):
+            logits = self.model(t)
+        return torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+
+
+class OnnxRunner:
+    """The same contract as TorchRunner with ONNX Runtime (fp32 or int8 .onnx files)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.config = read_config(path)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        logits = self.session.run(None, {self.input: x.astype(np.float32)})[0]
+        return (1 / (1 + np.exp(-logits[:, 0]))).astype(np.float32)
+
+
+def make_runner(model: str | Path | None = None, device: str = "auto"):
+    """A runner for a model file: .onnx -> ONNX Runtime, else PyTorch (default: shipped model)."""
+    if model is not None and Path(model).suffix == ".onnx":
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"model file {model} not found")
+        return OnnxRunner(model)
+    return TorchRunner(model, device)
+
+
+class Segmenter:
+    """Segment the lungs in chest radiographs.
+
+    >>> seg = Segmenter.default()
+    >>> result = seg("film.dcm")   # or a float32 HxW array in [0,1]
+    >>> result.mask.shape == result.prob.shape
+    """
+
+    def __init__(
+        self, model: str | Path | None = None, device: str = "auto", postprocess: bool = True
+    ):
+        self.runner = make_runner(model, device)
+        self.config: ModelConfig = self.runner.config
+        self.postprocess = postprocess
+
+    @classmethod
+    def default(cls, **kwargs) -> Segmenter:
+        """The model shipped with the package."""
+        return cls(DEFAULT_WEIGHTS, **kwargs)
+
+    def __call__(self, image: str | Path | np.ndarray | Radiograph) -> Result:
+        return self.batch([image])[0]
+
+    def batch(self, images: list) -> list[Result]:
+        """Segment several images in one model call (paths, arrays or Radiographs)."""
+        rads = [self._radiograph(im) for im in images]
+        inputs, geometries = zip(*(self.prepare(r.image) for r in rads), strict=True)
+        probs = self.runner(np.stack(inputs)[:, None])
+        return [
+            self.finish(p, g, r.spacing) for p, g, r in zip(probs, geometries, rads, strict=True)
+        ]
+
+    def prepare(self, image: np.ndarray):
+        """float32 HxW [0,1] -> (model input SxS, Geometry)."""
+        c = self.config
+        return preprocess(image, c.size, c.fit, c.hist)
+
+    def finish(self, prob_small: np.ndarray, geometry, spacing=None) -> Result:
+        """Model-grid probability -> Result on the original grid."""
+        prob = to_original(prob_small, geometry)
+        raw = (prob >= self.config.threshold).astype(np.uint8)
+        n_raw = len(pp.components(raw)[1])
+        mask = pp.clean(raw) if self.postprocess else raw
+        labels = pp.split_sides(mask)
+        return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))
+
+    @staticmethod
+    def _radiograph(image) -> Radiograph:
+        if isinstance(image, Radiograph):
+            return image
+        if isinstance(image, (str, Path)):
+            return read_image(image)
+        arr = np.asarray(image)
+        if arr.ndim == 3:
+            arr = arr[..., :3].mean(axis=-1)
+        if arr.dtype == np.uint8:
+            arr = arr / 255.0
+        elif arr.dtype == np.uint16:
+            arr = arr / 65535.0
+        if arr.ndim != 2 or arr.min() < 0 or arr.max() > 1:
+            raise ValueError(
+                "image must be a path or a HxW array (uint8, uint16, or float in [0,1])"
+            )
+        return Radiograph(arr.astype(np.float32))
