@@ -28,6 +28,7 @@ class Radiograph:
 
     image: np.ndarray
     spacing: tuple[float, float] | None = None
+    flipped: bool = False  # True when the header says the patient's right is on the image right
     path: str | None = None
 
 
@@ -127,7 +128,14 @@ def _read_dicom(path: Path) -> Radiograph:
     image = _minmax(arr)
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         image = 1.0 - image
-    return Radiograph(image, spacing=_dicom_spacing(ds))
+    return Radiograph(image, spacing=_dicom_spacing(ds), flipped=_dicom_flipped(ds))
+
+
+def _dicom_flipped(ds) -> bool:
+    """PatientOrientation (0020,0020) gives the direction of the rows: 'L' (towards the patient's
+    left) is the standard display; 'R' means the film is shown mirrored."""
+    orient = ds.get("PatientOrientation")
+    return bool(orient) and str(orient[0]).upper().startswith("R")
 
 
 def _dicom_spacing(ds) -> tuple[float, float] | None:

@@ -129,7 +129,7 @@ def predict_paths(
             if batch:
                 probs = seg.runner(np.stack([b[3] for b in batch])[:, None])
                 for (path, stem, rad, _, g), p in zip(batch, probs, strict=True):
-                    res = seg.finish(p, g, rad.spacing)
+                    res = seg.finish(p, g, rad.spacing, rad.flipped)
                     _write(out_dir, stem, rad.image, res, labels)
                     rows.append({"file": str(path), **res.stats, "error": ""})
                     bar.update()

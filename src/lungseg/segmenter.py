@@ -118,7 +118,8 @@ class Segmenter:
         inputs, geometries = zip(*(self.prepare(r.image) for r in rads), strict=True)
         probs = self.runner(np.stack(inputs)[:, None])
         return [
-            self.finish(p, g, r.spacing) for p, g, r in zip(probs, geometries, rads, strict=True)
+            self.finish(p, g, r.spacing, r.flipped)
+            for p, g, r in zip(probs, geometries, rads, strict=True)
         ]
 
     def prepare(self, image: np.ndarray):
@@ -126,13 +127,13 @@ class Segmenter:
         c = self.config
         return preprocess(image, c.size, c.fit, c.hist)
 
-    def finish(self, prob_small: np.ndarray, geometry, spacing=None) -> Result:
+    def finish(self, prob_small: np.ndarray, geometry, spacing=None, flipped=False) -> Result:
         """Model-grid probability -> Result on the original grid."""
         prob = to_original(prob_small, geometry)
         raw = (prob >= self.config.threshold).astype(np.uint8)
         n_raw = len(pp.components(raw)[1])
         mask = pp.clean(raw) if self.postprocess else raw
-        labels = pp.split_sides(mask)
+        labels = pp.split_sides(mask, flipped)
         return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))
 
     @staticmethod

@@ -1,0 +1,124 @@
+"""Segmenter, `lungseg predict`, `lungseg evaluate` and the demo through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lungseg.cli import main
+from lungseg.metrics import confusion
+from lungseg.model import DEFAULT_WEIGHTS, ModelConfig, build_model, save_safetensors
+from lungseg.phantom import make_phantom
+from lungseg.segmenter import Segmenter
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random-weight resnet18 DeepLabV3+ at 64 px: exercises every code path quickly."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), path)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (90, 70), dtype=np.uint8)).save(d / "a.png")
+    Image.fromarray(rng.integers(0, 65535, (50, 120), dtype=np.uint16)).save(d / "sub" / "b.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(d / "c.jpg")
+    return d
+
+
+def test_predict_writes_mask_overlay_and_table_at_input_size(tiny_model, folder, tmp_path):
+    out = tmp_path / "out"
+    rc = main(["predict", str(folder), "--out", str(out), "--model", str(tiny_model), "--labels"])
+    assert rc == 0
+    for stem, (h, w) in {"a": (90, 70), "b": (50, 120), "c": (64, 64)}.items():
+        mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
+        assert mask.shape == (h, w) and set(np.unique(mask)) <= {0, 255}
+        assert np.asarray(Image.open(out / f"{stem}_overlay.png")).shape == (h, w, 3)
+        labels = np.asarray(Image.open(out / f"{stem}_labels.png"))
+        assert ((labels > 0) == (mask > 0)).all()
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 3 and all(r["quality"] in ("ok", "check") for r in rows)
+    assert len(json.loads((out / "results.json").read_text())) == 3
+
+
+def test_predict_reports_bad_files_and_continues(tiny_model, folder, tmp_path, caplog):
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    rc = main(["predict", str(folder), "--out", str(out), "--model", str(tiny_model)])
+    assert rc == 1
+    assert (out / "a_mask.png").is_file() and (out / "c_mask.png").is_file()
+    text = caplog.text
+    assert "broken.png" in text and "empty.png" in text
+    errors = [r for r in csv.DictReader(open(out / "results.csv")) if r["quality"] == "error"]
+    assert {Path(r["file"]).name for r in errors} == {"broken.png", "empty.png"}
+
+
+def test_predict_missing_input_is_an_error_not_a_traceback(tiny_model, tmp_path):
+    assert main(["predict", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
+                 "--model", str(tiny_model)]) == 2  # fmt: skip
+
+
+def test_segmenter_accepts_arrays_and_maps_back_to_input_size(tiny_model):
+    seg = Segmenter(tiny_model, device="cpu")
+    for arr in (np.zeros((100, 40), np.uint8), np.full((33, 77), 0.5, np.float32)):
+        r = seg(arr)
+        assert r.mask.shape == arr.shape == r.labels.shape == r.prob.shape
+        assert r.mask.dtype == np.uint8
+    with pytest.raises(ValueError):
+        seg(np.full((10, 10), 3.0))
+
+
+def test_same_stem_in_two_folders_gets_two_outputs(tiny_model, tmp_path):
+    for sub in ("x", "y"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "in" / sub / "film.png")
+    out = tmp_path / "out"
+    assert (
+        main(["predict", str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model)]) == 0
+    )
+    assert (out / "film_mask.png").is_file() and (out / "film_2_mask.png").is_file()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+def test_evaluate_contract_on_shared_test_split(tiny_model, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(tiny_model), "--data", str(SHARED), "--split", "test",
+                 "--out", str(out)]) == 0  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert {k: m[k]["n"] for k in ("montgomery", "shenzhen", "jsrt")} == {
+        "montgomery": 28, "shenzhen": 24, "jsrt": 74}  # fmt: skip
+    assert 0 <= m["overall"]["iou"] <= 1 and "original pixel grid" in m["protocol"]["note"]
+    assert len(list(csv.DictReader(open(out / "per_image.csv")))) == 126
+    assert (out / "results_grid.png").is_file() and any((out / "worst").iterdir())
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")
+def test_shipped_model_segments_the_phantom():
+    seg = Segmenter.default(device="cpu")
+    ph = make_phantom(size=768, seed=3)
+    r = seg(ph.image)
+    assert confusion(r.mask, ph.lungs).dice >= 0.90
+    right = r.labels == 1
+    assert confusion(right, ph.right).dice >= 0.85  # the patient's right lung is on the image left
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")
+def test_demo_runs_with_shipped_model(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert (tmp_path / "demo" / "output" / "phantom_mask.png").is_file()
+    assert "Dice" in capsys.readouterr().out
