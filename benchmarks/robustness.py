@@ -5,7 +5,8 @@ severities to the images of a split, on their original grid; the model segments 
 and is scored against the ANATOMICAL mask of the clean film. Prints a table, writes JSON.
 
     python benchmarks/robustness.py --data ../shared/data --split val \
-        --models src/lungseg/weights/lungseg_deeplabv3plus_resnet50.safetensors runs/clean/model.safetensors
+        --models src/lungseg/weights/lungseg_deeplabv3plus_resnet50.safetensors \
+                 runs/clean/model.safetensors
 """
 
 from __future__ import annotations
@@ -62,8 +63,14 @@ def main(argv=None) -> None:
     _print(results)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"split": a.split, "n_images": len(pairs), "seed": a.seed, "date": time.strftime("%F"),
-            "machine": platform.platform(), "severities": SEVERITIES}
+    meta = {
+        "split": a.split,
+        "n_images": len(pairs),
+        "seed": a.seed,
+        "date": time.strftime("%F"),
+        "machine": platform.platform(),
+        "severities": SEVERITIES,
+    }
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"wrote {out}")
 

@@ -110,11 +110,14 @@ def test_evaluate_contract_on_shared_test_split(tiny_model, tmp_path):
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")
 def test_shipped_model_segments_the_phantom():
     seg = Segmenter.default(device="cpu")
-    ph = make_phantom(size=768, seed=3)
-    r = seg(ph.image)
-    assert confusion(r.mask, ph.lungs).dice >= 0.90
-    right = r.labels == 1
-    assert confusion(right, ph.right).dice >= 0.85  # the patient's right lung is on the image left
+    dice, right_dice = [], []
+    for seed in range(4):
+        ph = make_phantom(size=512, seed=seed)
+        r = seg(ph.image)
+        dice.append(confusion(r.mask, ph.lungs).dice)
+        right_dice.append(confusion(r.labels == 1, ph.right).dice)  # patient's right: image left
+    assert np.mean(dice) >= 0.90 and min(dice) >= 0.85
+    assert min(right_dice) >= 0.85
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")

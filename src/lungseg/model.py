@@ -61,19 +61,23 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.encoder.state_dict()
-    adapted = {}
+    adapted, unused = {}, []
     for k, v in state.items():
         k = k.removeprefix("module.").removeprefix("encoder.")
         if k not in own:
+            if not k.startswith(("fc.", "classifier.", "head.")):
+                unused.append(k)
             continue
         if v.ndim == 4 and own[k].shape[1] == 1 and v.shape[1] == 3:
             v = v.sum(dim=1, keepdim=True)
         if v.shape == own[k].shape:
             adapted[k] = v
-    if len(adapted) < len(own) // 2:
+    needed = [k for k in own if not k.endswith("num_batches_tracked")]
+    matched = sum(k in adapted for k in needed)
+    if matched < 0.95 * len(needed) or len(unused) > 0.05 * len(needed):
         raise ValueError(
-            f"{path}: only {len(adapted)}/{len(own)} encoder tensors match "
-            f"{type(model.encoder).__name__}; is it the right encoder's weights?"
+            f"{path}: {matched}/{len(needed)} encoder tensors match and {len(unused)} are "
+            f"unknown to {type(model.encoder).__name__}; is it this encoder's weights?"
         )
     model.encoder.load_state_dict(adapted, strict=False)
     log.info("loaded %d/%d encoder tensors from %s", len(adapted), len(own), path)

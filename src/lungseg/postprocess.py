@@ -54,23 +54,29 @@ def clean(mask: np.ndarray) -> np.ndarray:
 
 def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
     """Label each lung: components on the image left are the patient's right (unless `flipped`).
-    A single component crossing the midline is cut at its narrowest column near the middle."""
+    A single component spanning the midline (both lungs merged) is cut at its narrowest column
+    in its middle third; a lone lung is labelled by the image half it lies in."""
     lab, areas = components(mask)
     labels = np.zeros(mask.shape, np.uint8)
     if len(areas) == 0:
         return labels
-    cols = np.nonzero(mask.any(axis=0))[0]
-    x0, x1 = cols[0], cols[-1]
+    w = mask.shape[1]
     order = np.argsort(areas)[::-1]
-    merged = len(areas) < 2 or areas[order[1]] < 0.1 * areas[order[0]]
-    if merged:  # one component holds both lungs (or one lung is missing): cut near the middle
+    biggest = lab == order[0] + 1
+    cols = np.nonzero(biggest.any(axis=0))[0]
+    x0, x1 = cols[0], cols[-1]
+    lone = len(areas) < 2 or areas[order[1]] < 0.1 * areas[order[0]]
+    # one component holding both lungs: it spans the midline with a good part on each side
+    merged = lone and x0 < 0.4 * w and x1 > 0.6 * w
+    if merged:  # cut at its narrowest column in the middle third
         lo, hi = x0 + (x1 - x0) // 3, x0 + 2 * (x1 - x0) // 3 + 1
-        counts = mask[:, lo:hi].sum(axis=0)
-        split = lo + int(np.argmin(counts)) if hi > lo else mask.shape[1] / 2
+        split = lo + int(np.argmin(biggest[:, lo:hi].sum(axis=0)))
+    elif lone:  # one lung (the other missing): its side is where it lies in the image
+        split = w / 2
     else:
         cx = [np.nonzero(lab == i + 1)[1].mean() for i in order[:2]]
         split = (cx[0] + cx[1]) / 2
-    image_left = np.arange(mask.shape[1])[None, :] < split
+    image_left = np.arange(w)[None, :] < split
     for i in range(len(areas)):
         comp = lab == i + 1
         if merged and i == order[0]:

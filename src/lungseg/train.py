@@ -3,6 +3,7 @@ epoch, best/last checkpoints that carry their own config, resume, CSV log."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -185,7 +186,10 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     last = out / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise FileNotFoundError(f"--resume: {last} not found; start without --resume")
+    earlier = _read_log(out / "metrics.csv") if resume else []  # Lightning overwrites the file
     trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=last if resume else None)
+    if earlier:
+        _merge_log(out / "metrics.csv", earlier)
     best = LungSegModule.load_from_checkpoint(ckpt.best_model_path or last, map_location="cpu")
     target = out / "model.safetensors"
     save_safetensors(
@@ -198,3 +202,22 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         "best checkpoint %s (val IoU %s) -> %s", ckpt.best_model_path, ckpt.best_model_score, target
     )
     return target
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _merge_log(path: Path, earlier: list[dict]) -> None:
+    """Put the epochs logged before a resume back in front of the resumed run's rows."""
+    new = _read_log(path)
+    first = min((int(r["epoch"]) for r in new if r.get("epoch")), default=None)
+    rows = [r for r in earlier if first is None or int(r["epoch"]) < first] + new
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)

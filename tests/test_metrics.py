@@ -1,0 +1,90 @@
+"""Confusion counts and IoU / Dice / accuracy, checked against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lungseg.metrics import Confusion, confusion, summarize
+
+
+def test_hand_computed_confusion():
+    pred = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]], np.uint8)
+    truth = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0]], np.uint8)
+    c = confusion(pred, truth)
+    assert c == Confusion(tp=2, fp=2, fn=1, tn=4)
+    assert c.iou == pytest.approx(2 / 5)
+    assert c.dice == pytest.approx(4 / 7)
+    assert c.pixel_accuracy == pytest.approx(6 / 9)
+    assert c.as_dict() == pytest.approx({"iou": 0.4, "dice": 4 / 7, "pixel_accuracy": 6 / 9})
+
+
+def test_nonzero_values_count_as_lung():
+    pred = np.array([[255, 0], [7, 0]], np.uint8)
+    truth = np.array([[True, True], [True, False]])
+    c = confusion(pred, truth)
+    assert c == Confusion(2, 0, 1, 1)
+    assert c.iou == pytest.approx(2 / 3) and c.dice == pytest.approx(0.8)
+
+
+def test_perfect_and_disjoint():
+    t = np.zeros((4, 4), np.uint8)
+    t[1:3, 1:3] = 1
+    c = confusion(t, t)
+    assert (c.iou, c.dice, c.pixel_accuracy) == (1.0, 1.0, 1.0)
+    p = np.zeros_like(t)
+    p[0, 0] = 1
+    c = confusion(p, t)
+    assert c == Confusion(0, 1, 4, 11)
+    assert c.iou == 0.0 and c.dice == 0.0 and c.pixel_accuracy == pytest.approx(11 / 16)
+
+
+def test_both_empty_is_perfect():
+    z = np.zeros((5, 6), np.uint8)
+    c = confusion(z, z)
+    assert c == Confusion(0, 0, 0, 30)
+    assert c.iou == 1.0 and c.dice == 1.0 and c.pixel_accuracy == 1.0
+    assert Confusion(0, 0, 0, 0).pixel_accuracy == 1.0
+
+
+def test_empty_prediction_nonempty_truth_is_zero():
+    t = np.zeros((5, 5), np.uint8)
+    t[2, 2] = 1
+    c = confusion(np.zeros_like(t), t)
+    assert c.iou == 0.0 and c.dice == 0.0
+    assert c.pixel_accuracy == pytest.approx(24 / 25)
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match="shape"):
+        confusion(np.zeros((4, 5)), np.zeros((5, 4)))
+
+
+def test_confusion_addition_pools_counts():
+    a, b = Confusion(1, 2, 3, 4), Confusion(10, 20, 30, 40)
+    assert a + b == Confusion(11, 22, 33, 44)
+    assert (a + b).iou == pytest.approx(11 / 66)
+
+
+def test_summarize_per_dataset_and_overall():
+    rows = [
+        {"dataset": "jsrt", "iou": 0.9, "dice": 0.95, "pixel_accuracy": 0.97},
+        {"dataset": "jsrt", "iou": 0.7, "dice": 0.80, "pixel_accuracy": 0.93},
+        {"dataset": "montgomery", "iou": 0.8, "dice": 0.85, "pixel_accuracy": 0.90},
+    ]
+    s = summarize(rows)
+    assert set(s) == {"jsrt", "montgomery", "overall", "mean_of_datasets"}
+    assert s["jsrt"]["iou"] == pytest.approx(0.8)
+    assert s["jsrt"]["dice"] == pytest.approx(0.875)
+    assert s["jsrt"]["pixel_accuracy"] == pytest.approx(0.95)
+    assert s["jsrt"]["iou_min"] == pytest.approx(0.7)
+    assert s["jsrt"]["n"] == 2
+    assert s["montgomery"]["iou_min"] == pytest.approx(0.8) and s["montgomery"]["n"] == 1
+    # overall: each image once
+    assert s["overall"]["iou"] == pytest.approx(2.4 / 3)
+    assert s["overall"]["dice"] == pytest.approx(2.6 / 3)
+    assert s["overall"]["n"] == 3
+    # mean of the per-dataset means
+    assert s["mean_of_datasets"]["iou"] == pytest.approx(0.8)
+    assert s["mean_of_datasets"]["dice"] == pytest.approx((0.875 + 0.85) / 2)
+    assert summarize([]) == {}

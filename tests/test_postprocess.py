@@ -1,0 +1,235 @@
+"""Cleaning, right/left labelling and measurement on masks whose answer is known."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from lungseg.postprocess import (
+    LEFT,
+    RIGHT,
+    clean,
+    components,
+    fill_holes,
+    keep_largest,
+    measure,
+    smooth,
+    split_sides,
+)
+
+H, W = 200, 160
+
+
+def two_lungs(h=H, w=W) -> tuple[np.ndarray, np.ndarray]:
+    """(image-left ellipse = patient's right lung, image-right ellipse = patient's left lung)."""
+    a = np.zeros((h, w), np.uint8)
+    b = np.zeros((h, w), np.uint8)
+    cv2.ellipse(a, (int(w * 0.3), h // 2), (int(w * 0.15), int(h * 0.3)), 0, 0, 360, 1, -1)
+    cv2.ellipse(b, (int(w * 0.7), h // 2), (int(w * 0.15), int(h * 0.3)), 0, 0, 360, 1, -1)
+    return a, b
+
+
+# ---------------------------------------------------------------- cleaning
+
+
+def test_clean_keeps_two_largest_and_removes_specks():
+    a, b = two_lungs()
+    mask = a | b
+    noisy = mask.copy()
+    noisy[5:8, 5:8] = 1  # speck
+    noisy[190:194, 150:154] = 1  # speck
+    cv2.circle(noisy, (80, 15), 8, 1, -1)  # third, mid-sized component
+    assert len(components(noisy)[1]) == 5
+    out = clean(noisy)
+    assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
+    lab, areas = components(out)
+    assert len(areas) == 2
+    assert out[5:8, 5:8].sum() == 0 and out[190:194, 150:154].sum() == 0
+    assert out[15, 80] == 0
+    assert (out & mask).sum() / (out | mask).sum() > 0.97
+
+
+def test_keep_largest_drops_small_second_component():
+    a, _ = two_lungs()
+    m = a.copy()
+    m[5:8, 150:153] = 1  # 9 px, far below 5% of the lung
+    out = keep_largest(m)
+    np.testing.assert_array_equal(out, a)
+    assert keep_largest(np.zeros((10, 10), np.uint8)).sum() == 0
+
+
+def test_fill_holes():
+    a, b = two_lungs()
+    holed = (a | b).copy()
+    holed[90:110, 40:55] = 0  # hole inside the image-left lung
+    out = fill_holes(holed)
+    np.testing.assert_array_equal(out, a | b)
+    ring = np.zeros((30, 30), np.uint8)
+    cv2.circle(ring, (15, 15), 10, 1, 2)
+    filled = fill_holes(ring)
+    assert filled[15, 15] == 1 and filled[0, 0] == 0
+    # a gap open to the border is not a hole
+    notch = np.ones((20, 20), np.uint8)
+    notch[0:10, 8:12] = 0
+    np.testing.assert_array_equal(fill_holes(notch), notch)
+
+
+def test_clean_fills_holes():
+    a, b = two_lungs()
+    holed = (a | b).copy()
+    holed[95:105, 44:50] = 0
+    out = clean(holed)
+    assert out[100, 47] == 1
+
+
+def test_smoothing_keeps_large_disc():
+    disc = np.zeros((H, W), np.uint8)
+    cv2.circle(disc, (80, 100), 50, 1, -1)
+    out = smooth(disc, radius=3)
+    assert (out != disc).sum() <= 0.01 * disc.sum()
+    out = clean(disc)
+    assert (out != disc).sum() <= 0.01 * disc.sum()
+
+
+def test_smoothing_removes_thin_spur():
+    disc = np.zeros((H, W), np.uint8)
+    cv2.circle(disc, (80, 100), 40, 1, -1)
+    spur = disc.copy()
+    spur[98:99, 120:150] = 1  # 1 px wide line sticking out
+    out = smooth(spur, radius=2)
+    assert out[98, 140] == 0
+
+
+# ---------------------------------------------------------------- sides
+
+
+def test_split_sides_two_lungs():
+    a, b = two_lungs()
+    labels = split_sides(a | b)
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels == RIGHT, a > 0)  # image left = patient's right
+    np.testing.assert_array_equal(labels == LEFT, b > 0)
+    assert (RIGHT, LEFT) == (1, 2)
+
+
+def test_split_sides_flipped():
+    a, b = two_lungs()
+    labels = split_sides(a | b, flipped=True)
+    np.testing.assert_array_equal(labels == LEFT, a > 0)
+    np.testing.assert_array_equal(labels == RIGHT, b > 0)
+
+
+def test_split_sides_merged_blob_cut_at_bridge():
+    a, b = two_lungs()
+    merged = a | b
+    merged[95:105, 60:100] = 1  # bridge between the lungs
+    assert len(components(merged)[1]) == 1
+    labels = split_sides(merged)
+    assert set(np.unique(labels)) == {0, RIGHT, LEFT}
+    assert ((labels > 0) == (merged > 0)).all()
+    assert np.all(labels[a > 0] == RIGHT)
+    assert np.all(labels[b > 0] == LEFT)
+    r, l_ = (labels == RIGHT).sum(), (labels == LEFT).sum()
+    assert abs(int(r) - int(l_)) < 0.1 * (r + l_)
+
+
+def test_split_sides_empty():
+    assert split_sides(np.zeros((20, 20), np.uint8)).sum() == 0
+
+
+def test_split_sides_single_lung_is_not_cut():
+    a, _ = two_lungs()  # only the image-left (patient's right) lung
+    labels = split_sides(a)
+    np.testing.assert_array_equal(labels == RIGHT, a > 0)
+    assert "one_lung_missing" in measure(labels)["flags"]
+
+
+# ---------------------------------------------------------------- measurements and flags
+
+
+def test_measure_areas_and_ok():
+    a, b = two_lungs()
+    labels = split_sides(a | b)
+    s = measure(labels)
+    assert s["height"] == H and s["width"] == W
+    assert s["right_area_px"] == int(a.sum()) and s["left_area_px"] == int(b.sum())
+    assert s["right_area_mm2"] is None and s["left_area_mm2"] is None
+    assert s["lung_image_ratio"] == pytest.approx((a.sum() + b.sum()) / (H * W), abs=1e-4)
+    assert s["components"] == 2
+    assert s["flags"] == "" and s["quality"] == "ok"
+
+
+def test_measure_mm2_with_spacing():
+    a, b = two_lungs()
+    s = measure(split_sides(a | b), spacing=(0.2, 0.5))
+    assert s["right_area_mm2"] == pytest.approx(round(int(a.sum()) * 0.1, 1))
+    assert s["left_area_mm2"] == pytest.approx(round(int(b.sum()) * 0.1, 1))
+
+
+def test_flag_no_lung():
+    s = measure(np.zeros((H, W), np.uint8))
+    assert s["flags"] == "no_lung" and s["quality"] == "check"
+    assert s["right_area_px"] == 0 and s["lung_image_ratio"] == 0
+
+
+def test_flag_one_lung_missing():
+    a, _ = two_lungs()
+    labels = a * RIGHT  # labels built by hand: only the patient's right lung
+    s = measure(labels)
+    assert "one_lung_missing" in s["flags"].split(";") and s["quality"] == "check"
+
+
+def test_flag_lung_area_ratio_for_unequal_lungs():
+    a, _ = two_lungs()
+    small = np.zeros((H, W), np.uint8)
+    cv2.ellipse(small, (int(W * 0.7), H // 2), (int(W * 0.1), int(H * 0.13)), 0, 0, 360, 1, -1)
+    labels = a * RIGHT + small * LEFT
+    assert 0.15 < small.sum() / a.sum() < 0.45
+    assert "lung_area_ratio" in measure(labels)["flags"].split(";")
+
+
+def test_flag_fragments():
+    a, b = two_lungs()
+    labels = split_sides(a | b)
+    s = measure(labels, raw_components=5)
+    assert s["components"] == 5 and "fragments" in s["flags"].split(";")
+    # counted from the labels when not given
+    frag = labels.copy()
+    frag[5:10, 5:10] = RIGHT
+    frag[5:10, 150:155] = LEFT
+    assert "fragments" in measure(frag)["flags"].split(";")
+
+
+def test_flag_lung_area():
+    a, b = two_lungs()
+    labels = split_sides(a | b)
+    big = np.zeros((H * 4, W * 4), np.uint8)  # same lungs on a much larger film
+    big[:H, :W] = labels
+    s = measure(big)
+    assert s["lung_image_ratio"] < 0.05 and "lung_area" in s["flags"].split(";")
+    full = np.zeros((H, W), np.uint8)
+    full[:, : W // 2] = RIGHT
+    full[:, W // 2 :] = LEFT
+    assert "lung_area" in measure(full)["flags"].split(";")
+
+
+def test_flag_low_confidence_from_prob():
+    a, b = two_lungs()
+    labels = split_sides(a | b)
+    sure = (a | b).astype(np.float32)
+    s = measure(labels, prob=sure)
+    assert s["uncertain_fraction"] == 0 and s["flags"] == ""
+    unsure = np.where(a | b, 0.55, 0.0).astype(np.float32)
+    s = measure(labels, prob=unsure)
+    assert s["uncertain_fraction"] == pytest.approx(1.0)
+    assert s["flags"] == "low_confidence" and s["quality"] == "check"
+
+
+def test_flag_vertical_extent():
+    a, _ = two_lungs()
+    short = np.zeros((H, W), np.uint8)
+    cv2.ellipse(short, (int(W * 0.7), H // 2), (int(W * 0.25), int(H * 0.14)), 0, 0, 360, 1, -1)
+    labels = a * RIGHT + short * LEFT
+    assert short.sum() >= 0.45 * a.sum()
+    assert "vertical_extent" in measure(labels)["flags"].split(";")
