@@ -1,0 +1,249 @@
+"""`lungseg export`: a model file -> ONNX (fp32, or static int8 for CPUs), checked against PyTorch.
+
+The .onnx file describes itself (metadata_props): "lungseg_config" (the ModelConfig json that
+`read_config` / `OnnxRunner` read), "lungseg_version", "_precision", "_source" and "_check".
+
+int8 uses ONNX Runtime static quantization: QDQ format, per-channel signed int8 weights with
+`reduce_range` (7-bit weights: avoids the int16 saturation of the u8*s8 kernels on AVX2 CPUs
+without VNNI), uint8 activations calibrated (MinMax) on real images preprocessed exactly as at
+inference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .imageio import ImageReadError, is_supported, read_image
+from .metrics import confusion
+from .model import DEFAULT_WEIGHTS, ModelConfig, load_model
+from .preprocess import preprocess
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+INPUT, OUTPUT = "image", "logits"
+CHECK_LIMIT = 16
+
+
+def find_images(folder: str | Path, limit: int | None = None) -> list[Path]:
+    """Supported images under `folder` (recursive), sorted; at most `limit`, spread evenly over
+    the sorted list so several datasets in one folder are all represented."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder; pass a folder of radiographs")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_supported(p))
+    if not files:
+        raise ValueError(f"{folder}: no images found (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
+    if limit and len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    return files
+
+
+def model_inputs(paths: Sequence[str | Path], config: ModelConfig) -> np.ndarray:
+    """Read and preprocess images exactly as inference does -> float32 Nx1xSxS. Unreadable files
+    are skipped with a warning; ValueError if none is readable."""
+    inputs = []
+    for p in paths:
+        try:
+            image = read_image(p).image
+        except (ImageReadError, OSError) as e:
+            log.warning("%s: skipped (%s)", p, e)
+            continue
+        inputs.append(preprocess(image, config.size, config.fit, config.hist)[0])
+    if not inputs:
+        raise ValueError(f"none of the {len(paths)} images could be read")
+    return np.stack(inputs)[:, None].astype(np.float32)
+
+
+def _as_inputs(
+    images: str | Path | Sequence | np.ndarray, config: ModelConfig, limit: int | None = None
+) -> np.ndarray:
+    """A folder, a list of image files, or model inputs (NxSxS / Nx1xSxS) -> Nx1xSxS float32."""
+    if isinstance(images, np.ndarray):
+        x = images if images.ndim == 4 else images[:, None]
+        return x.astype(np.float32)
+    if isinstance(images, (str, Path)):
+        images = find_images(images, limit)
+    return model_inputs(list(images), config)
+
+
+@contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Raise chatty third-party loggers to WARNING for a while (unless lungseg logs DEBUG)."""
+    loggers = [] if log.isEnabledFor(logging.DEBUG) else [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _export_fp32(net: torch.nn.Module, size: int, out: Path) -> None:
+    """torch.onnx.export with a dynamic batch axis: the torch.export-based exporter, or the
+    TorchScript one if that fails."""
+    x, names = torch.rand(2, 1, size, size), {"input_names": [INPUT], "output_names": [OUTPUT]}
+    batch = {"dynamic_shapes": ({0: torch.export.Dim("batch")},), "external_data": False}
+    try:
+        with _quiet("onnxscript", "onnx_ir", "torch.onnx"):
+            kw = {"dynamo": True, "opset_version": OPSET, "verbose": False, **batch, **names}
+            torch.onnx.export(net, (x,), str(out), **kw)
+    except Exception as e:  # noqa: BLE001 - any exporter failure: try the other exporter
+        log.warning("torch.export-based ONNX export failed (%s); using the TorchScript exporter", e)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            axes = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}
+            kw = {"dynamo": False, "opset_version": 17, "dynamic_axes": axes, **names}
+            torch.onnx.export(net, (x,), str(out), **kw)
+
+
+def quantize_int8(fp32: str | Path, out: str | Path, calib_inputs: np.ndarray) -> None:
+    """Static int8 quantization of an fp32 .onnx (see the module docstring for the choices)."""
+    from onnxruntime import quantization as q
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(q.CalibrationDataReader):
+        """Preprocessed calibration inputs, one image per batch."""
+
+        def __init__(self) -> None:
+            self.inputs = iter({INPUT: x[None]} for x in calib_inputs)
+
+        def get_next(self) -> dict | None:
+            return next(self.inputs, None)
+
+    with tempfile.TemporaryDirectory(prefix="lungseg-quant-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # ORT's symbolic shape inference gives up on these graphs; ONNX's own inference suffices
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        q.quantize_static(
+            str(pre), str(out), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+            reduce_range=True, activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8, calibrate_method=q.CalibrationMethod.MinMax)  # fmt: skip
+
+
+def _set_metadata(path: Path, props: dict[str, str]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    old = {p.key: p.value for p in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**old, **props})
+    onnx.save(proto, str(path))
+
+
+def compare(
+    model_path: str | Path | None,
+    onnx_path: str | Path,
+    images: str | Path | Sequence | np.ndarray,
+    limit: int | None = CHECK_LIMIT,
+    batch_size: int = 4,
+) -> dict:
+    """ONNX Runtime vs PyTorch fp32 on the same inputs (a folder, image files or model inputs).
+
+    Returns n, max/mean |Δlogit|, max |Δprobability| and the Dice agreement (mean, min) of the
+    masks thresholded at the model's threshold (Dice 1 when both masks are empty)."""
+    import onnxruntime as ort
+
+    net, config = load_model(model_path)
+    x = _as_inputs(images, config, limit)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    ref, got = [], []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            ref.append(net(torch.from_numpy(x[i : i + batch_size])).numpy())
+            got.append(session.run(None, {INPUT: x[i : i + batch_size]})[0])
+    a, b = np.concatenate(ref)[:, 0], np.concatenate(got)[:, 0]
+    pa, pb = 1 / (1 + np.exp(-a)), 1 / (1 + np.exp(-b))
+    t = config.threshold
+    dice = [confusion(u >= t, v >= t).dice for u, v in zip(pa, pb, strict=True)]
+    d = np.abs(a - b)
+    return {
+        "n": len(x),
+        "max_abs_logit_diff": float(d.max()),
+        "mean_abs_logit_diff": float(d.mean()),
+        "max_abs_prob_diff": float(np.abs(pa - pb).max()),
+        "dice_mean": float(np.mean(dice)),
+        "dice_min": float(np.min(dice)),
+    }
+
+
+def _output_path(out: str | Path, model: Path, int8: bool) -> Path:
+    out = Path(out)
+    if out.is_dir() or not out.suffix:
+        out = out / f"{model.stem}{'_int8' if int8 else ''}.onnx"
+    if out.suffix != ".onnx":
+        raise ValueError(f"--out {out}: the file name must end in .onnx (or give a folder)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def export_onnx(
+    model: str | Path | None,
+    out: str | Path,
+    int8: bool = False,
+    calib: str | Path | None = None,
+    check: str | Path | None = None,
+    calib_limit: int = 32,
+) -> Path:
+    """Export `model` (a .safetensors/.ckpt; None = the shipped model) to ONNX at `out` (a .onnx
+    file or a folder); `int8` quantizes statically, calibrated on up to `calib_limit` images from
+    the `calib` folder. The result is compared with PyTorch on images from `check` (else `calib`,
+    else random inputs); the numbers are logged and stored as metadata "lungseg_check".
+    Returns the written path."""
+    src = Path(model) if model else DEFAULT_WEIGHTS
+    if src.suffix == ".onnx":
+        raise ValueError(f"{src} is already ONNX; export from the .safetensors or .ckpt file")
+    if int8 and calib is None:
+        raise ValueError(
+            "int8 quantization needs calibration images: pass --calib DIR (a folder "
+            "of radiographs like those the model will see, e.g. 32 or more)"
+        )
+    calib_files = find_images(calib, calib_limit) if calib is not None else None
+    check_files = find_images(check, CHECK_LIMIT) if check is not None else None
+    net, config = load_model(src)
+    out = _output_path(out, src, int8)
+    with tempfile.TemporaryDirectory(prefix="lungseg-export-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx" if int8 else out
+        log.info("exporting %s (%s, %dx%d) to ONNX", src, config.encoder, config.size, config.size)
+        _export_fp32(net, config.size, fp32)
+        if int8:
+            calib_x = model_inputs(calib_files, config)
+            log.info("quantizing to int8 (static, QDQ), calibrated on %d images", len(calib_x))
+            quantize_int8(fp32, out, calib_x)
+    del net
+    images = check_files or calib_files
+    if images is None:
+        log.info("no --check or --calib folder: checking on random inputs")
+        images = np.random.default_rng(0).random((4, 1, config.size, config.size), np.float32)
+    elif check_files is None and int8:
+        log.info("checking on the calibration images; --check DIR checks on held-out images")
+    result = compare(src, out, images)
+    log.info(
+        "ONNX vs PyTorch on %(n)d images: max |Δlogit| %(max_abs_logit_diff).4g, mask Dice "
+        "mean %(dice_mean).4f (min %(dice_min).4f)",
+        result,
+    )
+    if result["dice_min"] < 0.9:
+        log.warning("ONNX masks differ noticeably from PyTorch (Dice min %.3f)", result["dice_min"])
+    meta = {
+        "config": json.dumps(asdict(config)),
+        "version": __version__,
+        "source": src.name,
+        "precision": "int8" if int8 else "fp32",
+        "check": json.dumps(result),
+    }
+    _set_metadata(out, {f"lungseg_{k}": v for k, v in meta.items()})
+    log.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
+    return out
