@@ -131,7 +131,8 @@ class Segmenter:
         """Model-grid probability -> Result on the original grid."""
         prob = to_original(prob_small, geometry)
         raw = (prob >= self.config.threshold).astype(np.uint8)
-        n_raw = len(pp.components(raw)[1])
+        areas = pp.components(raw)[1]
+        n_raw = int((areas >= 0.01 * max(1, areas.sum())).sum())  # specks are not fragments
         mask = pp.clean(raw) if self.postprocess else raw
         labels = pp.split_sides(mask, flipped)
         return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))
