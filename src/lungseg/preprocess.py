@@ -52,23 +52,27 @@ def resize(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.
     return cv2.resize(array, (w, h), interpolation=interp)
 
 
-def place(array: np.ndarray, g: Geometry) -> np.ndarray:
-    """Put a resized (rh, rw) array into the size x size canvas (pad with 0 or crop)."""
-    out = np.zeros((g.size, g.size), dtype=array.dtype)
+def _overlap(g: Geometry) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """(canvas slices, resized-image slices) of the region the two share."""
     y0, x0 = max(g.top, 0), max(g.left, 0)
     sy, sx = max(-g.top, 0), max(-g.left, 0)
     hh, ww = min(g.rh - sy, g.size - y0), min(g.rw - sx, g.size - x0)
-    out[y0 : y0 + hh, x0 : x0 + ww] = array[sy : sy + hh, sx : sx + ww]
+    return (slice(y0, y0 + hh), slice(x0, x0 + ww)), (slice(sy, sy + hh), slice(sx, sx + ww))
+
+
+def place(array: np.ndarray, g: Geometry) -> np.ndarray:
+    """Put a resized (rh, rw) array into the size x size canvas (pad with 0 or crop)."""
+    out = np.zeros((g.size, g.size), dtype=array.dtype)
+    canvas, image = _overlap(g)
+    out[canvas] = array[image]
     return out
 
 
 def unplace(canvas: np.ndarray, g: Geometry) -> np.ndarray:
     """Inverse of `place`: (size, size) -> (rh, rw); regions cropped away come back as 0."""
     out = np.zeros((g.rh, g.rw), dtype=canvas.dtype)
-    y0, x0 = max(g.top, 0), max(g.left, 0)
-    sy, sx = max(-g.top, 0), max(-g.left, 0)
-    hh, ww = min(g.rh - sy, g.size - y0), min(g.rw - sx, g.size - x0)
-    out[sy : sy + hh, sx : sx + ww] = canvas[y0 : y0 + hh, x0 : x0 + ww]
+    on_canvas, image = _overlap(g)
+    out[image] = canvas[on_canvas]
     return out
 
 
