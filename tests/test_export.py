@@ -146,3 +146,20 @@ def test_cli_reports_user_errors(tiny_model, tmp_path):
     assert cli.main(args) == 2
     assert cli.main(["export", "--model", str(tmp_path / "nope.safetensors"), "--out",
                      str(tmp_path / "x.onnx")]) == 2  # fmt: skip
+
+
+def test_onnx_predict_runs_without_torch(fp32_onnx, films, tmp_path):
+    """An ONNX model needs only onnxruntime: predict must not import torch (seconds of start-up
+    and a GB of memory on a hospital PC)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from lungseg import cli; "
+        f"rc = cli.main(['predict', {str(films)!r}, '--out', {str(tmp_path)!r}, "
+        f"'--model', {str(fp32_onnx)!r}]); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
+    assert len(list(tmp_path.glob("*_mask.png"))) == 6

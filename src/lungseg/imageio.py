@@ -164,5 +164,13 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write uint8 HxW or HxWx3 (RGB) array as PNG."""
-    Image.fromarray(array).save(path)
+    """Write uint8 HxW or HxWx3 (RGB) array as PNG (fast zlib level 1: masks and overlays
+    compress well anyway, and level 6 costs more than the model on large films)."""
+    import cv2
+
+    if array.ndim == 3:
+        array = np.ascontiguousarray(array[..., ::-1])  # OpenCV writes BGR
+    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError(f"{path}: could not encode a {array.shape} {array.dtype} array as PNG")
+    Path(path).write_bytes(buf.tobytes())

@@ -10,8 +10,10 @@ import json
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: ONNX inference runs without it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
             f"--encoder-weights {path}: file not found (e.g. save "
             "torchvision.models.resnet50(weights='IMAGENET1K_V2').state_dict())"
         )
+    import torch
+
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -109,12 +113,14 @@ def read_config(path: str | Path) -> ModelConfig:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), "numpy") as f:
             return ModelConfig.from_dict(json.loads(f.metadata()["lungseg_config"]))
     return ModelConfig.from_dict(_read_ckpt(path)["hyper_parameters"])
 
 
 def _read_ckpt(path: Path) -> dict:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=False)
 
 

@@ -56,15 +56,16 @@ def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
     """Label each lung: components on the image left are the patient's right (unless `flipped`).
     A single component spanning the midline (both lungs merged) is cut at its narrowest column
     in its middle third; a lone lung is labelled by the image half it lies in."""
-    lab, areas = components(mask)
+    n, lab, st, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     labels = np.zeros(mask.shape, np.uint8)
-    if len(areas) == 0:
+    if n < 2:
         return labels
+    areas, cx = st[1:, cv2.CC_STAT_AREA], centroids[1:, 0]
     w = mask.shape[1]
     order = np.argsort(areas)[::-1]
     biggest = lab == order[0] + 1
-    cols = np.nonzero(biggest.any(axis=0))[0]
-    x0, x1 = cols[0], cols[-1]
+    x0 = st[order[0] + 1, cv2.CC_STAT_LEFT]
+    x1 = x0 + st[order[0] + 1, cv2.CC_STAT_WIDTH] - 1
     lone = len(areas) < 2 or areas[order[1]] < 0.1 * areas[order[0]]
     # one component holding both lungs: it spans the midline with a good part on each side
     merged = lone and x0 < 0.4 * w and x1 > 0.6 * w
@@ -74,16 +75,13 @@ def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
     elif lone:  # one lung (the other missing): its side is where it lies in the image
         split = w / 2
     else:
-        cx = [np.nonzero(lab == i + 1)[1].mean() for i in order[:2]]
-        split = (cx[0] + cx[1]) / 2
-    image_left = np.arange(w)[None, :] < split
-    for i in range(len(areas)):
-        comp = lab == i + 1
-        if merged and i == order[0]:
-            labels[comp & image_left] = RIGHT
-            labels[comp & ~image_left] = LEFT
-        else:
-            labels[comp] = RIGHT if np.nonzero(comp)[1].mean() < split else LEFT
+        split = (cx[order[0]] + cx[order[1]]) / 2
+    side = np.where(cx < split, RIGHT, LEFT).astype(np.uint8)
+    labels = np.concatenate([[0], side])[lab].astype(np.uint8)  # each component by its centroid
+    if merged:
+        image_left = np.arange(w)[None, :] < split
+        labels[biggest & image_left] = RIGHT
+        labels[biggest & ~image_left] = LEFT
     if flipped:
         labels = np.where(labels > 0, 3 - labels, 0).astype(np.uint8)
     return labels

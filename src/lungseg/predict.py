@@ -1,7 +1,8 @@
 """`lungseg predict`: segment files, folders or globs and write mask, overlay and measurements.
 
-Decoding and preprocessing run in a thread pool ahead of the model (bounded prefetch, so memory
-stays flat on folders of any size); a bad file is reported by name and skipped.
+Decoding and preprocessing run in a thread pool ahead of the model, post-processing and PNG writing
+behind it (both queues bounded, so memory stays flat on folders of any size); a bad file is
+reported by name and skipped.
 """
 
 from __future__ import annotations
@@ -99,52 +100,69 @@ def predict_paths(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     seg = segmenter or Segmenter(model, device=device, postprocess=postprocess)
-    rows = []
+    rows: dict[int, dict] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        pending: deque = deque()
-        todo = iter(zip(files, _stems(files), strict=True))
+        loading: deque = deque()  # decode + preprocess, ahead of the model
+        writing: deque = deque()  # post-process + PNGs, behind the model
+        todo = iter(enumerate(zip(files, _stems(files), strict=True)))
         bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 2)
 
         def fill():
-            while len(pending) < 2 * batch_size + workers:
+            while len(loading) < 2 * batch_size + workers:
                 item = next(todo, None)
                 if item is None:
                     return
-                pending.append((item, pool.submit(_load, seg, item[0])))
+                loading.append((item, pool.submit(_load, seg, item[1][0])))
+
+        def drain(keep: int):
+            while len(writing) > keep:
+                i, path, fut = writing.popleft()
+                rows[i] = fut.result()
+                if rows[i]["error"]:
+                    failed.append(str(path))
+                bar.update()
 
         fill()
-        while pending:
+        while loading:
             batch = []
-            while pending and len(batch) < batch_size:
-                (path, stem), fut = pending.popleft()
+            while loading and len(batch) < batch_size:
+                (i, (path, stem)), fut = loading.popleft()
                 rad, x, g, err = fut.result()
                 if err:
                     log.error("%s (skipped)", err)
                     failed.append(str(path))
-                    rows.append({"file": str(path), "quality": "error", "error": err})
+                    rows[i] = {"file": str(path), "quality": "error", "error": err}
                     bar.update()
                 else:
-                    batch.append((path, stem, rad, x, g))
+                    batch.append((i, path, stem, rad, x, g))
             fill()
             if batch:
-                probs = seg.runner(np.stack([b[3] for b in batch])[:, None])
-                for (path, stem, rad, _, g), p in zip(batch, probs, strict=True):
-                    res = seg.finish(p, g, rad.spacing, rad.flipped)
-                    _write(out_dir, stem, rad.image, res, labels)
-                    rows.append({"file": str(path), **res.stats, "error": ""})
-                    bar.update()
+                probs = seg.runner(np.stack([b[4] for b in batch])[:, None])
+                for (i, path, stem, rad, _, g), p in zip(batch, probs, strict=True):
+                    job = pool.submit(_finish, seg, out_dir, path, stem, rad, g, p, labels)
+                    writing.append((i, path, job))
+                drain(keep=2 * batch_size)
+        drain(keep=0)
         bar.close()
-    _write_table(out_dir, rows)
-    ok = sum(r["quality"] != "error" for r in rows)
+    table = [rows[i] for i in sorted(rows)]
+    _write_table(out_dir, table)
+    ok = sum(r["quality"] != "error" for r in table)
     log.info("%d images segmented, %d failed -> %s", ok, len(failed), out_dir)
     return failed
 
 
-def _write(out_dir: Path, stem: str, image: np.ndarray, res, labels: bool) -> None:
-    write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255))
-    write_png(out_dir / f"{stem}_overlay.png", overlay(image, res.labels))
-    if labels:
-        write_png(out_dir / f"{stem}_labels.png", res.labels)
+def _finish(seg: Segmenter, out_dir: Path, path, stem, rad, g, prob, labels: bool) -> dict:
+    """Post-process one model output and write its PNGs (runs in a worker thread) -> its row."""
+    try:
+        res = seg.finish(prob, g, rad.spacing, rad.flipped)
+        write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255))
+        write_png(out_dir / f"{stem}_overlay.png", overlay(rad.image, res.labels))
+        if labels:
+            write_png(out_dir / f"{stem}_labels.png", res.labels)
+    except (OSError, ValueError, MemoryError) as e:
+        log.error("%s: %s (skipped)", path, e)
+        return {"file": str(path), "quality": "error", "error": str(e)}
+    return {"file": str(path), **res.stats, "error": ""}
 
 
 def _write_table(out_dir: Path, rows: list[dict]) -> None:
