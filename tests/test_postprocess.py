@@ -11,6 +11,7 @@ from lungseg.postprocess import (
     RIGHT,
     clean,
     components,
+    drop_unexposed,
     fill_holes,
     keep_largest,
     measure,
@@ -48,6 +49,32 @@ def test_clean_keeps_two_largest_and_removes_specks():
     assert out[5:8, 5:8].sum() == 0 and out[190:194, 150:154].sum() == 0
     assert out[15, 80] == 0
     assert (out & mask).sum() / (out | mask).sum() > 0.97
+
+
+def test_clean_drops_a_large_component_on_black_padding():
+    """A film padded with black beside the body: the model may call the black band a lung and,
+    being the largest component, it would win over a real lung (a real Montgomery failure)."""
+    a, b = two_lungs()
+    image = np.full((H, W), 0.6, np.float32)
+    image[(a | b) > 0] = 0.3  # lungs: darker than the body, never black
+    image[:, :14] = image[:25] = 0.0  # black padding at the image's left and top
+    band = np.zeros((H, W), np.uint8)
+    band[:, :20] = band[:30] = 1  # mostly on the padding, larger than either lung
+    assert band.sum() > max(a.sum(), b.sum())
+    mask = a | b | band
+    assert (clean(mask) & band).sum() > 0  # without the film: the band is kept
+    out = clean(mask, image)
+    assert (out & band).sum() == 0
+    assert (out & (a | b)).sum() / (out | a | b).sum() > 0.97
+
+
+def test_drop_unexposed_keeps_lungs_and_never_empties():
+    a, b = two_lungs()
+    image = np.full((H, W), 0.5, np.float32)
+    image[0, 0] = 0.0  # the film's black level exists, but no lung is on it
+    np.testing.assert_array_equal(drop_unexposed(a | b, image), a | b)
+    black = np.zeros((H, W), np.float32)  # everything dark: nothing is removed
+    np.testing.assert_array_equal(drop_unexposed(a | b, black), a | b)
 
 
 def test_keep_largest_drops_small_second_component():

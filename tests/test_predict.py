@@ -107,6 +107,23 @@ def test_evaluate_contract_on_shared_test_split(tiny_model, tmp_path):
     assert (out / "results_grid.png").is_file() and any((out / "worst").iterdir())
 
 
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+def test_evaluate_threshold_override(tiny_model, tmp_path):
+    """--threshold (to choose one on val) replaces the model's and changes the masks."""
+    ious = {}
+    for t in (0.05, 0.95):
+        out = tmp_path / f"t{t}"
+        args = ["evaluate", "--model", str(tiny_model), "--data", str(SHARED), "--split", "val"]
+        args += ["--limit", "2", "--out", str(out), "--threshold", str(t), "--no-postprocess"]
+        assert main(args) == 0
+        m = json.loads((out / "metrics.json").read_text())
+        assert m["protocol"]["threshold"] == t
+        ious[t] = [r["iou"] for r in csv.DictReader(open(out / "per_image.csv"))]
+    assert ious[0.05] != ious[0.95]
+    assert main(["evaluate", "--model", str(tiny_model), "--data", str(SHARED), "--split", "val",
+                 "--out", str(tmp_path / "bad"), "--threshold", "1.5"]) == 2  # fmt: skip
+
+
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")
 def test_shipped_model_segments_the_phantom():
     seg = Segmenter.default(device="cpu")

@@ -53,6 +53,7 @@ def _evaluate(a) -> int:
         run_dir=a.run,
         strict=a.strict,
         device=a.device,
+        threshold=a.threshold,
     )
     for ds, m in metrics.items():
         if isinstance(m, dict) and "iou" in m:
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--datasets", nargs="+")
     e.add_argument("--limit", type=int)
     e.add_argument("--no-postprocess", action="store_true")
+    e.add_argument("--threshold", type=float, help="probability threshold (default: the model's)")
     e.add_argument("--run", help="training run folder, for training curves")
     e.add_argument("--strict", action="store_true")
     e.add_argument("--device", **dev)

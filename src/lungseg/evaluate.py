@@ -56,9 +56,11 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 4,
     n_worst: int = 6,
+    threshold: float | None = None,
 ) -> dict:
     """Writes OUT/metrics.json, per_image.csv, results_grid.png, worst/*.png and, when a run
-    folder is known, training_curves.png. Returns the metrics dict."""
+    folder is known, training_curves.png. Returns the metrics dict. `threshold` overrides the
+    model's probability threshold (to choose one on `val`)."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples, problems = data.discover(root)
@@ -67,6 +69,10 @@ def evaluate(
     if not chosen:
         raise ValueError(f"no {split} samples under {root} for datasets {datasets}")
     seg = Segmenter(model, device=device, postprocess=postprocess)
+    if threshold is not None:
+        if not 0 < threshold < 1:
+            raise ValueError(f"--threshold must be between 0 and 1, got {threshold}")
+        seg.config.threshold = threshold
     rows, thumbs = [], {}
     for start in tqdm(range(0, len(chosen), batch_size), desc=f"evaluate {split}", unit="batch"):
         batch, truths = [], []
@@ -103,6 +109,7 @@ def evaluate(
         "split": split,
         "model": str(model or "shipped default"),
         "postprocess": postprocess,
+        "threshold": seg.config.threshold,
         "note": NOTE,
         "skipped": [str(p) for p in problems],
     }

@@ -45,8 +45,31 @@ def smooth(mask: np.ndarray, radius: int | None = None) -> np.ndarray:
     return cv2.morphologyEx(out, cv2.MORPH_CLOSE, k)
 
 
-def clean(mask: np.ndarray) -> np.ndarray:
-    """The default post-processing: two largest components, holes filled, lightly smoothed."""
+def drop_unexposed(
+    mask: np.ndarray, image: np.ndarray, level: float = 0.02, max_fraction: float = 0.5
+) -> np.ndarray:
+    """Remove components lying mostly (> max_fraction) on the film's black level (within `level`
+    of its minimum): padding, unexposed borders, air outside the collimated field. No lung pixel
+    of the train and val films is at that level (at most 0.07% of one lung), but black padding
+    beside the body can look like an empty lung to the model. `image` float32 HxW [0,1], the
+    mask's size. Nothing is removed if every component is dark."""
+    n, lab, _, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return mask.astype(np.uint8)
+    dark = image <= float(image.min()) + level
+    total = np.bincount(lab.ravel(), minlength=n)
+    black = np.bincount(lab.ravel(), weights=dark.ravel(), minlength=n)
+    keep = black[1:] <= max_fraction * total[1:]
+    if not keep.any():
+        return mask.astype(np.uint8)
+    return np.concatenate([[False], keep])[lab].astype(np.uint8)
+
+
+def clean(mask: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+    """The default post-processing: components on the film's black level dropped (when `image`
+    is given), two largest components kept, holes filled, lightly smoothed."""
+    if image is not None:
+        mask = drop_unexposed(mask, image)
     out = fill_holes(keep_largest(mask))
     out = smooth(out)
     return fill_holes(keep_largest(out))

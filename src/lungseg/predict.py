@@ -154,7 +154,7 @@ def predict_paths(
 def _finish(seg: Segmenter, out_dir: Path, path, stem, rad, g, prob, labels: bool) -> dict:
     """Post-process one model output and write its PNGs (runs in a worker thread) -> its row."""
     try:
-        res = seg.finish(prob, g, rad.spacing, rad.flipped)
+        res = seg.finish(prob, g, rad)
         write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255))
         write_png(out_dir / f"{stem}_overlay.png", overlay(rad.image, res.labels))
         if labels:

@@ -121,24 +121,23 @@ class Segmenter:
         rads = [self._radiograph(im) for im in images]
         inputs, geometries = zip(*(self.prepare(r.image) for r in rads), strict=True)
         probs = self.runner(np.stack(inputs)[:, None])
-        return [
-            self.finish(p, g, r.spacing, r.flipped)
-            for p, g, r in zip(probs, geometries, rads, strict=True)
-        ]
+        return [self.finish(p, g, r) for p, g, r in zip(probs, geometries, rads, strict=True)]
 
     def prepare(self, image: np.ndarray):
         """float32 HxW [0,1] -> (model input SxS, Geometry)."""
         c = self.config
         return preprocess(image, c.size, c.fit, c.hist)
 
-    def finish(self, prob_small: np.ndarray, geometry, spacing=None, flipped=False) -> Result:
-        """Model-grid probability -> Result on the original grid."""
+    def finish(self, prob_small: np.ndarray, geometry, rad: Radiograph | None = None) -> Result:
+        """Model-grid probability -> Result on the original grid of `rad` (the input film:
+        its pixels, spacing and orientation guide post-processing and measurements)."""
         prob = to_original(prob_small, geometry)
         raw = (prob >= self.config.threshold).astype(np.uint8)
         areas = pp.components(raw)[1]
         n_raw = int((areas >= 0.01 * max(1, areas.sum())).sum())  # specks are not fragments
-        mask = pp.clean(raw) if self.postprocess else raw
-        labels = pp.split_sides(mask, flipped)
+        mask = pp.clean(raw, rad.image if rad else None) if self.postprocess else raw
+        labels = pp.split_sides(mask, flipped=bool(rad and rad.flipped))
+        spacing = rad.spacing if rad else None
         return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))
 
     @staticmethod
