@@ -33,8 +33,9 @@ def keep_largest(mask: np.ndarray, keep: int = 2, min_ratio: float = 0.05) -> np
     if len(areas) == 0:
         return mask.astype(np.uint8)
     order = np.argsort(areas)[::-1][:keep]
-    kept = [i + 1 for i in order if areas[i] >= min_ratio * areas[order[0]]]
-    return np.isin(lab, kept).astype(np.uint8)
+    lut = np.zeros(len(areas) + 1, np.uint8)  # component label -> kept (1) or not (0)
+    lut[[i + 1 for i in order if areas[i] >= min_ratio * areas[order[0]]]] = 1
+    return lut[lab]
 
 
 def smooth(mask: np.ndarray, radius: int | None = None) -> np.ndarray:
@@ -53,13 +54,12 @@ def drop_unexposed(
     of the train and val films is at that level (at most 0.07% of one lung), but black padding
     beside the body can look like an empty lung to the model. `image` float32 HxW [0,1], the
     mask's size. Nothing is removed if every component is dark."""
-    n, lab, _, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n < 2:
         return mask.astype(np.uint8)
-    dark = image <= float(image.min()) + level
-    total = np.bincount(lab.ravel(), minlength=n)
-    black = np.bincount(lab.ravel(), weights=dark.ravel(), minlength=n)
-    keep = black[1:] <= max_fraction * total[1:]
+    dark = (image <= float(image.min()) + level) & (mask > 0)
+    black = np.bincount(lab[dark], minlength=n)
+    keep = black[1:] <= max_fraction * st[1:, cv2.CC_STAT_AREA]
     if not keep.any():
         return mask.astype(np.uint8)
     return np.concatenate([[False], keep])[lab].astype(np.uint8)
@@ -86,12 +86,12 @@ def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
     areas, cx = st[1:, cv2.CC_STAT_AREA], centroids[1:, 0]
     w = mask.shape[1]
     order = np.argsort(areas)[::-1]
-    biggest = lab == order[0] + 1
     x0 = st[order[0] + 1, cv2.CC_STAT_LEFT]
     x1 = x0 + st[order[0] + 1, cv2.CC_STAT_WIDTH] - 1
     lone = len(areas) < 2 or areas[order[1]] < 0.1 * areas[order[0]]
     # one component holding both lungs: it spans the midline with a good part on each side
     merged = lone and x0 < 0.4 * w and x1 > 0.6 * w
+    biggest = lab == order[0] + 1 if merged else None
     if merged:  # cut at its narrowest column in the middle third
         lo, hi = x0 + (x1 - x0) // 3, x0 + 2 * (x1 - x0) // 3 + 1
         split = lo + int(np.argmin(biggest[:, lo:hi].sum(axis=0)))

@@ -13,11 +13,13 @@ from .postprocess import LEFT, RIGHT
 RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR = (255, 80, 60), (60, 160, 255), (80, 230, 80)
 
 
-def _outline(rgb: np.ndarray, region: np.ndarray, color, thickness: int) -> None:
+def _outline(rgb: np.ndarray, region: np.ndarray, color, thickness: int):
+    """Draw the region's outer outline; returns its bounding box (x, y, w, h)."""
     contours, _ = cv2.findContours(
         region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
     )
     cv2.drawContours(rgb, contours, -1, color, thickness, cv2.LINE_AA)
+    return cv2.boundingRect(np.concatenate(contours)) if contours else None
 
 
 def overlay(
@@ -32,18 +34,17 @@ def overlay(
         image = cv2.resize(image, hw, interpolation=cv2.INTER_AREA)
         labels = cv2.resize(labels, hw, interpolation=cv2.INTER_NEAREST)
         truth = None if truth is None else cv2.resize(truth, hw, interpolation=cv2.INTER_NEAREST)
-    gray = np.clip(image * 255, 0, 255).astype(np.uint8)
-    rgb = np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    gray = cv2.convertScaleAbs(image, alpha=255.0)  # float [0,1] -> uint8, saturating
+    rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     t = max(1, round(min(gray.shape) / 300))
     if truth is not None:
         _outline(rgb, truth > 0, TRUTH_COLOR, t)
     for side, color, text in ((RIGHT, RIGHT_COLOR, "R"), (LEFT, LEFT_COLOR, "L")):
-        region = labels == side
-        if not region.any():
+        box = _outline(rgb, labels == side, color, t)
+        if box is None:
             continue
-        _outline(rgb, region, color, t)
-        ys, xs = np.nonzero(region)
-        org = (int(xs.mean()) - 4 * t, int(ys.min()) + 14 * t)
+        x, y, w, _ = box
+        org = (x + w // 2 - 4 * t, y + 14 * t)  # above the lung's middle
         cv2.putText(rgb, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * t, color, 2 * t, cv2.LINE_AA)
     return rgb
 
