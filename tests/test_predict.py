@@ -55,6 +55,14 @@ def test_predict_writes_mask_overlay_and_table_at_input_size(tiny_model, folder,
     assert len(json.loads((out / "results.json").read_text())) == 3
 
 
+def test_predict_no_overlay_writes_masks_only(tiny_model, folder, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--out", str(out), "--model", str(tiny_model),
+                 "--no-overlay"]) == 0  # fmt: skip
+    assert sorted(p.name for p in out.glob("*.png")) == ["a_mask.png", "b_mask.png", "c_mask.png"]
+    assert len(list(csv.DictReader(open(out / "results.csv")))) == 3
+
+
 def test_predict_reports_bad_files_and_continues(tiny_model, folder, tmp_path, caplog):
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (folder / "empty.png").write_bytes(b"")

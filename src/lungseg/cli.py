@@ -74,6 +74,7 @@ def _predict(a) -> int:
         postprocess=not a.no_postprocess,
         batch_size=a.batch_size,
         labels=a.labels,
+        overlays=not a.no_overlay,
         device=a.device,
         workers=a.workers,
     )
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-postprocess", action="store_true")
     r.add_argument("--batch-size", type=int, default=4)
     r.add_argument("--labels", action="store_true", help="also write <stem>_labels.png (1 R, 2 L)")
+    r.add_argument(
+        "--no-overlay", action="store_true", help="skip overlay PNGs (faster on large archives)"
+    )
     r.add_argument("--workers", type=int, default=2, help="decoding threads")
     r.add_argument("--device", **dev)
     r.set_defaults(func=_predict)

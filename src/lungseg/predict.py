@@ -13,6 +13,7 @@ import json
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +86,14 @@ def predict_paths(
     postprocess: bool = True,
     batch_size: int = 4,
     labels: bool = False,
+    overlays: bool = True,
     device: str = "auto",
     workers: int = 2,
     segmenter: Segmenter | None = None,
 ) -> list[str]:
-    """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png,
-    optional <stem>_labels.png (1 right, 2 left), results.csv and results.json.
+    """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png
+    (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv and
+    results.json.
     Returns the inputs that failed."""
     files, failed = collect_inputs(paths)
     for p in failed:
@@ -101,6 +104,7 @@ def predict_paths(
     out_dir.mkdir(parents=True, exist_ok=True)
     seg = segmenter or Segmenter(model, device=device, postprocess=postprocess)
     rows: dict[int, dict] = {}
+    finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         loading: deque = deque()  # decode + preprocess, ahead of the model
         writing: deque = deque()  # post-process + PNGs, behind the model
@@ -139,7 +143,7 @@ def predict_paths(
             if batch:
                 probs = seg.runner(np.stack([b[4] for b in batch])[:, None])
                 for (i, path, stem, rad, _, g), p in zip(batch, probs, strict=True):
-                    job = pool.submit(_finish, seg, out_dir, path, stem, rad, g, p, labels)
+                    job = pool.submit(finish, path, stem, rad, g, p)
                     writing.append((i, path, job))
                 drain(keep=2 * batch_size)
         drain(keep=0)
@@ -151,12 +155,13 @@ def predict_paths(
     return failed
 
 
-def _finish(seg: Segmenter, out_dir: Path, path, stem, rad, g, prob, labels: bool) -> dict:
+def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overlays: bool) -> dict:
     """Post-process one model output and write its PNGs (runs in a worker thread) -> its row."""
     try:
         res = seg.finish(prob, g, rad)
         write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255))
-        write_png(out_dir / f"{stem}_overlay.png", overlay(rad.image, res.labels))
+        if overlays:
+            write_png(out_dir / f"{stem}_overlay.png", overlay(rad.image, res.labels))
         if labels:
             write_png(out_dir / f"{stem}_labels.png", res.labels)
     except (OSError, ValueError, MemoryError) as e:
