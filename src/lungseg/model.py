@@ -100,21 +100,26 @@ def save_safetensors(
     save_file(state, str(path), metadata=meta)
 
 
+def config_from_metadata(meta: dict | None, path: str | Path) -> ModelConfig:
+    """The ModelConfig in a weight file's string metadata (safetensors or ONNX)."""
+    if not meta or "lungseg_config" not in meta:
+        raise ValueError(f"{path}: no lungseg config inside; make it with `lungseg train/export`")
+    return ModelConfig.from_dict(json.loads(meta["lungseg_config"]))
+
+
 def read_config(path: str | Path) -> ModelConfig:
     """The ModelConfig stored in a .safetensors, .ckpt or .onnx model file."""
     path = Path(path)
     if path.suffix == ".onnx":
         import onnx
 
-        props = {
-            p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
-        }
-        return ModelConfig.from_dict(json.loads(props["lungseg_config"]))
+        model = onnx.load(str(path), load_external_data=False)
+        return config_from_metadata({p.key: p.value for p in model.metadata_props}, path)
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(path), "numpy") as f:
-            return ModelConfig.from_dict(json.loads(f.metadata()["lungseg_config"]))
+            return config_from_metadata(f.metadata(), path)
     return ModelConfig.from_dict(_read_ckpt(path)["hyper_parameters"])
 
 

@@ -13,7 +13,7 @@ from .postprocess import LEFT, RIGHT
 RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR = (255, 80, 60), (60, 160, 255), (80, 230, 80)
 
 
-def _outline(rgb: np.ndarray, region: np.ndarray, color, thickness: int):
+def _outline(rgb: np.ndarray, region: np.ndarray, color, thickness: int) -> tuple | None:
     """Draw the region's outer outline; returns its bounding box (x, y, w, h)."""
     contours, _ = cv2.findContours(
         region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE

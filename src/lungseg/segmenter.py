@@ -8,7 +8,6 @@ It never imports training code; the mask always comes back at the input's own si
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 
 from . import postprocess as pp
 from .imageio import Radiograph, read_image
-from .model import DEFAULT_WEIGHTS, ModelConfig
+from .model import DEFAULT_WEIGHTS, ModelConfig, config_from_metadata
 from .preprocess import preprocess, to_original
 
 log = logging.getLogger(__name__)
@@ -74,10 +73,8 @@ class OnnxRunner:
             opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "lungseg_config" not in meta:
-            raise ValueError(f"{path}: not a lungseg ONNX file; make one with `lungseg export`")
-        self.config = ModelConfig.from_dict(json.loads(meta["lungseg_config"]))
+        # from the loaded session: reading the file again with `onnx` would double start-up
+        self.config = config_from_metadata(self.session.get_modelmeta().custom_metadata_map, path)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         logits = self.session.run(None, {self.input: x.astype(np.float32)})[0]
