@@ -13,7 +13,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from lungseg.imageio import ImageReadError, is_supported, read_image, read_mask
+from lungseg.imageio import ImageReadError, is_supported, read_image, read_mask, write_png
 
 H, W = 40, 48
 
@@ -340,3 +340,16 @@ def test_decompression_bomb_refused(tmp_path, size, reason):
     p.write_bytes(_png_header_only(*size))
     with pytest.raises(ImageReadError, match=rf"bomb\.png.*{reason}"):
         read_image(p)
+
+
+def test_write_png_is_lossless(tmp_path):
+    """The fast PNG settings (fixed filter, RLE for HxW) must still round-trip exactly."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros((H, W), np.uint8)
+    labels[5:30, 4:20], labels[8:35, 26:44] = 1, 2  # a left/right label map
+    noisy = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    for name, arr in [("labels", labels), ("noisy", noisy), ("rgb", rgb)]:
+        write_png(tmp_path / f"{name}.png", arr)
+        back = np.asarray(Image.open(tmp_path / f"{name}.png"))
+        np.testing.assert_array_equal(back, arr, err_msg=name)  # RGB order, not BGR

@@ -229,3 +229,20 @@ def test_load_model_missing_and_unknown_format(tmp_path):
     (tmp_path / "m.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match="unknown model format"):
         load_model(tmp_path / "m.bin")
+
+
+def test_balanced_sampler_draws_each_dataset_equally():
+    from types import SimpleNamespace
+
+    from lungseg.train import balanced_sampler
+
+    pairs = [
+        (SimpleNamespace(dataset=d), None, None)
+        for d, n in [("a", 90), ("b", 9), ("c", 1)]
+        for _ in range(n)
+    ]
+    torch.manual_seed(0)
+    drawn = [pairs[i][0].dataset for _ in range(30) for i in balanced_sampler(pairs)]
+    assert len(drawn) == 30 * len(pairs)
+    share = {d: drawn.count(d) / len(drawn) for d in "abc"}
+    assert all(abs(v - 1 / 3) < 0.03 for v in share.values()), share

@@ -24,10 +24,12 @@ def _train(a) -> int:
         epochs=a.epochs,
         batch_size=a.batch_size,
         lr=a.lr,
+        min_lr=a.min_lr,
         corruptions=[] if a.no_corruptions else a.corruptions.split(","),
         p_corrupt=a.p_corrupt,
         geometry_aug=not a.no_geometry_aug,
         datasets=a.datasets,
+        balance=a.balance,
         limit=a.limit,
         seed=a.seed,
         device=a.device,
@@ -137,11 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--min-lr", type=float, default=1e-5, help="end of the cosine schedule")
     t.add_argument("--corruptions", default=",".join(CORRUPTIONS), help="comma-separated")
     t.add_argument("--no-corruptions", action="store_true", help="train on clean films only")
     t.add_argument("--p-corrupt", type=float, default=0.4)
     t.add_argument("--no-geometry-aug", action="store_true")
     t.add_argument("--datasets", nargs="+", help="only these (montgomery shenzhen jsrt)")
+    t.add_argument("--balance", action="store_true", help="draw each dataset equally often")
     t.add_argument("--limit", type=int, help="at most N images per split (smoke runs)")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--device", **dev)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from . import datasets
 from .augment import CORRUPTIONS, Augmenter
@@ -43,6 +44,7 @@ class TrainConfig:
     p_corrupt: float = 0.4
     geometry_aug: bool = True
     datasets: list[str] | None = None
+    balance: bool = False  # draw each dataset equally often (weighted sampling with replacement)
     limit: int | None = None
     seed: int = 42
     device: str = "auto"
@@ -145,6 +147,14 @@ def load_split_pairs(cfg: TrainConfig, out: Path):
     return pairs
 
 
+def balanced_sampler(pairs) -> WeightedRandomSampler:
+    """Sampler drawing len(pairs) items per epoch, each dataset equally often in expectation."""
+    names = [sample.dataset for sample, _, _ in pairs]
+    counts = Counter(names)
+    weights = [1.0 / (len(counts) * counts[n]) for n in names]
+    return WeightedRandomSampler(weights, num_samples=len(pairs), replacement=True)
+
+
 def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train; returns the path of the best model exported as fp16 safetensors."""
     out = Path(cfg.out)
@@ -156,7 +166,8 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         s: DataLoader(
             PairDataset(p, cfg, augment=s == "train"),
             batch_size=cfg.batch_size,
-            shuffle=s == "train",
+            shuffle=s == "train" and not cfg.balance,
+            sampler=balanced_sampler(p) if s == "train" and cfg.balance else None,
             num_workers=cfg.workers,
             persistent_workers=cfg.workers > 0,
             drop_last=False,
