@@ -7,6 +7,11 @@ and is scored against the ANATOMICAL mask of the clean film. Prints a table, wri
     python benchmarks/robustness.py --data ../shared/data --split val \
         --models src/lungseg/weights/lungseg_deeplabv3plus_resnet50.safetensors \
                  runs/clean/model.safetensors
+
+--post also scores post-processing variants on the same probabilities (issue 6: does growing the
+mask from confident seeds into lower-probability tissue rebuild lungs fragmented by opacity?):
+raw threshold, the default clean-up, a lower threshold, and hysteresis (seeds p >= 0.5 grown into
+p >= low), and counts films whose raw mask has more than two significant components.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import platform
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from lungseg import datasets
+from lungseg import postprocess as pp
 from lungseg.augment import CORRUPTIONS, corrupt
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
@@ -29,6 +36,30 @@ from lungseg.segmenter import Segmenter
 SEVERITIES = (0.3, 0.6, 1.0)
 
 
+def hysteresis(prob: np.ndarray, low: float, high: float = 0.5) -> np.ndarray:
+    """uint8 {0,1}: connected regions of prob >= low that contain a pixel with prob >= high."""
+    n, lab = cv2.connectedComponents((prob >= low).astype(np.uint8), connectivity=8)
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(lab[prob >= high])] = True
+    seeded[0] = False
+    return seeded[lab].astype(np.uint8)
+
+
+POST = {  # name -> (prob HxW float32, image HxW float32) -> mask uint8 {0,1}
+    "raw": lambda p, im: (p >= 0.5).astype(np.uint8),
+    "default": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im),
+    "thr0.4": lambda p, im: pp.clean((p >= 0.4).astype(np.uint8), im),
+    "hyst0.3": lambda p, im: pp.clean(hysteresis(p, 0.3), im),
+    "hyst0.2": lambda p, im: pp.clean(hysteresis(p, 0.2), im),
+}
+
+
+def fragmented(prob: np.ndarray, image: np.ndarray) -> bool:
+    """More than two components of >= 2% of the raw mask's area (a lung split by opacity)."""
+    areas = pp.components(pp.drop_unexposed((prob >= 0.5).astype(np.uint8), image))[1]
+    return int((areas >= 0.02 * areas.sum()).sum()) > 2
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default="../shared/data")
@@ -36,6 +67,8 @@ def main(argv=None) -> None:
     p.add_argument("--models", nargs="+", default=[str(DEFAULT_WEIGHTS)])
     p.add_argument("--limit", type=int, help="at most N images")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conditions", nargs="+", help="only these, e.g. clean@0.0 opacity@1.0")
+    p.add_argument("--post", action="store_true", help="also score post-processing variants")
     p.add_argument("--out", default="benchmarks/results/robustness.json")
     a = p.parse_args(argv)
 
@@ -44,23 +77,35 @@ def main(argv=None) -> None:
     chosen = datasets.select(samples, splits, a.split, limit=a.limit)
     pairs = [datasets.load_pair(s) for s in chosen]
     conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
+    if a.conditions:
+        conditions = [c for c in conditions if f"{c[0]}@{c[1]}" in a.conditions]
     films = {}
     for name, sev in conditions:  # the same corrupted films for every model
         rng = np.random.default_rng(a.seed)
         films[(name, sev)] = [
             img if name == "clean" else corrupt(img, mask, name, sev, rng) for img, mask in pairs
         ]
-    results = {}
+    results, post = {}, {}
     for model in a.models:
         seg = Segmenter(model, device="cpu")
-        table = {}
+        table, ptable = {}, {}
         for (name, sev), images in films.items():
-            ious = []
+            ious, pious, n_frag = [], {k: [] for k in POST}, 0
             for img, (_, mask) in zip(images, pairs, strict=True):
-                ious.append(confusion(seg(Radiograph(img)).mask, mask).iou)
+                res = seg(Radiograph(img))
+                ious.append(confusion(res.mask, mask).iou)
+                if a.post:
+                    n_frag += fragmented(res.prob, img)
+                    for k, f in POST.items():
+                        pious[k].append(confusion(f(res.prob, img), mask).iou)
             table[f"{name}@{sev}"] = {"mean_iou": float(np.mean(ious)), "min_iou": min(ious)}
-        results[model] = table
+            if a.post:
+                ptable[f"{name}@{sev}"] = {k: _stats(v) for k, v in pious.items()}
+                ptable[f"{name}@{sev}"]["fragmented_films"] = n_frag
+        results[model], post[model] = table, ptable
     _print(results)
+    if a.post:
+        _print_post(post)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -71,7 +116,8 @@ def main(argv=None) -> None:
         "machine": platform.platform(),
         "severities": SEVERITIES,
     }
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    doc = {"meta": meta, "results": results} | ({"postprocess": post} if a.post else {})
+    out.write_text(json.dumps(doc, indent=2))
     print(f"wrote {out}")
 
 
@@ -84,6 +130,19 @@ def _print(results: dict) -> None:
             for m in models
         )
         print(f"{cond:22s}{cells}")
+
+
+def _stats(ious: list[float]) -> dict:
+    return {"mean_iou": float(np.mean(ious)), "min_iou": float(min(ious))}
+
+
+def _print_post(post: dict) -> None:
+    for model, table in post.items():
+        print(f"\npost-processing variants, {Path(model).stem}: mean IoU (min)")
+        print(f"{'condition':16s}" + "".join(f"{k:>16s}" for k in POST) + "  fragmented")
+        for cond, row in table.items():
+            cells = "".join(f"{row[k]['mean_iou']:9.4f} ({row[k]['min_iou']:.2f})" for k in POST)
+            print(f"{cond:16s}{cells}  {row['fragmented_films']:>10d}")
 
 
 if __name__ == "__main__":
