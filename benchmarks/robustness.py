@@ -10,8 +10,10 @@ and is scored against the ANATOMICAL mask of the clean film. Prints a table, wri
 
 --post also scores post-processing variants on the same probabilities (issue 6: does growing the
 mask from confident seeds into lower-probability tissue rebuild lungs fragmented by opacity?):
-raw threshold, the default clean-up, a lower threshold, and hysteresis (seeds p >= 0.5 grown into
-p >= low), and counts films whose raw mask has more than two significant components.
+raw threshold, the default clean-up (the two lungs = the components with the most summed
+probability), the same choosing the components with the most pixels, a lower threshold, and
+hysteresis (seeds p >= 0.5 grown into p >= low); counts films whose raw mask has more than two
+significant components.
 """
 
 from __future__ import annotations
@@ -47,10 +49,11 @@ def hysteresis(prob: np.ndarray, low: float, high: float = 0.5) -> np.ndarray:
 
 POST = {  # name -> (prob HxW float32, image HxW float32) -> mask uint8 {0,1}
     "raw": lambda p, im: (p >= 0.5).astype(np.uint8),
-    "default": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im),
-    "thr0.4": lambda p, im: pp.clean((p >= 0.4).astype(np.uint8), im),
-    "hyst0.3": lambda p, im: pp.clean(hysteresis(p, 0.3), im),
-    "hyst0.2": lambda p, im: pp.clean(hysteresis(p, 0.2), im),
+    "default": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im, p),
+    "by_area": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im),  # lungs = most pixels
+    "thr0.4": lambda p, im: pp.clean((p >= 0.4).astype(np.uint8), im, p),
+    "hyst0.3": lambda p, im: pp.clean(hysteresis(p, 0.3), im, p),
+    "hyst0.2": lambda p, im: pp.clean(hysteresis(p, 0.2), im, p),
 }
 
 

@@ -68,6 +68,25 @@ def test_clean_drops_a_large_component_on_black_padding():
     assert (out & (a | b)).sum() / (out | a | b).sum() > 0.97
 
 
+def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob():
+    """A film shrunk into a noisy border: the model half-believes in a blob of background larger
+    than the left lung (a val film under the portable-film corruption). Ranked by pixels the blob
+    wins; ranked by summed probability the lung does."""
+    a, b = two_lungs()
+    blob = np.zeros((H, W), np.uint8)
+    blob[166:200, :] = 1  # below both lungs and larger than either
+    assert blob.sum() > b.sum() and not (blob & (a | b)).any()
+    prob = np.where(a | b, 0.95, 0.0).astype(np.float32)
+    prob[blob > 0] = 0.6
+    mask = (prob >= 0.5).astype(np.uint8)
+    assert (clean(mask) & blob).any()  # by area: a lung is lost
+    out = clean(mask, prob=prob)
+    assert not (out & blob).any()
+    assert (out & (a | b)).sum() / (out | a | b).sum() > 0.97
+    weighted = keep_largest(mask, keep=1, weight=prob)
+    assert (weighted & (a | b)).sum() == weighted.sum() > 0
+
+
 def test_drop_unexposed_keeps_lungs_and_never_empties():
     a, b = two_lungs()
     image = np.full((H, W), 0.5, np.float32)

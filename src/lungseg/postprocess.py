@@ -28,11 +28,17 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ((mask > 0) | holes).astype(np.uint8)
 
 
-def keep_largest(mask: np.ndarray, keep: int = 2, min_ratio: float = 0.05) -> np.ndarray:
-    """Keep the `keep` largest components; drop any smaller than min_ratio x the largest."""
+def keep_largest(
+    mask: np.ndarray, keep: int = 2, min_ratio: float = 0.05, weight: np.ndarray | None = None
+) -> np.ndarray:
+    """Keep the `keep` largest components; drop any smaller than min_ratio x the largest. With
+    `weight` (float HxW, e.g. the probability) and more than `keep` components, a component's
+    size is the sum of its weights."""
     lab, areas = components(mask)
     if len(areas) == 0:
         return mask.astype(np.uint8)
+    if weight is not None and len(areas) > keep:  # (with fewer, the choice is already made)
+        areas = np.bincount(lab.ravel(), weights=weight.ravel(), minlength=len(areas) + 1)[1:]
     order = np.argsort(areas)[::-1][:keep]
     lut = np.zeros(len(areas) + 1, np.uint8)  # component label -> kept (1) or not (0)
     lut[[i + 1 for i in order if areas[i] >= min_ratio * areas[order[0]]]] = 1
@@ -66,12 +72,16 @@ def drop_unexposed(
     return np.concatenate([[False], keep])[lab].astype(np.uint8)
 
 
-def clean(mask: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+def clean(
+    mask: np.ndarray, image: np.ndarray | None = None, prob: np.ndarray | None = None
+) -> np.ndarray:
     """The default post-processing: components on the film's black level dropped (when `image`
-    is given), two largest components kept, holes filled, lightly smoothed."""
+    is given), the two largest kept (by summed probability when `prob` float32 HxW is given, so
+    a large but uncertain blob in a noisy border loses to a confident lung), holes filled,
+    lightly smoothed."""
     if image is not None:
         mask = drop_unexposed(mask, image)
-    out = fill_holes(keep_largest(mask))
+    out = fill_holes(keep_largest(mask, weight=prob))
     out = smooth(out)
     return fill_holes(keep_largest(out))
 

@@ -132,7 +132,7 @@ class Segmenter:
         raw = (prob >= self.config.threshold).astype(np.uint8)
         areas = pp.components(raw)[1]
         n_raw = int((areas >= 0.01 * max(1, areas.sum())).sum())  # specks are not fragments
-        mask = pp.clean(raw, rad.image if rad else None) if self.postprocess else raw
+        mask = pp.clean(raw, rad.image if rad else None, prob) if self.postprocess else raw
         labels = pp.split_sides(mask, flipped=bool(rad and rad.flipped))
         spacing = rad.spacing if rad else None
         return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))

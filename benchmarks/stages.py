@@ -1,0 +1,83 @@
+"""Per-stage CPU cost of `predict` outside the model: what end-to-end throughput must hide.
+
+For each image of a folder: decode, preprocess, the mapping back to the original grid, each
+post-processing step, measurements, overlay drawing and the PNG writes, timed as CPU time of this
+process (so other load on the machine does not inflate it). Prints ms per image, writes JSON.
+
+    python benchmarks/stages.py --images /tmp/bimg --limit 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lungseg import postprocess as pp
+from lungseg.imageio import read_image, write_png
+from lungseg.model import DEFAULT_WEIGHTS
+from lungseg.predict import collect_inputs
+from lungseg.preprocess import to_original
+from lungseg.report import overlay
+from lungseg.segmenter import Segmenter
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--images", required=True, help="folder of radiographs")
+    p.add_argument("--model", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--out", default="benchmarks/results/stages.json")
+    a = p.parse_args(argv)
+
+    seg = Segmenter(a.model, device="cpu")
+    files = collect_inputs([a.images])[0][: a.limit]
+    times: dict[str, list[float]] = {}
+
+    def timed(stage, f, *args):
+        t0 = time.process_time()
+        out = f(*args)
+        times.setdefault(stage, []).append(1000 * (time.process_time() - t0))
+        return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in files:
+            rad = timed("decode", read_image, f)
+            x, g = timed("preprocess", seg.prepare, rad.image)
+            small = seg.runner(x[None, None])[0]
+            prob = timed("to_original", to_original, small, g)
+            raw = (prob >= seg.config.threshold).astype(np.uint8)
+            timed("raw components (QC count)", pp.components, raw)
+            m = timed("drop_unexposed", pp.drop_unexposed, raw, rad.image)
+            m = timed("keep_largest (by probability)", pp.keep_largest, m, 2, 0.05, prob)
+            m = timed("fill_holes + smooth", lambda m: pp.smooth(pp.fill_holes(m)), m)
+            m = timed("keep_largest + fill_holes", lambda m: pp.fill_holes(pp.keep_largest(m)), m)
+            labels = timed("split_sides", pp.split_sides, m)
+            timed("measure", pp.measure, labels, prob, rad.spacing, 2)
+            timed("finish (all of the above + to_original)", seg.finish, small, g, rad)
+            ov = timed("overlay drawing", overlay, rad.image, labels)
+            timed("overlay PNG", write_png, Path(tmp) / "o.png", ov)
+            timed("mask PNG", write_png, Path(tmp) / "m.png", m * np.uint8(255))
+    rows = {k: float(np.mean(v)) for k, v in times.items()}
+    for k, v in rows.items():
+        print(f"{k:42s} {v:7.1f} ms CPU/image")
+    shapes = sorted({tuple(read_image(f).image.shape) for f in files})
+    meta = {
+        "n": len(files),
+        "shapes": shapes,
+        "date": time.strftime("%F"),
+        "cpu": platform.platform(),
+    }
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "ms_cpu_per_image": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
