@@ -134,6 +134,30 @@ def test_resume_continues(resumed):
 
 
 @pytest.mark.slow
+def test_last_checkpoint_is_written_every_epoch(data_root, tmp_path, monkeypatch):
+    """last.ckpt must hold the latest epoch even when validation got worse (Lightning's
+    save_last only writes it in epochs that improve the best checkpoint)."""
+    from types import SimpleNamespace
+
+    import lungseg.train
+
+    calls = []
+
+    def worse_every_call(pred, truth):
+        calls.append(1)
+        return SimpleNamespace(iou=1.0 - 0.01 * len(calls), dice=1.0 - 0.01 * len(calls))
+
+    monkeypatch.setattr(lungseg.train, "confusion", worse_every_call)
+    torch.set_num_threads(1)
+    assert cli.main(_train_args(data_root, tmp_path, "--epochs", "2")) == 0
+    load = lambda name: torch.load(  # noqa: E731
+        tmp_path / "checkpoints" / name, map_location="cpu", weights_only=False
+    )
+    assert load("best.ckpt")["epoch"] == 0  # validation only got worse after epoch 0
+    assert load("last.ckpt")["epoch"] == 1
+
+
+@pytest.mark.slow
 def test_resume_keeps_earlier_epochs_in_log(resumed):
     _, _, _, epochs = resumed
     assert epochs == {0, 1}

@@ -180,15 +180,23 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
 
         module.model.load_state_dict(load_model(cfg.init)[0].state_dict())
     gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    ckpt = L.pytorch.callbacks.ModelCheckpoint(
-        out / "checkpoints", filename="best", monitor="val_iou", mode="max", save_last=True
+    best_ckpt = L.pytorch.callbacks.ModelCheckpoint(
+        out / "checkpoints", filename="best", monitor="val_iou", mode="max"
+    )
+    # (not save_last=True: Lightning >= 2.x writes last.ckpt only in epochs that improve `best`)
+    last_ckpt = L.pytorch.callbacks.ModelCheckpoint(
+        out / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
     )
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         accelerator="gpu" if gpu else "cpu",
         devices=1,
         precision="bf16-mixed" if gpu else "32-true",
-        callbacks=[ckpt],
+        callbacks=[best_ckpt, last_ckpt],
         logger=L.pytorch.loggers.CSVLogger(out, name="", version=""),
         log_every_n_steps=10,
         deterministic=False,
@@ -201,16 +209,19 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=last if resume else None)
     if earlier:
         _merge_log(out / "metrics.csv", earlier)
-    best = LungSegModule.load_from_checkpoint(ckpt.best_model_path or last, map_location="cpu")
+    best = LungSegModule.load_from_checkpoint(best_ckpt.best_model_path or last, map_location="cpu")
     target = out / "model.safetensors"
     save_safetensors(
         best.model,
         cfg.model_config(),
         target,
-        {"best_val_iou": float(ckpt.best_model_score or float("nan"))},
+        {"best_val_iou": float(best_ckpt.best_model_score or float("nan"))},
     )
     log.info(
-        "best checkpoint %s (val IoU %s) -> %s", ckpt.best_model_path, ckpt.best_model_score, target
+        "best checkpoint %s (val IoU %.4f) -> %s",
+        best_ckpt.best_model_path,
+        float(best_ckpt.best_model_score or float("nan")),
+        target,
     )
     return target
 
