@@ -23,7 +23,7 @@ from lungseg.imageio import read_image, write_png
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.predict import collect_inputs
 from lungseg.preprocess import to_original
-from lungseg.report import overlay
+from lungseg.report import PALETTE, overlay_indexed
 from lungseg.segmenter import Segmenter
 
 
@@ -60,8 +60,8 @@ def main(argv=None) -> None:
             labels = timed("split_sides", pp.split_sides, m)
             timed("measure", pp.measure, labels, prob, rad.spacing, 2)
             timed("finish (all of the above + to_original)", seg.finish, small, g, rad)
-            ov = timed("overlay drawing", overlay, rad.image, labels)
-            timed("overlay PNG", write_png, Path(tmp) / "o.png", ov)
+            ov = timed("overlay drawing", overlay_indexed, rad.image, labels)
+            timed("overlay PNG (palette)", write_png, Path(tmp) / "o.png", ov, PALETTE)
             timed("mask PNG", write_png, Path(tmp) / "m.png", m * np.uint8(255))
     rows = {k: float(np.mean(v)) for k, v in times.items()}
     for k, v in rows.items():

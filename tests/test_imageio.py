@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pydicom
 import pytest
@@ -353,3 +354,23 @@ def test_write_png_is_lossless(tmp_path):
         write_png(tmp_path / f"{name}.png", arr)
         back = np.asarray(Image.open(tmp_path / f"{name}.png"))
         np.testing.assert_array_equal(back, arr, err_msg=name)  # RGB order, not BGR
+
+
+def test_write_png_palette_round_trips_indices_and_colours(tmp_path):
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (40, 3), dtype=np.uint8)
+    idx = rng.integers(0, 40, (H, W), dtype=np.uint8)
+    write_png(tmp_path / "p.png", idx, palette)
+    with Image.open(tmp_path / "p.png") as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im), idx)
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), palette[idx])
+    bgr = cv2.imread(str(tmp_path / "p.png"), cv2.IMREAD_COLOR)  # libpng reads it too
+    np.testing.assert_array_equal(bgr[..., ::-1], palette[idx])
+
+
+def test_write_png_palette_rejects_indices_outside_it(tmp_path):
+    with pytest.raises(ValueError, match="indices below 4"):
+        write_png(tmp_path / "p.png", np.full((5, 5), 4, np.uint8), np.zeros((4, 3), np.uint8))
+    with pytest.raises(ValueError, match="Nx3"):
+        write_png(tmp_path / "p.png", np.zeros((5, 5), np.uint8), np.zeros((4, 4), np.uint8))

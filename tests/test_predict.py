@@ -47,7 +47,7 @@ def test_predict_writes_mask_overlay_and_table_at_input_size(tiny_model, folder,
     for stem, (h, w) in {"a": (90, 70), "b": (50, 120), "c": (64, 64)}.items():
         mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
         assert mask.shape == (h, w) and set(np.unique(mask)) <= {0, 255}
-        assert np.asarray(Image.open(out / f"{stem}_overlay.png")).shape == (h, w, 3)
+        assert np.asarray(Image.open(out / f"{stem}_overlay.png").convert("RGB")).shape == (h, w, 3)
         labels = np.asarray(Image.open(out / f"{stem}_labels.png"))
         assert ((labels > 0) == (mask > 0)).all()
     rows = list(csv.DictReader(open(out / "results.csv")))

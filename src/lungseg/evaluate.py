@@ -139,5 +139,6 @@ def _figures(rows: list[dict], thumbs: dict, out_dir: Path, n_worst: int) -> Non
         image, truth, pred = thumbs[r["id"]]
         write_png(
             worst_dir / f"{r['id']}_iou{r['iou']:.3f}.png",
-            report.overlay(image, split_sides(pred), truth),
+            report.overlay_indexed(image, split_sides(pred), truth),
+            report.PALETTE,
         )

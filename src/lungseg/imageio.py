@@ -163,15 +163,21 @@ def read_mask(path: str | Path) -> np.ndarray:
     return (arr.astype(np.uint8) * 255) if arr.dtype == bool else arr.astype(np.uint8)
 
 
-def write_png(path: str | Path, array: np.ndarray) -> None:
+def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = None) -> None:
     """Write uint8 HxW (masks, labels) or HxWx3 (RGB) array as PNG, tuned for speed: zlib level 1
     with one fixed row filter instead of libpng's per-row filter search (which costs more than the
     compression itself). HxW arrays get no filter and run-length coding (binary masks: 4x faster,
-    smaller); RGB gets the 'up' filter (overlays: 40% less CPU, same size)."""
+    smaller); RGB gets the 'up' filter. With `palette` (uint8 Nx3, N <= 256) the HxW array holds
+    indices into it and is written as an 8-bit palette PNG with the 'up' filter (overlays: a
+    third of the bytes of RGB, about half the CPU)."""
     import cv2
 
     if array.ndim == 3:
         array = np.ascontiguousarray(array[..., ::-1])  # OpenCV writes BGR
+        params = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    elif palette is not None:
+        if array.dtype != np.uint8 or int(array.max(initial=0)) >= len(palette):
+            raise ValueError(f"{path}: palette PNG needs uint8 indices below {len(palette)}")
         params = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
     else:
         params = [
@@ -183,4 +189,28 @@ def write_png(path: str | Path, array: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1, *params])
     if not ok:
         raise ValueError(f"{path}: could not encode a {array.shape} {array.dtype} array as PNG")
-    Path(path).write_bytes(buf.tobytes())
+    data = buf.tobytes()
+    if palette is not None:
+        data = _gray_png_to_palette(data, palette)
+    Path(path).write_bytes(data)
+
+
+def _gray_png_to_palette(png: bytes, palette: np.ndarray) -> bytes:
+    """An 8-bit grayscale PNG -> the same pixels as indices into `palette`: colour type 0 -> 3 in
+    the header and a PLTE chunk after it (the compressed image data stays as it is)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    pal = np.asarray(palette, np.uint8)
+    if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= 256:
+        raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {pal.shape}")
+    ihdr = bytearray(png[16:29])  # after the 8-byte signature, 4-byte length and b"IHDR"
+    if png[12:16] != b"IHDR" or ihdr[8] != 8 or ihdr[9] != 0:
+        raise ValueError("palette PNGs are written from 8-bit single-channel index arrays")
+    ihdr[9] = 3  # colour type: palette
+    return png[:8] + chunk(b"IHDR", bytes(ihdr)) + chunk(b"PLTE", pal.tobytes()) + png[33:]

@@ -29,20 +29,35 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def keep_largest(
-    mask: np.ndarray, keep: int = 2, min_ratio: float = 0.05, weight: np.ndarray | None = None
+    mask: np.ndarray,
+    keep: int = 2,
+    min_ratio: float = 0.05,
+    weight: np.ndarray | None = None,
+    comps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Keep the `keep` largest components; drop any smaller than min_ratio x the largest. With
     `weight` (float HxW, e.g. the probability) and more than `keep` components, a component's
-    size is the sum of its weights."""
-    lab, areas = components(mask)
-    if len(areas) == 0:
-        return mask.astype(np.uint8)
-    if weight is not None and len(areas) > keep:  # (with fewer, the choice is already made)
-        areas = np.bincount(lab.ravel(), weights=weight.ravel(), minlength=len(areas) + 1)[1:]
-    order = np.argsort(areas)[::-1][:keep]
-    lut = np.zeros(len(areas) + 1, np.uint8)  # component label -> kept (1) or not (0)
-    lut[[i + 1 for i in order if areas[i] >= min_ratio * areas[order[0]]]] = 1
-    return lut[lab]
+    size is the sum of its weights. `comps`: `components(mask)` when already computed."""
+    lab, areas = comps if comps is not None else components(mask)
+    return _select(lab, _largest(lab, areas, np.ones(len(areas), bool), keep, min_ratio, weight))
+
+
+def _largest(lab, areas, alive, keep: int, min_ratio: float, weight) -> np.ndarray:
+    """Per component (bool): among the `alive` ones, the `keep` largest (see keep_largest)."""
+    sizes = areas.astype(np.float64)
+    if weight is not None and alive.sum() > keep:  # (with fewer, the choice is already made)
+        sizes = np.bincount(lab.ravel(), weights=weight.ravel(), minlength=len(areas) + 1)[1:]
+    sizes = np.where(alive, sizes, -1.0)
+    chosen = np.zeros(len(areas), bool)
+    order = np.argsort(-sizes, kind="stable")[:keep]  # ties: the first in raster order
+    if len(order):
+        chosen[[i for i in order if sizes[i] >= min_ratio * sizes[order[0]]]] = True
+    return chosen & alive
+
+
+def _select(lab: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Label image + per-component bool -> uint8 {0,1} mask of the chosen components."""
+    return np.concatenate([[0], chosen]).astype(np.uint8)[lab]
 
 
 def smooth(mask: np.ndarray, radius: int | None = None) -> np.ndarray:
@@ -54,34 +69,44 @@ def smooth(mask: np.ndarray, radius: int | None = None) -> np.ndarray:
 
 
 def drop_unexposed(
-    mask: np.ndarray, image: np.ndarray, level: float = 0.02, max_fraction: float = 0.5
+    mask: np.ndarray,
+    image: np.ndarray,
+    level: float = 0.02,
+    max_fraction: float = 0.5,
+    comps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Remove components lying mostly (> max_fraction) on the film's black level (within `level`
     of its minimum): padding, unexposed borders, air outside the collimated field. No lung pixel
     of the train and val films is at that level (at most 0.07% of one lung), but black padding
     beside the body can look like an empty lung to the model. `image` float32 HxW [0,1], the
     mask's size. Nothing is removed if every component is dark."""
-    lab, areas = components(mask)
-    if len(areas) == 0:
-        return mask.astype(np.uint8)
+    lab, areas = comps if comps is not None else components(mask)
+    return _select(lab, _exposed(lab, areas, mask, image, level, max_fraction))
+
+
+def _exposed(lab, areas, mask, image, level: float, max_fraction: float) -> np.ndarray:
+    """Per component (bool): not mostly on the black level (all True if every one is)."""
     dark = (image <= float(image.min()) + level) & (mask > 0)
-    black = np.bincount(lab[dark], minlength=len(areas) + 1)
-    keep = black[1:] <= max_fraction * areas
-    if not keep.any():
-        return mask.astype(np.uint8)
-    return np.concatenate([[False], keep])[lab].astype(np.uint8)
+    black = np.bincount(lab[dark], minlength=len(areas) + 1)[1:]
+    keep = black <= max_fraction * areas
+    return keep if keep.any() else np.ones(len(areas), bool)
 
 
 def clean(
-    mask: np.ndarray, image: np.ndarray | None = None, prob: np.ndarray | None = None
+    mask: np.ndarray,
+    image: np.ndarray | None = None,
+    prob: np.ndarray | None = None,
+    comps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The default post-processing: components on the film's black level dropped (when `image`
     is given), the two largest kept (by summed probability when `prob` float32 HxW is given, so
     a large but uncertain blob in a noisy border loses to a confident lung), holes filled,
-    lightly smoothed."""
+    lightly smoothed. `comps`: `components(mask)` when already computed (labelled once)."""
+    lab, areas = comps if comps is not None else components(mask)
+    alive = np.ones(len(areas), bool)
     if image is not None:
-        mask = drop_unexposed(mask, image)
-    out = fill_holes(keep_largest(mask, weight=prob))
+        alive = _exposed(lab, areas, mask, image, 0.02, 0.5)
+    out = fill_holes(_select(lab, _largest(lab, areas, alive, 2, 0.05, prob)))
     out = smooth(out)
     return fill_holes(keep_largest(out))
 
@@ -90,28 +115,30 @@ def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
     """Label each lung: components on the image left are the patient's right (unless `flipped`).
     A single component spanning the midline (both lungs merged) is cut at its narrowest column
     in its middle third; a lone lung is labelled by the image half it lies in."""
-    n, lab, st, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    labels = np.zeros(mask.shape, np.uint8)
+    n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     if n < 2:
-        return labels
-    areas, cx = st[1:, cv2.CC_STAT_AREA], centroids[1:, 0]
+        return np.zeros(mask.shape, np.uint8)
     w = mask.shape[1]
+    # pixels per (component, column): areas, centroids and extents in one pass over the image
+    cols = np.bincount((lab * w + np.arange(w, dtype=lab.dtype)).ravel(), minlength=n * w)
+    cols = cols.reshape(n, w)[1:]
+    areas = cols.sum(axis=1)
+    cx = cols @ np.arange(w) / areas
     order = np.argsort(areas)[::-1]
-    x0 = st[order[0] + 1, cv2.CC_STAT_LEFT]
-    x1 = x0 + st[order[0] + 1, cv2.CC_STAT_WIDTH] - 1
+    x0, x1 = np.flatnonzero(cols[order[0]])[[0, -1]]
     lone = len(areas) < 2 or areas[order[1]] < 0.1 * areas[order[0]]
     # one component holding both lungs: it spans the midline with a good part on each side
     merged = lone and x0 < 0.4 * w and x1 > 0.6 * w
     biggest = lab == order[0] + 1 if merged else None
     if merged:  # cut at its narrowest column in the middle third
         lo, hi = x0 + (x1 - x0) // 3, x0 + 2 * (x1 - x0) // 3 + 1
-        split = lo + int(np.argmin(biggest[:, lo:hi].sum(axis=0)))
+        split = lo + int(np.argmin(cols[order[0], lo:hi]))
     elif lone:  # one lung (the other missing): its side is where it lies in the image
         split = w / 2
     else:
         split = (cx[order[0]] + cx[order[1]]) / 2
     side = np.where(cx < split, RIGHT, LEFT).astype(np.uint8)
-    labels = np.concatenate([[0], side])[lab].astype(np.uint8)  # each component by its centroid
+    labels = np.concatenate([[0], side]).astype(np.uint8)[lab]  # each component by its centroid
     if merged:
         image_left = np.arange(w)[None, :] < split
         labels[biggest & image_left] = RIGHT

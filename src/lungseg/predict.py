@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .imageio import ImageReadError, is_supported, read_image, write_png
-from .report import overlay
+from .report import PALETTE, overlay_indexed
 from .segmenter import Segmenter
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,9 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
         res = seg.finish(prob, g, rad)
         write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255))
         if overlays:
-            write_png(out_dir / f"{stem}_overlay.png", overlay(rad.image, res.labels))
+            write_png(
+                out_dir / f"{stem}_overlay.png", overlay_indexed(rad.image, res.labels), PALETTE
+            )
         if labels:
             write_png(out_dir / f"{stem}_labels.png", res.labels)
     except (OSError, ValueError, MemoryError) as e:

@@ -11,42 +11,61 @@ import numpy as np
 from .postprocess import LEFT, RIGHT
 
 RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR = (255, 80, 60), (60, 160, 255), (80, 230, 80)
+# Overlays are 8-bit palette images: 252 gray levels, then the three outline colours. A palette PNG
+# is a third of the bytes of RGB to filter and compress (predict writes one per film).
+GRAYS = 252
+RIGHT_INDEX, LEFT_INDEX, TRUTH_INDEX = GRAYS, GRAYS + 1, GRAYS + 2
+PALETTE = np.concatenate(
+    [
+        np.repeat(np.round(np.arange(GRAYS) * 255 / (GRAYS - 1)), 3).reshape(-1, 3),
+        [RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR],
+    ]
+).astype(np.uint8)
 
 
-def _outline(rgb: np.ndarray, region: np.ndarray, color, thickness: int) -> tuple | None:
-    """Draw the region's outer outline; returns its bounding box (x, y, w, h)."""
+def _outline(img: np.ndarray, region: np.ndarray, index: int, thickness: int) -> tuple | None:
+    """Draw the region's outer outline in palette `index`; returns its bounding box (x, y, w, h)."""
     contours, _ = cv2.findContours(
         region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
     )
-    cv2.drawContours(rgb, contours, -1, color, thickness, cv2.LINE_AA)
+    cv2.drawContours(img, contours, -1, index, thickness, cv2.LINE_8)
     return cv2.boundingRect(np.concatenate(contours)) if contours else None
 
 
-def overlay(
+def overlay_indexed(
     image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None = None, max_side: int = 2048
 ) -> np.ndarray:
-    """image float32 HxW [0,1], labels uint8 HxW (1 right, 2 left; or a {0,1} mask) ->
-    uint8 RGB with outlines (red: patient's right, blue: left, green: ground truth) and R/L
-    marks. Downscaled so the long side is at most `max_side`."""
+    """image float32 HxW [0,1], labels uint8 HxW (1 right, 2 left; or a {0,1} mask) -> uint8
+    indices into PALETTE: the film in gray with outlines (red: patient's right, blue: left,
+    green: ground truth) and R/L marks. Downscaled so the long side is at most `max_side`.
+    Write it with `write_png(path, indices, PALETTE)`; `PALETTE[indices]` is the RGB picture."""
     scale = min(1.0, max_side / max(image.shape))
     if scale < 1:
         hw = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         image = cv2.resize(image, hw, interpolation=cv2.INTER_AREA)
         labels = cv2.resize(labels, hw, interpolation=cv2.INTER_NEAREST)
         truth = None if truth is None else cv2.resize(truth, hw, interpolation=cv2.INTER_NEAREST)
-    gray = cv2.convertScaleAbs(image, alpha=255.0)  # float [0,1] -> uint8, saturating
-    rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-    t = max(1, round(min(gray.shape) / 300))
+    img = cv2.convertScaleAbs(image, alpha=GRAYS - 1.0)  # float [0,1] -> 0..251, saturating
+    t = max(1, round(min(img.shape) / 300))
     if truth is not None:
-        _outline(rgb, truth > 0, TRUTH_COLOR, t)
-    for side, color, text in ((RIGHT, RIGHT_COLOR, "R"), (LEFT, LEFT_COLOR, "L")):
-        box = _outline(rgb, labels == side, color, t)
+        _outline(img, truth > 0, TRUTH_INDEX, t)
+    for side, index, text in ((RIGHT, RIGHT_INDEX, "R"), (LEFT, LEFT_INDEX, "L")):
+        box = _outline(img, labels == side, index, t)
         if box is None:
             continue
         x, y, w, _ = box
         org = (x + w // 2 - 4 * t, y + 14 * t)  # above the lung's middle
-        cv2.putText(rgb, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * t, color, 2 * t, cv2.LINE_AA)
-    return rgb
+        ink = np.zeros_like(img)  # OpenCV blends text edges even with LINE_8: draw, then pick
+        cv2.putText(ink, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * t, 255, 2 * t, cv2.LINE_8)
+        img[ink >= 128] = index
+    return img
+
+
+def overlay(
+    image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None = None, max_side: int = 2048
+) -> np.ndarray:
+    """The overlay of `overlay_indexed` as uint8 RGB HxWx3."""
+    return PALETTE[overlay_indexed(image, labels, truth, max_side)]
 
 
 def results_grid(

@@ -130,9 +130,10 @@ class Segmenter:
         its pixels, spacing and orientation guide post-processing and measurements)."""
         prob = to_original(prob_small, geometry)
         raw = (prob >= self.config.threshold).astype(np.uint8)
-        areas = pp.components(raw)[1]
-        n_raw = int((areas >= 0.01 * max(1, areas.sum())).sum())  # specks are not fragments
-        mask = pp.clean(raw, rad.image if rad else None, prob) if self.postprocess else raw
+        comps = pp.components(raw)  # labelled once: the QC count and the post-processing
+        n_raw = int((comps[1] >= 0.01 * max(1, comps[1].sum())).sum())  # specks: no fragments
+        image = rad.image if rad else None
+        mask = pp.clean(raw, image, prob, comps) if self.postprocess else raw
         labels = pp.split_sides(mask, flipped=bool(rad and rad.flipped))
         spacing = rad.spacing if rad else None
         return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))

@@ -1,0 +1,47 @@
+"""Overlays: outlines in the right colours on the film, written as palette PNGs."""
+
+import numpy as np
+from PIL import Image
+
+from lungseg.imageio import write_png
+from lungseg.postprocess import LEFT, RIGHT
+from lungseg.report import LEFT_COLOR, PALETTE, RIGHT_COLOR, TRUTH_COLOR, overlay, overlay_indexed
+
+
+def _film_and_labels():
+    image = np.tile(np.linspace(0, 1, 200, dtype=np.float32), (160, 1))  # gray ramp, dark left
+    labels = np.zeros((160, 200), np.uint8)
+    labels[30:130, 20:80], labels[30:130, 120:180] = RIGHT, LEFT
+    return image, labels
+
+
+def test_overlay_outlines_each_lung_in_its_colour_and_keeps_the_film():
+    image, labels = _film_and_labels()
+    rgb = overlay(image, labels)
+    assert rgb.shape == (160, 200, 3) and rgb.dtype == np.uint8
+    is_right = (rgb == RIGHT_COLOR).all(axis=-1)
+    is_left = (rgb == LEFT_COLOR).all(axis=-1)
+    assert is_right[:, :100].sum() > 200 and not is_right[:, 100:].any()  # image left: right lung
+    assert is_left[:, 100:].sum() > 200 and not is_left[:, :100].any()
+    inside = rgb[60:100, 40:60]  # inside the lung: the film's gray ramp, untouched
+    assert (inside[..., 0] == inside[..., 1]).all()
+    expected = np.round(image[60:100, 40:60] * 251) * 255 / 251
+    assert np.abs(inside[..., 0] - expected).max() <= 1.5
+
+
+def test_overlay_draws_truth_and_downscales_large_films():
+    image, labels = _film_and_labels()
+    truth = np.zeros_like(labels)
+    truth[20:140, 10:190] = 1  # a ground truth larger than the prediction
+    rgb = overlay(image, labels, truth, max_side=100)
+    assert rgb.shape == (80, 100, 3)
+    assert (rgb == TRUTH_COLOR).all(axis=-1).any()
+
+
+def test_overlay_png_is_a_palette_image_with_the_same_picture(tmp_path):
+    image, labels = _film_and_labels()
+    idx = overlay_indexed(image, labels)
+    write_png(tmp_path / "o.png", idx, PALETTE)
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), overlay(image, labels))
