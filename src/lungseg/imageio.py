@@ -172,12 +172,15 @@ def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = 
     third of the bytes of RGB, about half the CPU)."""
     import cv2
 
-    if array.ndim == 3:
-        array = np.ascontiguousarray(array[..., ::-1])  # OpenCV writes BGR
+    if palette is not None:  # checked before encoding: a bad palette costs no compression
+        palette = np.asarray(palette, np.uint8)
+        if palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= len(palette) <= 256:
+            raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {palette.shape}")
+        if array.ndim != 2 or array.dtype != np.uint8 or int(array.max(initial=0)) >= len(palette):
+            raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
         params = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-    elif palette is not None:
-        if array.dtype != np.uint8 or int(array.max(initial=0)) >= len(palette):
-            raise ValueError(f"{path}: palette PNG needs uint8 indices below {len(palette)}")
+    elif array.ndim == 3:
+        array = np.ascontiguousarray(array[..., ::-1])  # OpenCV writes BGR
         params = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
     else:
         params = [
@@ -196,8 +199,9 @@ def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = 
 
 
 def _gray_png_to_palette(png: bytes, palette: np.ndarray) -> bytes:
-    """An 8-bit grayscale PNG -> the same pixels as indices into `palette`: colour type 0 -> 3 in
-    the header and a PLTE chunk after it (the compressed image data stays as it is)."""
+    """An 8-bit grayscale PNG -> the same pixels as indices into `palette` (uint8 Nx3, checked
+    by write_png): colour type 0 -> 3 in the header and a PLTE chunk after it (the compressed
+    image data stays as it is)."""
     import struct
     import zlib
 
@@ -206,11 +210,8 @@ def _gray_png_to_palette(png: bytes, palette: np.ndarray) -> bytes:
             struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
         )
 
-    pal = np.asarray(palette, np.uint8)
-    if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= 256:
-        raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {pal.shape}")
     ihdr = bytearray(png[16:29])  # after the 8-byte signature, 4-byte length and b"IHDR"
     if png[12:16] != b"IHDR" or ihdr[8] != 8 or ihdr[9] != 0:
         raise ValueError("palette PNGs are written from 8-bit single-channel index arrays")
     ihdr[9] = 3  # colour type: palette
-    return png[:8] + chunk(b"IHDR", bytes(ihdr)) + chunk(b"PLTE", pal.tobytes()) + png[33:]
+    return png[:8] + chunk(b"IHDR", bytes(ihdr)) + chunk(b"PLTE", palette.tobytes()) + png[33:]

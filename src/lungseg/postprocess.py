@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 
 RIGHT, LEFT = 1, 2
+BLACK_LEVEL, MAX_BLACK_FRACTION = 0.02, 0.5  # drop_unexposed: what counts as lying on black
+MIN_RATIO = 0.05  # keep_largest: a kept component is at least this fraction of the largest
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +33,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 def keep_largest(
     mask: np.ndarray,
     keep: int = 2,
-    min_ratio: float = 0.05,
+    min_ratio: float = MIN_RATIO,
     weight: np.ndarray | None = None,
     comps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
@@ -71,8 +73,8 @@ def smooth(mask: np.ndarray, radius: int | None = None) -> np.ndarray:
 def drop_unexposed(
     mask: np.ndarray,
     image: np.ndarray,
-    level: float = 0.02,
-    max_fraction: float = 0.5,
+    level: float = BLACK_LEVEL,
+    max_fraction: float = MAX_BLACK_FRACTION,
     comps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Remove components lying mostly (> max_fraction) on the film's black level (within `level`
@@ -105,8 +107,8 @@ def clean(
     lab, areas = comps if comps is not None else components(mask)
     alive = np.ones(len(areas), bool)
     if image is not None:
-        alive = _exposed(lab, areas, mask, image, 0.02, 0.5)
-    out = fill_holes(_select(lab, _largest(lab, areas, alive, 2, 0.05, prob)))
+        alive = _exposed(lab, areas, mask, image, BLACK_LEVEL, MAX_BLACK_FRACTION)
+    out = fill_holes(_select(lab, _largest(lab, areas, alive, 2, MIN_RATIO, prob)))
     out = smooth(out)
     return fill_holes(keep_largest(out))
 
