@@ -134,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-limit", type=int, default=32, help="calibration images")
     p.add_argument("--check-images", type=int, default=16, help="images for Dice vs fp32")
     p.add_argument("--e2e-limit", type=int, default=64, help="images for end-to-end (0: skip)")
+    p.add_argument(
+        "--e2e-repeat",
+        type=int,
+        default=4,
+        help="each end-to-end film this many times (linked under new names): steady-state "
+        "throughput, as on a large folder, not mostly the pipeline filling and draining",
+    )
     p.add_argument("--e2e-batch", type=int, default=4, help="predict batch size")
     p.add_argument("--e2e-workers", type=int, default=2, help="predict decoding threads")
     p.add_argument("--mm-size", type=int, default=2048, help="matmul size for the fp32 rate")
@@ -158,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "floor: FlopCounterMode FLOPs / measured fp32 torch.mm rate (CUDA: rate of its dtype)",
         "Dice: masks at the model threshold vs torch_fp32 on the --check-images inputs",
         "int8 calibration images default to --images, so they may overlap the Dice inputs",
-        "e2e: lungseg.predict.predict_paths (decode, preprocess, model, post-process, PNGs)",
+        "e2e: lungseg.predict.predict_paths (decode, preprocess, model, post-process, PNGs) on "
+        "--e2e-limit films, each linked --e2e-repeat times",
     ]
     with tempfile.TemporaryDirectory(prefix="lungseg-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -206,7 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         report["variants"] = results
         report["e2e"] = []
         if args.images and args.e2e_limit:
-            files = [str(f) for f in find_images(args.images, args.e2e_limit)]
+            films = tmp / "e2e_films"
+            films.mkdir()
+            files, chosen = [], find_images(args.images, args.e2e_limit)
+            for k in range(max(1, args.e2e_repeat)):
+                for i, f in enumerate(chosen):  # (names unique across sub-folders too)
+                    (films / f"{k}_{i:05d}_{f.name}").symlink_to(f.resolve())
+                    files.append(str(films / f"{k}_{i:05d}_{f.name}"))
             e2e_models = {
                 "predict_torch": model,
                 "predict_ort_fp32": onnx.get("ort_fp32"),

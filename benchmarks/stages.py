@@ -1,7 +1,7 @@
 """Per-stage CPU cost of `predict` outside the model: what end-to-end throughput must hide.
 
-For each image of a folder: decode, preprocess, the mapping back to the original grid, each
-post-processing step, measurements, overlay drawing and the PNG writes, timed as CPU time of this
+For each image of a folder: decode, preprocess, the mapping back to the original grid, the
+post-processing, measurements, overlay drawing and the PNG writes, timed as CPU time of this
 process (so other load on the machine does not inflate it). Prints ms per image, writes JSON.
 
     python benchmarks/stages.py --images /tmp/bimg --limit 10
@@ -52,11 +52,8 @@ def main(argv=None) -> None:
             small = seg.runner(x[None, None])[0]
             prob = timed("to_original", to_original, small, g)
             raw = (prob >= seg.config.threshold).astype(np.uint8)
-            timed("raw components (QC count)", pp.components, raw)
-            m = timed("drop_unexposed", pp.drop_unexposed, raw, rad.image)
-            m = timed("keep_largest (by probability)", pp.keep_largest, m, 2, 0.05, prob)
-            m = timed("fill_holes + smooth", lambda m: pp.smooth(pp.fill_holes(m)), m)
-            m = timed("keep_largest + fill_holes", lambda m: pp.fill_holes(pp.keep_largest(m)), m)
+            comps = timed("raw components (QC count)", pp.components, raw)
+            m = timed("clean (default post-processing)", pp.clean, raw, rad.image, prob, comps)
             labels = timed("split_sides", pp.split_sides, m)
             timed("measure", pp.measure, labels, prob, rad.spacing, 2)
             timed("finish (all of the above + to_original)", seg.finish, small, g, rad)

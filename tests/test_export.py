@@ -97,6 +97,18 @@ def test_onnx_is_self_describing(fp32_onnx):
     assert json.loads(props["lungseg_check"])["max_abs_logit_diff"] < 1e-3
 
 
+def test_runner_threads_sleep_rather_than_spin_unless_asked(fp32_onnx):
+    def spinning(runner: OnnxRunner) -> str | None:
+        try:
+            opts = runner.session.get_session_options()
+            return opts.get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # not set: ONNX Runtime's default, which spins
+            return None
+
+    assert spinning(OnnxRunner(fp32_onnx)) == "0"  # predict: CPU left to post-processing
+    assert spinning(OnnxRunner(fp32_onnx, spin=True)) in (None, "1")
+
+
 def test_dynamic_batch(fp32_onnx, films):
     x = _inputs(films)[:3]
     runner = OnnxRunner(fp32_onnx)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import struct
 import zlib
 
-import cv2
 import numpy as np
 import pydicom
 import pytest
@@ -14,7 +13,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from lungseg.imageio import ImageReadError, is_supported, read_image, read_mask, write_png
+from lungseg.imageio import ImageReadError, is_supported, read_image, read_mask
 
 H, W = 40, 48
 
@@ -341,36 +340,3 @@ def test_decompression_bomb_refused(tmp_path, size, reason):
     p.write_bytes(_png_header_only(*size))
     with pytest.raises(ImageReadError, match=rf"bomb\.png.*{reason}"):
         read_image(p)
-
-
-def test_write_png_is_lossless(tmp_path):
-    """The fast PNG settings (fixed filter, RLE for HxW) must still round-trip exactly."""
-    rng = np.random.default_rng(0)
-    labels = np.zeros((H, W), np.uint8)
-    labels[5:30, 4:20], labels[8:35, 26:44] = 1, 2  # a left/right label map
-    noisy = rng.integers(0, 256, (H, W), dtype=np.uint8)
-    rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-    for name, arr in [("labels", labels), ("noisy", noisy), ("rgb", rgb)]:
-        write_png(tmp_path / f"{name}.png", arr)
-        back = np.asarray(Image.open(tmp_path / f"{name}.png"))
-        np.testing.assert_array_equal(back, arr, err_msg=name)  # RGB order, not BGR
-
-
-def test_write_png_palette_round_trips_indices_and_colours(tmp_path):
-    rng = np.random.default_rng(1)
-    palette = rng.integers(0, 256, (40, 3), dtype=np.uint8)
-    idx = rng.integers(0, 40, (H, W), dtype=np.uint8)
-    write_png(tmp_path / "p.png", idx, palette)
-    with Image.open(tmp_path / "p.png") as im:
-        assert im.mode == "P"
-        np.testing.assert_array_equal(np.asarray(im), idx)
-        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), palette[idx])
-    bgr = cv2.imread(str(tmp_path / "p.png"), cv2.IMREAD_COLOR)  # libpng reads it too
-    np.testing.assert_array_equal(bgr[..., ::-1], palette[idx])
-
-
-def test_write_png_palette_rejects_indices_outside_it(tmp_path):
-    with pytest.raises(ValueError, match="indices below 4"):
-        write_png(tmp_path / "p.png", np.full((5, 5), 4, np.uint8), np.zeros((4, 3), np.uint8))
-    with pytest.raises(ValueError, match="Nx3"):
-        write_png(tmp_path / "p.png", np.zeros((5, 5), np.uint8), np.zeros((4, 4), np.uint8))

@@ -44,8 +44,7 @@ def test_clean_keeps_two_largest_and_removes_specks():
     assert len(components(noisy)[1]) == 5
     out = clean(noisy)
     assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
-    lab, areas = components(out)
-    assert len(areas) == 2
+    assert len(components(out).areas) == 2
     assert out[5:8, 5:8].sum() == 0 and out[190:194, 150:154].sum() == 0
     assert out[15, 80] == 0
     assert (out & mask).sum() / (out | mask).sum() > 0.97
@@ -182,6 +181,13 @@ def test_split_sides_merged_blob_cut_at_bridge():
 
 def test_split_sides_empty():
     assert split_sides(np.zeros((20, 20), np.uint8)).sum() == 0
+
+
+def test_split_sides_lone_lung_on_the_image_right_is_the_left_lung():
+    _, b = two_lungs(w=400)  # the image-right lung only, far from the image's left edge
+    labels = split_sides(b)
+    np.testing.assert_array_equal(labels == LEFT, b > 0)
+    np.testing.assert_array_equal(split_sides(b, flipped=True) == RIGHT, b > 0)
 
 
 def test_split_sides_single_lung_is_not_cut():

@@ -1,11 +1,21 @@
 """Overlays: outlines in the right colours on the film, written as palette PNGs."""
 
+import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from lungseg.imageio import write_png
 from lungseg.postprocess import LEFT, RIGHT
-from lungseg.report import LEFT_COLOR, PALETTE, RIGHT_COLOR, TRUTH_COLOR, overlay, overlay_indexed
+from lungseg.report import (
+    LEFT_COLOR,
+    PALETTE,
+    RIGHT_COLOR,
+    TRUTH_COLOR,
+    _text,
+    overlay,
+    overlay_indexed,
+)
 
 
 def _film_and_labels():
@@ -45,3 +55,17 @@ def test_overlay_png_is_a_palette_image_with_the_same_picture(tmp_path):
     with Image.open(tmp_path / "o.png") as im:
         assert im.mode == "P"
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), overlay(image, labels))
+
+
+@pytest.mark.parametrize("org", [(40, 60), (-6, 4), (190, 159), (90, -3), (-40, 400)])
+@pytest.mark.parametrize("t", [1, 3])
+def test_text_drawn_on_a_patch_equals_text_drawn_on_the_whole_film(org, t):
+    """The R/L marks are drawn on a small patch around the text: same pixels as OpenCV drawing
+    on the whole film, also where the text runs off the film's edge."""
+    expected = np.zeros((160, 200), np.uint8)
+    ink = np.zeros_like(expected)
+    cv2.putText(ink, "L", org, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * t, 255, 2 * t, cv2.LINE_8)
+    expected[ink >= 128] = 7
+    got = np.zeros_like(expected)
+    _text(got, "L", org, 7, t)
+    np.testing.assert_array_equal(got, expected)

@@ -94,7 +94,9 @@ def to_gray_float(im: Image.Image) -> np.ndarray:
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (0, 0, 0, 255))
         im = Image.alpha_composite(bg, im)
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    if im.mode != "L":
+        im = im.convert("L")
+    return np.divide(np.asarray(im), np.float32(255), dtype=np.float32)  # one pass, no copy
 
 
 def _minmax(arr: np.ndarray) -> np.ndarray:
@@ -164,54 +166,67 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = None) -> None:
-    """Write uint8 HxW (masks, labels) or HxWx3 (RGB) array as PNG, tuned for speed: zlib level 1
-    with one fixed row filter instead of libpng's per-row filter search (which costs more than the
-    compression itself). HxW arrays get no filter and run-length coding (binary masks: 4x faster,
-    smaller); RGB gets the 'up' filter. With `palette` (uint8 Nx3, N <= 256) the HxW array holds
-    indices into it and is written as an 8-bit palette PNG with the 'up' filter (overlays: a
-    third of the bytes of RGB, about half the CPU)."""
-    import cv2
-
+    """Write a uint8 HxW (gray: masks, labels) or HxWx3 (RGB) array as an 8-bit PNG. With
+    `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
+    palette PNG (overlays: a third of the bytes of RGB). Encoded by `_encode_png`."""
+    array = np.asarray(array)
+    if (
+        array.dtype != np.uint8
+        or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3 and palette is None))
+        or min(array.shape[:2], default=0) < 1
+    ):
+        raise ValueError(
+            f"{path}: PNGs are written from uint8 HxW or HxWx3 (H, W >= 1), "
+            f"got {array.dtype} {array.shape}"
+        )
     if palette is not None:  # checked before encoding: a bad palette costs no compression
         palette = np.asarray(palette, np.uint8)
         if palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= len(palette) <= 256:
             raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {palette.shape}")
-        if array.ndim != 2 or array.dtype != np.uint8 or int(array.max(initial=0)) >= len(palette):
+        if int(array.max(initial=0)) >= len(palette):
             raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
-        params = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-    elif array.ndim == 3:
-        array = np.ascontiguousarray(array[..., ::-1])  # OpenCV writes BGR
-        params = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-    else:
-        params = [
-            cv2.IMWRITE_PNG_FILTER,
-            cv2.IMWRITE_PNG_FILTER_NONE,
-            cv2.IMWRITE_PNG_STRATEGY,
-            cv2.IMWRITE_PNG_STRATEGY_RLE,
-        ]
-    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1, *params])
-    if not ok:
-        raise ValueError(f"{path}: could not encode a {array.shape} {array.dtype} array as PNG")
-    data = buf.tobytes()
-    if palette is not None:
-        data = _gray_png_to_palette(data, palette)
-    Path(path).write_bytes(data)
+    Path(path).write_bytes(_encode_png(array, palette))
 
 
-def _gray_png_to_palette(png: bytes, palette: np.ndarray) -> bytes:
-    """An 8-bit grayscale PNG -> the same pixels as indices into `palette` (uint8 Nx3, checked
-    by write_png): colour type 0 -> 3 in the header and a PLTE chunk after it (the compressed
-    image data stays as it is)."""
+def _encode_png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+    """uint8 HxW / HxWx3 (checked by write_png) -> PNG bytes, tuned for speed: every row gets the
+    'up' filter (minus the row above; a filter search costs more than the compression) and is
+    deflated by ISA-L at level 1 when `isal` is installed (an overlay of a 1024 px film: 2.3 ms,
+    against 6-9 ms for zlib), else by zlib level 1 with run-length matching only (fast; films
+    then compress a little less than with full zlib)."""
     import struct
     import zlib
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
+    h, w = array.shape[:2]
+    rows = array.reshape(h, -1)
+    data = np.empty((h, rows.shape[1] + 1), np.uint8)
+    data[:, 0] = 2  # filter type 'up'; the first row's "row above" is zeros
+    data[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=data[1:, 1:])  # mod 256, as PNG defines it
+    colour = 2 if array.ndim == 3 else 0 if palette is None else 3  # RGB, gray, palette
 
-    ihdr = bytearray(png[16:29])  # after the 8-byte signature, 4-byte length and b"IHDR"
-    if png[12:16] != b"IHDR" or ihdr[8] != 8 or ihdr[9] != 0:
-        raise ValueError("palette PNGs are written from 8-bit single-channel index arrays")
-    ihdr[9] = 3  # colour type: palette
-    return png[:8] + chunk(b"IHDR", bytes(ihdr)) + chunk(b"PLTE", palette.tobytes()) + png[33:]
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(body, zlib.crc32(kind))
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)),
+            chunk(b"PLTE", palette.tobytes()) if palette is not None else b"",
+            chunk(b"IDAT", _deflate(data)),
+            chunk(b"IEND", b""),
+        ]
+    )
+
+
+def _deflate(data: np.ndarray) -> bytes:
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib.compress(data, 1)
+    except ImportError:
+        import zlib
+
+        z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+        return z.compress(data) + z.flush()

@@ -25,9 +25,7 @@ PALETTE = np.concatenate(
 
 def _outline(img: np.ndarray, region: np.ndarray, index: int, thickness: int) -> tuple | None:
     """Draw the region's outer outline in palette `index`; returns its bounding box (x, y, w, h)."""
-    contours, _ = cv2.findContours(
-        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
-    )
+    contours, _ = cv2.findContours(region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(img, contours, -1, index, thickness, cv2.LINE_8)
     return cv2.boundingRect(np.concatenate(contours)) if contours else None
 
@@ -54,11 +52,23 @@ def overlay_indexed(
         if box is None:
             continue
         x, y, w, _ = box
-        org = (x + w // 2 - 4 * t, y + 14 * t)  # above the lung's middle
-        ink = np.zeros_like(img)  # OpenCV blends text edges even with LINE_8: draw, then pick
-        cv2.putText(ink, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * t, 255, 2 * t, cv2.LINE_8)
-        img[ink >= 128] = index
+        _text(img, text, (x + w // 2 - 4 * t, y + 14 * t), index, t)  # above the lung's middle
     return img
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], index: int, t: int) -> None:
+    """Write `text` (bottom-left at `org`) in palette `index`, stroke `t`. OpenCV blends text
+    edges even with LINE_8, so it is drawn on a scratch patch just around it, then picked."""
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.6 * t
+    (tw, th), base = cv2.getTextSize(text, font, scale, 2 * t)
+    m = 3 * t + 2  # the stroke reaches past getTextSize's box by up to its thickness
+    y0, x0 = max(0, org[1] - th - m), max(0, org[0] - m)
+    y1, x1 = min(img.shape[0], org[1] + base + m), min(img.shape[1], org[0] + tw + m)
+    if y1 <= y0 or x1 <= x0:
+        return
+    ink = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.putText(ink, text, (org[0] - x0, org[1] - y0), font, scale, 255, 2 * t, cv2.LINE_8)
+    img[y0:y1, x0:x1][ink >= 128] = index
 
 
 def overlay(

@@ -63,14 +63,18 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    """The same contract as TorchRunner with ONNX Runtime (fp32 or int8 .onnx files)."""
+    """The same contract as TorchRunner with ONNX Runtime (fp32 or int8 .onnx files). `spin`:
+    let idle worker threads spin, ONNX Runtime's default; off here, because in `predict` the
+    spinning takes CPU from decoding and post-processing (benchmarks/README.md)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, spin: bool = False):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        if not spin:  # waiting threads sleep, leaving the CPU to decoding and post-processing
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         # from the loaded session: reading the file again with `onnx` would double start-up
@@ -131,7 +135,7 @@ class Segmenter:
         prob = to_original(prob_small, geometry)
         raw = (prob >= self.config.threshold).astype(np.uint8)
         comps = pp.components(raw)  # labelled once: the QC count and the post-processing
-        n_raw = int((comps[1] >= 0.01 * max(1, comps[1].sum())).sum())  # specks: no fragments
+        n_raw = int((comps.areas >= 0.01 * max(1, comps.areas.sum())).sum())  # specks: no fragments
         image = rad.image if rad else None
         mask = pp.clean(raw, image, prob, comps) if self.postprocess else raw
         labels = pp.split_sides(mask, flipped=bool(rad and rad.flipped))
