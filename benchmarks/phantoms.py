@@ -6,6 +6,8 @@ segmented (issue 6 aims at Dice >= 0.85 on opacified phantoms). Prints a table, 
 
     python benchmarks/phantoms.py --seeds 0 1 2 --sizes 768 \
         --models src/lungseg/weights/lungseg_deeplabv3plus_resnet50.safetensors
+    python benchmarks/phantoms.py --input-sizes 384 416 448 \
+        --out benchmarks/results/phantoms_input_sizes.json
 """
 
 from __future__ import annotations
@@ -31,12 +33,21 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--sizes", nargs="+", type=int, default=[768])
     p.add_argument("--diseases", nargs="+", default=list(DISEASES), choices=DISEASES)
+    p.add_argument(
+        "--input-sizes",
+        nargs="+",
+        type=int,
+        help="run each model at these input sizes instead of the one in its file",
+    )
     p.add_argument("--out", default="benchmarks/results/phantoms.json")
     a = p.parse_args(argv)
 
     results = {}
-    for model in a.models:
+    runs = [(m, n) for m in a.models for n in (a.input_sizes or [None])]
+    for model, input_size in runs:
         seg = Segmenter(model, device="cpu")
+        if input_size:  # the network is fully convolutional: any multiple of 16 runs
+            seg.config.size = input_size
         table = {}
         for disease in a.diseases:
             dice = []
@@ -46,8 +57,8 @@ def main(argv=None) -> None:
                     dice.append(confusion(seg(Radiograph(ph.image)).mask, ph.lungs).dice)
             table[disease] = {"mean_dice": float(np.mean(dice)), "min_dice": float(min(dice))}
             table[disease]["dice"] = [round(float(d), 4) for d in dice]
-        results[model] = table
-    print(f"{'disease':12s}" + "".join(f"{Path(m).stem[:30]:>34s}" for m in results))
+        results[f"{model}@{input_size}" if input_size else model] = table
+    print(f"{'disease':12s}" + "".join(f"{Path(m).name[-30:]:>34s}" for m in results))
     for disease in a.diseases:
         cells = "".join(
             f"{t[disease]['mean_dice']:>20.3f} (min {t[disease]['min_dice']:.3f})"
@@ -55,6 +66,7 @@ def main(argv=None) -> None:
         )
         print(f"{disease:12s}{cells}")
     meta = {
+        "input_sizes": a.input_sizes,
         "seeds": a.seeds,
         "sizes": a.sizes,
         "date": time.strftime("%F"),
