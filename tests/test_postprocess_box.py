@@ -1,5 +1,6 @@
-"""Post-processing works on the lungs' bounding box, not the whole film (for speed). These tests
-compare it, pixel for pixel, with the same steps done on the whole image by OpenCV directly."""
+"""Post-processing works on the lungs' bounding box, not the whole film (for speed): compared pixel
+for pixel with the same steps done on the whole image by OpenCV directly. Large films are
+post-processed on a smaller grid and their lungs mapped back (`resize_labels`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lungseg.postprocess import (
     clean,
     components,
     fill_holes,
+    resize_labels,
     smooth,
     smooth_radius,
     split_sides,
@@ -94,3 +96,23 @@ def test_column_counts(n):
     lab = np.random.default_rng(n).integers(0, n, (40, 30)).astype(np.int32)
     expected = np.stack([(lab == k).sum(axis=0) for k in range(1, n)])
     np.testing.assert_array_equal(_column_counts(lab, n), expected)
+
+
+def test_resize_labels_gives_the_lungs_drawn_at_the_large_size():
+    def lungs(scale: int) -> np.ndarray:
+        out = np.zeros((100 * scale, 120 * scale), np.uint8)
+        cv2.ellipse(out, (35 * scale, 50 * scale), (20 * scale, 35 * scale), 0, 0, 360, 1, -1)
+        cv2.ellipse(out, (85 * scale, 50 * scale), (20 * scale, 35 * scale), 0, 0, 360, 2, -1)
+        return out
+
+    big = resize_labels(lungs(1), (300, 360))
+    truth = lungs(3)
+    assert big.shape == truth.shape and set(np.unique(big)) == {0, 1, 2}
+    for side in (1, 2):
+        inter = np.count_nonzero((big == side) & (truth == side))
+        assert 2 * inter / (np.count_nonzero(big == side) + np.count_nonzero(truth == side)) > 0.98
+    # every disagreement lies within one small-grid pixel (3 px here) of the true outline
+    square = np.ones((3, 3), np.uint8)
+    edge = cv2.morphologyEx((truth > 0).view(np.uint8), cv2.MORPH_GRADIENT, square)
+    near_edge = cv2.dilate(edge, np.ones((7, 7), np.uint8)) > 0
+    assert not ((big != truth) & ~near_edge).any()

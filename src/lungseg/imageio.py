@@ -83,7 +83,9 @@ def _read_raster(path: Path) -> np.ndarray:
 
 def to_gray_float(im: Image.Image) -> np.ndarray:
     """PIL image of any mode -> float32 HxW in [0,1] (16-bit kept at full precision)."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if im.mode in ("I;16", "I;16B", "I;16L"):  # one pass: already within [0, 65535]
+        return np.divide(np.asarray(im), np.float32(65535), dtype=np.float32)
+    if im.mode == "I":
         arr = np.asarray(im, dtype=np.float32)
         top = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
         return np.clip(arr / top, 0, 1).astype(np.float32)

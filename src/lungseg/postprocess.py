@@ -4,6 +4,7 @@ flag implausible results. `mask` is uint8 HxW {0,1}; `labels` uint8 HxW (0 backg
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import cv2
@@ -210,6 +211,23 @@ def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
     if flipped:
         labels = np.where(labels > 0, 3 - labels, 0).astype(np.uint8)
     out[rows, box_cols] = labels
+    return out
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Labels uint8 hxw (0, RIGHT, LEFT) -> the same lungs at `shape` HxW: the outline from the
+    bilinear enlargement of the lung mask (pixel centres aligned, diagonal edges rather than
+    steps), each pixel's side from the nearest labelled pixel of the small grid."""
+    h, w = shape
+    big = partial(cv2.resize, dsize=(w, h), interpolation=cv2.INTER_NEAREST)
+    lungs = (labels > 0).view(np.uint8) * np.uint8(255)
+    inside = cv2.resize(lungs, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
+    out = big(labels)
+    rim = inside & (out == 0)  # inside the smooth outline, outside the blocky one
+    if rim.any():
+        grown = big(cv2.dilate(labels, np.ones((3, 3), np.uint8)))
+        out[rim] = grown[rim]
+    out[~inside] = 0
     return out
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import postprocess as pp
@@ -20,6 +22,7 @@ from .model import DEFAULT_WEIGHTS, ModelConfig, config_from_metadata
 from .preprocess import preprocess, to_original
 
 log = logging.getLogger(__name__)
+WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
 
 
 @dataclass
@@ -103,11 +106,16 @@ class Segmenter:
     """
 
     def __init__(
-        self, model: str | Path | None = None, device: str = "auto", postprocess: bool = True
+        self,
+        model: str | Path | None = None,
+        device: str = "auto",
+        postprocess: bool = True,
+        work_size: int | None = WORK_SIZE,
     ):
         self.runner = make_runner(model, device)
         self.config: ModelConfig = self.runner.config
         self.postprocess = postprocess
+        self.work_size = work_size  # post-processing grid for larger films (None: their own)
 
     @classmethod
     def default(cls, **kwargs) -> Segmenter:
@@ -131,16 +139,34 @@ class Segmenter:
 
     def finish(self, prob_small: np.ndarray, geometry, rad: Radiograph | None = None) -> Result:
         """Model-grid probability -> Result on the original grid of `rad` (the input film:
-        its pixels, spacing and orientation guide post-processing and measurements)."""
+        its pixels, spacing and orientation guide post-processing and measurements). A film
+        whose long side exceeds `work_size` is post-processed on a grid of that size and its
+        lungs mapped back with a smooth outline: the model's own grid is far coarser, and
+        morphology on a 3000 px film costs several times the model."""
         prob = to_original(prob_small, geometry)
+        image = rad.image if rad else None
+        flipped = bool(rad and rad.flipped)
+        h, w = prob.shape
+        scale = (self.work_size or 0) / max(h, w)
+        if self.postprocess and 0 < scale < 1:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            shrink = partial(cv2.resize, dsize=size, interpolation=cv2.INTER_AREA)
+            small = None if image is None else shrink(image)
+            _, labels, n_raw = self._clean(shrink(prob), small, flipped)
+            labels = pp.resize_labels(labels, (h, w))
+            mask = (labels > 0).astype(np.uint8)
+        else:
+            mask, labels, n_raw = self._clean(prob, image, flipped)
+        spacing = rad.spacing if rad else None
+        return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))
+
+    def _clean(self, prob: np.ndarray, image: np.ndarray | None, flipped: bool):
+        """Probability (and film) on one grid -> (mask, labels, raw component count) there."""
         raw = (prob >= self.config.threshold).astype(np.uint8)
         comps = pp.components(raw)  # labelled once: the QC count and the post-processing
         n_raw = int((comps.areas >= 0.01 * max(1, comps.areas.sum())).sum())  # specks: no fragments
-        image = rad.image if rad else None
         mask = pp.clean(raw, image, prob, comps) if self.postprocess else raw
-        labels = pp.split_sides(mask, flipped=bool(rad and rad.flipped))
-        spacing = rad.spacing if rad else None
-        return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))
+        return mask, pp.split_sides(mask, flipped=flipped), n_raw
 
     @staticmethod
     def _radiograph(image) -> Radiograph:

@@ -1,0 +1,92 @@
+"""Large films: post-processing on the working grid (`Segmenter.work_size`, 1024 px) against
+post-processing on the film's own grid.
+
+The val films here are at most 1024 px, so they are enlarged (`--scale`, bicubic; masks nearest)
+to the size of hospital films. For each: IoU of both against the enlarged mask, the agreement of
+the two masks, whether the quality flag differs, and the CPU time of `Segmenter.finish`. Prints a
+table, writes JSON.
+
+    python benchmarks/large_films.py --data ../shared/data --scale 2.6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lungseg import datasets as data
+from lungseg.imageio import Radiograph
+from lungseg.metrics import confusion
+from lungseg.model import DEFAULT_WEIGHTS
+from lungseg.segmenter import WORK_SIZE, Segmenter
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="val", choices=["train", "val"])  # never test
+    p.add_argument("--model", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--scale", type=float, default=2.6)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--out", default="benchmarks/results/large_films.json")
+    a = p.parse_args(argv)
+
+    samples, _ = data.discover(a.data)
+    chosen = data.select(samples, data.assign_splits(Path(a.data), samples), a.split, limit=a.limit)
+    seg = Segmenter(a.model, device="cpu")
+    grids = {f"working grid ({WORK_SIZE} px)": WORK_SIZE, "film's own grid": None}
+    iou = {k: [] for k in grids}
+    cpu = dict.fromkeys(grids, 0.0)
+    agree, flag_diff, sizes = [], 0, []
+    for s in chosen:
+        image, truth = data.load_pair(s)
+        h, w = (round(n * a.scale) for n in image.shape)
+        image = np.clip(cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
+        truth = cv2.resize(truth, (w, h), interpolation=cv2.INTER_NEAREST)
+        sizes.append(max(h, w))
+        x, geometry = seg.prepare(image)
+        prob = seg.runner(x[None, None])[0]  # one model output, post-processed both ways
+        out = {}
+        for name, work_size in grids.items():
+            seg.work_size = work_size
+            t0 = time.process_time()
+            out[name] = seg.finish(prob, geometry, Radiograph(image))
+            cpu[name] += time.process_time() - t0
+            iou[name].append(confusion(out[name].mask, truth).iou)
+        first, second = out.values()
+        agree.append(confusion(first.mask, second.mask).dice)
+        flag_diff += first.stats["quality"] != second.stats["quality"]
+
+    rows = {
+        name: {
+            "iou_mean": float(np.mean(iou[name])),
+            "iou_min": float(np.min(iou[name])),
+            "finish_ms_cpu": 1000 * cpu[name] / len(chosen),
+        }
+        for name in grids
+    }
+    span = f"long side {min(sizes)}-{max(sizes)} px"
+    print(f"{len(chosen)} {a.split} films enlarged {a.scale}x ({span})")
+    print(f"{'post-processing on':26s} {'IoU mean':>9s} {'IoU min':>8s} {'finish ms CPU':>14s}")
+    for name, r in rows.items():
+        print(f"{name:26s} {r['iou_mean']:9.4f} {r['iou_min']:8.4f} {r['finish_ms_cpu']:14.0f}")
+    print(f"mask Dice between the two: mean {np.mean(agree):.4f}, min {np.min(agree):.4f}; "
+          f"quality flag differs on {flag_diff} of {len(chosen)}")  # fmt: skip
+    meta = {"split": a.split, "n": len(chosen), "scale": a.scale, "model": a.model}
+    meta.update(date=time.strftime("%F"), platform=platform.platform())
+    agreement = {"dice_mean": float(np.mean(agree)), "dice_min": float(np.min(agree))}
+    out_path = Path(a.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    report = {"meta": meta, "grids": rows, "agreement": agreement, "quality_differs": flag_diff}
+    out_path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()
