@@ -112,6 +112,19 @@ def test_large_films_are_post_processed_on_a_smaller_grid_with_the_same_result()
     assert work.stats["quality"] == full.stats["quality"]
 
 
+@pytest.mark.parametrize("full_grid", [False, True])
+def test_predict_full_grid_flag(tiny_model, tmp_path, full_grid):
+    """`--full-grid` post-processes a large film on its own grid, as Segmenter(work_size=None)."""
+    film = make_phantom(size=1100, seed=1, height=1300).image
+    Image.fromarray((film * 255).round().astype(np.uint8)).save(tmp_path / "big.png")
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "big.png"), "--out", str(out), "--model", str(tiny_model)]
+    assert main(argv + ["--full-grid"] * full_grid) == 0
+    seg = Segmenter(tiny_model, device="cpu", work_size=None if full_grid else 1024)
+    expected = seg(tmp_path / "big.png").mask * 255
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "big_mask.png")), expected)
+
+
 def test_same_stem_in_two_folders_gets_two_outputs(tiny_model, tmp_path):
     for sub in ("x", "y"):
         (tmp_path / "in" / sub).mkdir(parents=True)

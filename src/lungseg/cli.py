@@ -79,6 +79,7 @@ def _predict(a) -> int:
         overlays=not a.no_overlay,
         device=a.device,
         workers=a.workers,
+        full_grid=a.full_grid,
     )
     return 1 if failed else 0
 
@@ -180,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-overlay", action="store_true", help="skip overlay PNGs (faster on large archives)"
     )
     r.add_argument("--workers", type=int, default=2, help="decoding threads")
+    r.add_argument(
+        "--full-grid",
+        action="store_true",
+        help="post-process films over 1024 px on their own grid (slower; default: a 1024 px grid)",
+    )
     r.add_argument("--device", **dev)
     r.set_defaults(func=_predict)
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .imageio import ImageReadError, is_supported, read_image, write_png
 from .report import PALETTE, overlay_indexed
-from .segmenter import Segmenter
+from .segmenter import WORK_SIZE, Segmenter
 
 log = logging.getLogger(__name__)
 FIELDS = [
@@ -90,10 +90,12 @@ def predict_paths(
     device: str = "auto",
     workers: int = 2,
     segmenter: Segmenter | None = None,
+    full_grid: bool = False,
 ) -> list[str]:
     """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png
     (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv and
-    results.json.
+    results.json. `full_grid`: post-process films larger than `segmenter.WORK_SIZE` on their own
+    grid (slower) instead of a working grid of that size.
     Returns the inputs that failed."""
     files, failed = collect_inputs(paths)
     for p in failed:
@@ -102,7 +104,9 @@ def predict_paths(
         raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP or DICOM)")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    seg = segmenter or Segmenter(model, device=device, postprocess=postprocess)
+    seg = segmenter or Segmenter(
+        model, device=device, postprocess=postprocess, work_size=None if full_grid else WORK_SIZE
+    )
     rows: dict[int, dict] = {}
     finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
     with ThreadPoolExecutor(max(1, workers)) as pool:
