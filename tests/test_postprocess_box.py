@@ -15,11 +15,11 @@ from lungseg.postprocess import (
     clean,
     components,
     fill_holes,
-    resize_labels,
     smooth,
     smooth_radius,
     split_sides,
 )
+from lungseg.preprocess import resize_labels
 
 
 def _keep_largest_whole(mask: np.ndarray, keep: int = 2) -> np.ndarray:

@@ -87,7 +87,7 @@ def to_gray_float(im: Image.Image) -> np.ndarray:
         return np.divide(np.asarray(im), np.float32(65535), dtype=np.float32)
     if im.mode == "I":
         arr = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
+        top = 65535.0 if arr.max() > 255 else 255.0
         return np.clip(arr / top, 0, 1).astype(np.float32)
     if im.mode == "F":
         arr = np.asarray(im, dtype=np.float32)

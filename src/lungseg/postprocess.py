@@ -4,7 +4,6 @@ flag implausible results. `mask` is uint8 HxW {0,1}; `labels` uint8 HxW (0 backg
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import cv2
@@ -31,17 +30,11 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
     x, y, w, h = cv2.boundingRect(mask.astype(np.uint8, copy=False))
     if not w:
         return slice(0, 0), slice(0, 0)
-    rows, cols = grow((slice(y, y + h), slice(x, x + w)), margin, mask.shape)
     # starts on even rows and columns: OpenCV labels 2x2 blocks, so a box labels its components
     # in the same order as the whole image would (which decides ties in keep_largest)
-    return slice(rows.start & ~1, rows.stop), slice(cols.start & ~1, cols.stop)
-
-
-def grow(box: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tuple[slice, slice]:
-    """A (rows, cols) box grown by `margin` px on each side, clipped to `shape`."""
     return tuple(
-        slice(max(0, b.start - margin), min(n, b.stop + margin))
-        for b, n in zip(box, shape, strict=True)
+        slice(max(0, start - margin) & ~1, min(n, start + size + margin))
+        for start, size, n in ((y, h, mask.shape[0]), (x, w, mask.shape[1]))
     )
 
 
@@ -77,13 +70,12 @@ def keep_largest(
     keep: int = 2,
     min_ratio: float = MIN_RATIO,
     weight: np.ndarray | None = None,
-    comps: Components | None = None,
 ) -> np.ndarray:
     """Keep the `keep` largest components; drop any smaller than min_ratio x the largest. With
     `weight` (float HxW, e.g. the probability) and more than `keep` components, a component's
-    size is the sum of its weights. `comps`: `components(mask)` when already computed."""
+    size is the sum of its weights."""
     _check_shapes(mask, weight=weight)
-    c = comps if comps is not None else components(mask)
+    c = components(mask)
     w = None if weight is None else weight[c.box]
     chosen = _largest(c.labels, c.areas, np.ones(len(c.areas), bool), keep, min_ratio, w)
     return _select(c, chosen, mask.shape)
@@ -128,7 +120,6 @@ def drop_unexposed(
     image: np.ndarray,
     level: float = BLACK_LEVEL,
     max_fraction: float = MAX_BLACK_FRACTION,
-    comps: Components | None = None,
 ) -> np.ndarray:
     """Remove components lying mostly (> max_fraction) on the film's black level (within `level`
     of its minimum): padding, unexposed borders, air outside the collimated field. No lung pixel
@@ -136,7 +127,7 @@ def drop_unexposed(
     beside the body can look like an empty lung to the model. `image` float32 HxW [0,1], the
     mask's size. Nothing is removed if every component is dark."""
     _check_shapes(mask, image=image)
-    c = comps if comps is not None else components(mask)
+    c = components(mask)
     return _select(c, _exposed(c, image, level, max_fraction), mask.shape)
 
 
@@ -181,13 +172,11 @@ def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
     A single component spanning the midline (both lungs merged) is cut at its narrowest column
     in its middle third; a lone lung is labelled by the image half it lies in."""
     out = np.zeros(mask.shape, np.uint8)
-    rows, box_cols = box = bounding_box(mask)
-    if box_cols.stop == 0:  # no lung
+    lab, areas, box = components(mask)
+    if not len(areas):  # no lung
         return out
-    n, lab = cv2.connectedComponents(mask[box].astype(np.uint8), connectivity=8)
-    w, bw, x = mask.shape[1], lab.shape[1], box_cols.start  # image width; box width and left
-    cols = _column_counts(lab, n)  # pixels per (component, column): areas, centroids, extents
-    areas = cols.sum(axis=1)
+    w, bw, x = mask.shape[1], lab.shape[1], box[1].start  # image width; box width and left
+    cols = _column_counts(lab, len(areas) + 1)  # pixels per (component, column)
     cx = cols @ np.arange(x, x + bw) / areas
     order = np.argsort(areas)[::-1]
     x0, x1 = x + np.flatnonzero(cols[order[0]])[[0, -1]]
@@ -210,24 +199,7 @@ def split_sides(mask: np.ndarray, flipped: bool = False) -> np.ndarray:
         labels[biggest & ~image_left] = LEFT
     if flipped:
         labels = np.where(labels > 0, 3 - labels, 0).astype(np.uint8)
-    out[rows, box_cols] = labels
-    return out
-
-
-def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Labels uint8 hxw (0, RIGHT, LEFT) -> the same lungs at `shape` HxW: the outline from the
-    bilinear enlargement of the lung mask (pixel centres aligned, diagonal edges rather than
-    steps), each pixel's side from the nearest labelled pixel of the small grid."""
-    h, w = shape
-    big = partial(cv2.resize, dsize=(w, h), interpolation=cv2.INTER_NEAREST)
-    lungs = (labels > 0).view(np.uint8) * np.uint8(255)
-    inside = cv2.resize(lungs, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
-    out = big(labels)
-    rim = inside & (out == 0)  # inside the smooth outline, outside the blocky one
-    if rim.any():
-        grown = big(cv2.dilate(labels, np.ones((3, 3), np.uint8)))
-        out[rim] = grown[rim]
-    out[~inside] = 0
+    out[box] = labels
     return out
 
 
@@ -267,7 +239,7 @@ def measure(
         "lung_image_ratio": round((right + left) / (h * w), 4),
         "components": raw_components
         if raw_components is not None
-        else len(components(labels > 0)[1]),
+        else len(components(labels > 0).areas),
     }
     if prob is not None:
         candidate = int(np.count_nonzero(prob > 0.2))

@@ -10,6 +10,7 @@ The `Geometry` records the mapping so a prediction goes back onto the original p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -80,6 +81,24 @@ def to_original(prob: np.ndarray, g: Geometry) -> np.ndarray:
     """Map a float32 (size, size) probability map back to the original (h, w) grid."""
     resized = unplace(prob.astype(np.float32), g)
     return cv2.resize(resized, (g.w, g.h), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Labels uint8 hxw (0 background, 1 right, 2 left) on a working grid -> the same lungs at
+    `shape` HxW: the outline from the bilinear enlargement of the lung mask (pixel centres
+    aligned, diagonal edges rather than steps), each pixel's side from the nearest labelled
+    pixel of the small grid."""
+    h, w = shape
+    big = partial(cv2.resize, dsize=(w, h), interpolation=cv2.INTER_NEAREST)
+    lungs = (labels > 0).view(np.uint8) * np.uint8(255)
+    inside = cv2.resize(lungs, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
+    out = big(labels)
+    rim = inside & (out == 0)  # inside the smooth outline, outside the blocky one
+    if rim.any():
+        grown = big(cv2.dilate(labels, np.ones((3, 3), np.uint8)))
+        out[rim] = grown[rim]
+    out[~inside] = 0
+    return out
 
 
 def normalize_histogram(image: np.ndarray, method: str = "equalize") -> np.ndarray:

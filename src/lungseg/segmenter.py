@@ -19,7 +19,7 @@ import numpy as np
 from . import postprocess as pp
 from .imageio import Radiograph, read_image
 from .model import DEFAULT_WEIGHTS, ModelConfig, config_from_metadata
-from .preprocess import preprocess, to_original
+from .preprocess import preprocess, resize_labels, to_original
 
 log = logging.getLogger(__name__)
 WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
@@ -153,7 +153,7 @@ class Segmenter:
             shrink = partial(cv2.resize, dsize=size, interpolation=cv2.INTER_AREA)
             small = None if image is None else shrink(image)
             _, labels, n_raw = self._clean(shrink(prob), small, flipped)
-            labels = pp.resize_labels(labels, (h, w))
+            labels = resize_labels(labels, (h, w))
             mask = (labels > 0).astype(np.uint8)
         else:
             mask, labels, n_raw = self._clean(prob, image, flipped)
