@@ -1,11 +1,12 @@
-"""Confusion counts and IoU / Dice / accuracy, checked against hand-computed values."""
+"""Confusion counts and IoU / Dice / accuracy, checked against hand-computed values; the largest
+regions where a prediction and its mask disagree, on masks drawn with a known answer."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lungseg.metrics import Confusion, confusion, summarize
+from lungseg.metrics import Confusion, confusion, largest_disagreement, summarize
 
 
 def test_hand_computed_confusion():
@@ -88,3 +89,45 @@ def test_summarize_per_dataset_and_overall():
     assert s["mean_of_datasets"]["iou"] == pytest.approx(0.8)
     assert s["mean_of_datasets"]["dice"] == pytest.approx((0.875 + 0.85) / 2)
     assert summarize([]) == {}
+
+
+def _lungs() -> np.ndarray:
+    """Two 60x30 'lungs' on a 100x100 grid."""
+    m = np.zeros((100, 100), np.uint8)
+    m[20:80, 10:40] = 1
+    m[20:80, 60:90] = 1
+    return m
+
+
+def test_disagreement_missed_under_the_prediction():
+    truth = _lungs()
+    truth[80:90, 60:90] = 1  # the mask goes on below the right-hand lung (behind the diaphragm)
+    pred = _lungs()
+    pred[20:80, 87:90] = 0  # a 3 px sliver along the rim: removed by the opening, no region
+    d = largest_disagreement(pred, truth)
+    assert d["missed"] == pytest.approx(300 / truth.sum(), rel=0.03)  # the opening rounds corners
+    assert d["missed_place"] == "under"
+    assert (d["extra"], d["extra_place"]) == (0.0, "")
+
+
+def test_disagreement_extra_beside_the_mask():
+    truth = _lungs()
+    pred = _lungs()
+    pred[20:80, 40:48] = 1  # the prediction runs 8 px past the medial border, full height
+    pred[10:12, 10:40] = 1  # and a 2 px line above the apex: too thin to count
+    d = largest_disagreement(pred, truth)
+    assert d["extra"] == pytest.approx(480 / truth.sum(), rel=0.03)
+    assert d["extra_place"] == "beside"
+    assert d["missed"] == 0.0
+
+
+def test_disagreement_picks_the_largest_region_and_checks_shapes():
+    truth = _lungs()
+    pred = _lungs()
+    pred[20:30, 10:40] = 0  # 300 px missed at the top of one lung ...
+    pred[50:80, 60:90] = 0  # ... and 900 px at the base of the other: this one is reported
+    d = largest_disagreement(pred, truth)
+    assert d["missed"] == pytest.approx(900 / truth.sum(), rel=0.03)
+    assert d["missed_place"] == "under"  # below what is left of the predicted lung
+    with pytest.raises(ValueError, match="shape"):
+        largest_disagreement(pred, truth[:50])

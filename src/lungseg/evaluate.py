@@ -15,7 +15,7 @@ from tqdm import tqdm
 from . import datasets as data
 from . import report
 from .imageio import Radiograph, write_png
-from .metrics import confusion, summarize
+from .metrics import confusion, largest_disagreement, summarize
 from .postprocess import split_sides
 from .segmenter import Segmenter
 
@@ -58,8 +58,9 @@ def evaluate(
     n_worst: int = 6,
     threshold: float | None = None,
 ) -> dict:
-    """Writes OUT/metrics.json, per_image.csv, results_grid.png, worst/*.png and, when a run
-    folder is known, training_curves.png. Returns the metrics dict. `threshold` overrides the
+    """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
+    `metrics.largest_disagreement`), results_grid.png, worst/*.png and, when a run folder is
+    known, training_curves.png. Returns the metrics dict. `threshold` overrides the
     model's probability threshold (to choose one on `val`)."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +101,7 @@ def evaluate(
                     "width": truth.shape[1],
                     "quality": res.stats["quality"],
                     "flags": res.stats["flags"],
+                    **{f"largest_{k}": v for k, v in largest_disagreement(res.mask, truth).items()},
                 }
             )
             thumbs[s.id] = (_thumb(rad.image), _thumb(truth), _thumb(res.mask))

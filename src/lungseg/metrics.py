@@ -1,10 +1,16 @@
-"""Segmentation metrics from one confusion count: IoU, Dice and pixel accuracy."""
+"""Segmentation metrics from one confusion count: IoU, Dice and pixel accuracy; and where a
+prediction and its mask disagree most."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+
+OPENING = cv2.getStructuringElement(
+    cv2.MORPH_ELLIPSE, (5, 5)
+)  # slivers along an outline: no region
 
 
 @dataclass(frozen=True)
@@ -68,3 +74,31 @@ def summarize(rows: list[dict]) -> dict:
             k: float(np.mean([out[ds][k] for ds in out if ds != "overall"])) for k in keys
         }
     return out
+
+
+def largest_disagreement(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """The largest connected region the prediction misses and the largest it adds (after a 5 px
+    opening), each as a fraction of the mask's area, with its place: "under" when most of it lies
+    below the other outline's lower border in its columns (lung hidden by the heart or a
+    diaphragm dome, drawn by one and not the other), else "beside" ("" when there is none).
+    pred, truth: HxW arrays (nonzero = lung) of the same shape."""
+    confusion(pred, truth)  # shape check
+    p, t = pred > 0, truth > 0
+    area = max(1, int(np.count_nonzero(t)))
+    out = {}
+    for name, region, other in (("missed", t & ~p, p), ("extra", p & ~t, t)):
+        out[name], out[f"{name}_place"] = _largest_region(region, other, area)
+    return out
+
+
+def _largest_region(region: np.ndarray, other: np.ndarray, area: int) -> tuple[float, str]:
+    region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, OPENING)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    if n < 2:
+        return 0.0, ""
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    rows, cols = np.nonzero(lab == i)
+    has = other.any(axis=0)
+    bottom = np.where(has, other.shape[0] - 1 - np.argmax(other[::-1], axis=0), -1)
+    under = np.mean(has[cols] & (rows > bottom[cols])) > 0.5
+    return float(stats[i, cv2.CC_STAT_AREA] / area), "under" if under else "beside"
