@@ -270,3 +270,17 @@ def test_balanced_sampler_draws_each_dataset_equally():
     assert len(drawn) == 30 * len(pairs)
     share = {d: drawn.count(d) / len(drawn) for d in "abc"}
     assert all(abs(v - 1 / 3) < 0.03 for v in share.values()), share
+
+
+@pytest.mark.slow
+def test_max_minutes_stops_early_and_keeps_the_best_model(data_root, tmp_path):
+    """A wall-time limit (a GPU job's time slot) ends the run early, and the run still leaves
+    its best model behind."""
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    rc = cli.main(_train_args(data_root, out, "--epochs", "500", "--max-minutes", "0.05"))
+    assert rc == 0
+    assert json.loads((out / "config.json").read_text())["max_minutes"] == 0.05
+    epochs = _epochs(out / "metrics.csv")
+    assert 0 in epochs and len(epochs) < 500
+    assert (out / "model.safetensors").is_file()

@@ -36,6 +36,7 @@ def _train(a) -> int:
         workers=a.workers,
         strict=a.strict,
         init=a.init,
+        max_minutes=a.max_minutes,
     )
     print(fit(cfg, resume=a.resume))
     return 0
@@ -154,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strict", action="store_true", help="stop on any bad pair")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     t.add_argument("--init", help="start from this model file's weights")
+    t.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this wall time (e.g. a job's time limit); the best model so far is kept",
+    )
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="IoU/Dice/accuracy per dataset on a split")

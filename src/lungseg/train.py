@@ -8,6 +8,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -51,6 +52,7 @@ class TrainConfig:
     workers: int = 1
     strict: bool = False
     init: str | None = None  # start from another model's weights (e.g. fine-tune at a larger size)
+    max_minutes: float | None = None  # stop after this wall time, keeping the best model so far
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(encoder=self.encoder, size=self.size, fit=self.fit, hist=self.hist)
@@ -193,6 +195,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     )
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
+        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
         accelerator="gpu" if gpu else "cpu",
         devices=1,
         precision="bf16-mixed" if gpu else "32-true",
@@ -211,18 +214,10 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         _merge_log(out / "metrics.csv", earlier)
     best = LungSegModule.load_from_checkpoint(best_ckpt.best_model_path or last, map_location="cpu")
     target = out / "model.safetensors"
-    save_safetensors(
-        best.model,
-        cfg.model_config(),
-        target,
-        {"best_val_iou": float(best_ckpt.best_model_score or float("nan"))},
-    )
-    log.info(
-        "best checkpoint %s (val IoU %.4f) -> %s",
-        best_ckpt.best_model_path,
-        float(best_ckpt.best_model_score or float("nan")),
-        target,
-    )
+    score = best_ckpt.best_model_score  # (a tensor: `score or nan` would turn 0.0 into nan)
+    score = float("nan") if score is None else float(score)
+    save_safetensors(best.model, cfg.model_config(), target, {"best_val_iou": score})
+    log.info("best checkpoint %s (val IoU %.4f) -> %s", best_ckpt.best_model_path, score, target)
     return target
 
 

@@ -1,0 +1,102 @@
+"""Pack what a lent GPU machine needs to train lungseg (docs/gpu.md): a compact copy of the train
+and val films, already at the training size, and wheels of the packages its image lacks.
+
+The GPU machine reaches no network and takes at most 64 MiB of working tree; the full data (about
+300 MB) does not fit, but training resizes every film to the model size once before anything
+else (`train.PairDataset`), so films stored at that size train the same model. Test films are
+never packed: the model comes back and is evaluated here.
+
+    python tools/device_pack.py --data ../shared/data --out .device --size 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lungseg import datasets as data
+from lungseg.preprocess import resize, resize_for_model
+
+# what `lungseg train` needs that the GPU machine's image (Python 3.12) does not have
+WHEELS = [
+    "segmentation-models-pytorch",
+    "albumentations",
+    "albucore",
+    "simsimd",
+    "stringzilla",
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-inspection",
+]
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+
+
+def pack_data(root: str, out: Path, size: int, fit: str, splits: list[str]) -> int:
+    """Write out/CXR_png/<id>.png (8-bit, at the model size) and out/masks/<id>.png (0/255) for
+    the chosen splits, and out/splits.csv; returns the number of pairs."""
+    samples, _ = data.discover(root)
+    assigned = data.assign_splits(Path(root), samples)
+    (out / "CXR_png").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(exist_ok=True)
+    rows = []
+    for s in samples:
+        split = assigned[(s.dataset, s.id)]
+        if split not in splits:
+            continue
+        image, mask = data.load_pair(s)
+        small, g = resize_for_model(image, size, fit)  # as train.PairDataset does
+        small_mask = resize(mask.astype(np.float32), (g.rh, g.rw)) >= 0.5
+        png = [cv2.IMWRITE_PNG_COMPRESSION, 9]
+        cv2.imwrite(
+            str(out / "CXR_png" / f"{s.id}.png"), np.round(small * 255).astype(np.uint8), png
+        )
+        cv2.imwrite(str(out / "masks" / f"{s.id}.png"), small_mask.astype(np.uint8) * 255, png)
+        rows.append({"dataset": s.dataset, "id": s.id, "split": split})
+    with open(out / "splits.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["dataset", "id", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    return len(rows)
+
+
+def download_wheels(out: Path) -> None:
+    """The versions installed here (the ones the tests ran with), as CPython 3.12 x86-64 wheels."""
+    out.mkdir(parents=True, exist_ok=True)
+    pins = [f"{name}=={version(name)}" for name in WHEELS]
+    platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+         "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(out), *pins],
+        check=True,
+    )  # fmt: skip
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--out", default=".device")
+    p.add_argument("--size", type=int, default=512, help="the size the run will train at")
+    p.add_argument("--fit", choices=["letterbox", "crop"], default="letterbox")
+    p.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val"])
+    p.add_argument("--no-wheels", action="store_true")
+    a = p.parse_args(argv)
+
+    out = Path(a.out)
+    n = pack_data(a.data, out / "data", a.size, a.fit, a.splits)
+    if not a.no_wheels:
+        download_wheels(out / "whl")
+    mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    print(f"{n} pairs ({', '.join(a.splits)}) at {a.size} px and wheels: {mib:.1f} MiB in {out}")
+    print("next: docs/gpu.md (the run, with the shipped weights kept out of the working tree)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs ON a lent GPU machine (docs/gpu.md), from the repository root, with .device/ carried there
+# (made by tools/device_pack.py). Installs the carried wheels, trains on the packed train/val
+# films and leaves in $OUT: the training log, metrics.csv, config.json, and the model as
+# model.safetensors.part00, 01, ... (the machine returns files of at most 16 MiB; join them with
+# `cat model.safetensors.part* > model.safetensors`).
+#
+#   tools/device_train.sh --size 512 --epochs 50 --max-minutes 8 [other `lungseg train` options]
+set -euo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    .device/whl/*.whl
+export PYTHONPATH="/tmp/site:$PWD/src" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 -c "import torch, lightning, segmentation_models_pytorch as smp, albumentations as A; \
+print('torch', torch.__version__, 'lightning', lightning.__version__, 'smp', smp.__version__, \
+'albumentations', A.__version__, 'cuda', torch.cuda.is_available())"
+run=/tmp/lungseg_run
+status=0
+python3 -m lungseg.cli train --data .device/data --out "$run" --device "${DEVICE:-cuda}" \
+    --workers "$(( $(nproc) - 2 ))" "$@" > "$OUT/train.log" 2>&1 || status=$?
+tail -n 5 "$OUT/train.log"
+cp "$run/metrics.csv" "$run/config.json" "$OUT/" 2>/dev/null || true
+if [ -f "$run/model.safetensors" ]; then
+    split -b 15M -d "$run/model.safetensors" "$OUT/model.safetensors.part"
+fi
+exit "$status"
