@@ -130,3 +130,14 @@ def test_geometric_moves_image_and_mask_together():
         if (m != mask).sum() > 20:
             moved += 1
     assert moved >= 3  # the geometry really changes things, and the mask follows
+
+
+def test_portable_look_does_not_burn_out_a_bright_film(film):
+    """Haze and gamma lift a film; re-windowing keeps its lungs visible instead of clipping
+    them to white (a bright JSRT-like film lost most of its lung to clipping before)."""
+    image, mask = film
+    bright = (0.6 + 0.4 * image).astype(np.float32)  # a film already high in its range
+    for seed in range(10):
+        out = corrupt(bright, mask, "portable", 1.0, np.random.default_rng(seed))
+        assert np.mean(out[mask > 0] >= 0.999) < 0.05, seed
+        assert out[mask > 0].std() > 0.01, seed  # something of the lung is left to see

@@ -116,6 +116,11 @@ def portable(image, mask, rng, severity: float):
     haze = _smooth_field(image.shape, rng, 0.5) * severity * rng.uniform(0.1, 0.4)
     contrast = 1 - severity * rng.uniform(0.2, 0.6)
     out = out * contrast + (1 - contrast) * out.mean() + haze
+    # the imaging chain re-windows a hazy film, it does not burn it out: clipping here left most
+    # of the lung of some bright films at white (no lung to see, nothing to learn or to score)
+    lo, hi = np.percentile(out, [0.5, 99.5])
+    if lo < 0 or hi > 1:
+        out = (out - min(lo, 0.0)) / (max(hi, 1.0) - min(lo, 0.0))
     sigma = severity * rng.uniform(0, 0.004) * w
     if sigma > 0.3:
         out = cv2.GaussianBlur(out, (0, 0), sigma)
