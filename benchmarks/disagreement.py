@@ -5,9 +5,10 @@ For each film of a split (original pixel grid, default post-processing): IoU, th
 negative) and extra (false positive) area as fractions of the manual mask, and the largest
 connected missed region and extra region (`lungseg.metrics.largest_disagreement`, after a 5 px
 opening), each with its place:
-  under   most of it lies below the lower border of the other mask (the prediction for a missed
-          region, the manual mask for an extra one) in its columns: lung where the heart or a
-          diaphragm dome hides it, drawn by one and not the other;
+  under   most of it lies below the lowest pixel of the other mask (the prediction for a missed
+          region, the manual mask for an extra one) in the same columns: on chest films, lung
+          where the heart or a diaphragm dome hides it, or an opaque base (a geometric test: which
+          of these it is takes looking, `--figures`);
   beside  anything else: apex, lateral or medial rim, a mask drawn loosely around the lung.
 A film is "flagged" when either region exceeds `--min-region` of its mask; its `kind` is the
 larger of the two (e.g. "missed under"). Prints a per-dataset table and the flagged films,
@@ -101,6 +102,7 @@ def main(argv=None) -> None:
         size, kind = max(
             (d["missed"], f"missed {d['missed_place']}"), (d["extra"], f"extra {d['extra_place']}")
         )
+        kind = kind if size > 0 else ""
         films.append(
             {
                 "dataset": s.dataset,

@@ -104,6 +104,26 @@ def variant_floor_ms(variant: str, fl: dict) -> float:
     return 1000 * fl["gflops_per_image"] / fl["cuda_matmul_gflops_per_s"][dtype]
 
 
+E2E_MODEL = {  # predict's runner -> the model-only variant that runs the same way
+    "predict_torch": "torch_channels_last",
+    "predict_ort_fp32": "ort_fp32",
+    "predict_ort_int8": "ort_int8",
+}
+
+
+def e2e_ratios(e2e: dict, variants: list[dict]) -> dict:
+    """End-to-end ms/image over the same runner's model-only ms/image at each measured batch
+    (issue 4: within 1.2x); `predict` itself runs at `e2e['batch_size']`."""
+    model = next((v for v in variants if v["variant"] == E2E_MODEL.get(e2e["variant"])), None)
+    if model is None:
+        return {"vs_model": {}}
+    return {
+        "vs_model": {
+            b: e2e["ms_per_image"] / m["ms_per_image"] for b, m in model["batches"].items()
+        }
+    }
+
+
 def table(results: list[dict], fl: dict) -> str:
     head = f"{'variant':22s} {'batch':>5s} {'ms/img':>9s} {'img/s':>8s} {'floor%':>7s} "
     head += f"{'RSS MB':>8s} {'Dice':>7s} {'Dice min':>8s}"
@@ -248,9 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     if report["e2e"]:
         print("\nend to end (decode + preprocess + model + post-process + write PNGs):")
         for r in report["e2e"]:
+            r.update(e2e_ratios(r, report["variants"]))
+            ratios = ", ".join(f"{v:.2f}x model-only batch {b}" for b, v in r["vs_model"].items())
             print(
                 f"{r['variant']:22s} {r['images']:5d} img {r['ms_per_image']:9.2f} ms/img "
-                f"{r['images_per_s']:8.1f} img/s {r['rss_peak_mb']:8.0f} MB peak RSS"
+                f"{r['images_per_s']:8.1f} img/s {r['rss_peak_mb']:8.0f} MB peak RSS  {ratios}"
             )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

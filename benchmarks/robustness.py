@@ -101,7 +101,11 @@ def main(argv=None) -> None:
                     n_frag += fragmented(res.prob, img)
                     for k, f in POST.items():
                         pious[k].append(confusion(f(res.prob, img), mask).iou)
-            table[f"{name}@{sev}"] = {"mean_iou": float(np.mean(ious)), "min_iou": min(ious)}
+            table[f"{name}@{sev}"] = {
+                "mean_iou": float(np.mean(ious)),
+                "min_iou": min(ious),
+                "worst": chosen[int(np.argmin(ious))].id,
+            }
             if a.post:
                 ptable[f"{name}@{sev}"] = {k: _stats(v) for k, v in pious.items()}
                 ptable[f"{name}@{sev}"]["fragmented_films"] = n_frag

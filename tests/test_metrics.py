@@ -121,6 +121,22 @@ def test_disagreement_extra_beside_the_mask():
     assert d["missed"] == 0.0
 
 
+def test_disagreement_missed_apex_is_beside_even_above_the_prediction():
+    truth = _lungs()
+    truth[10:20, 10:40] = (
+        1  # the mask starts 10 rows higher: above the predicted lung, same columns
+    )
+    d = largest_disagreement(_lungs(), truth)
+    assert d["missed"] == pytest.approx(300 / truth.sum(), rel=0.03)
+    assert d["missed_place"] == "beside"
+
+
+def test_disagreement_empty_mask_gives_nan_fractions():
+    d = largest_disagreement(_lungs(), np.zeros((100, 100), np.uint8))
+    assert np.isnan(d["extra"]) and d["extra_place"] == "beside"
+    assert (d["missed"], d["missed_place"]) == (0.0, "")
+
+
 def test_disagreement_picks_the_largest_region_and_checks_shapes():
     truth = _lungs()
     pred = _lungs()

@@ -145,7 +145,11 @@ def test_evaluate_contract_on_shared_test_split(tiny_model, tmp_path):
     assert {k: m[k]["n"] for k in ("montgomery", "shenzhen", "jsrt")} == {
         "montgomery": 28, "shenzhen": 24, "jsrt": 74}  # fmt: skip
     assert 0 <= m["overall"]["iou"] <= 1 and "original pixel grid" in m["protocol"]["note"]
-    assert len(list(csv.DictReader(open(out / "per_image.csv")))) == 126
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    assert len(rows) == 126
+    for row in rows:  # where each film disagrees most with its mask
+        assert 0 <= float(row["largest_missed"]) <= 1 and float(row["largest_extra"]) >= 0
+        assert row["largest_missed_place"] in ("under", "beside", "")
     assert (out / "results_grid.png").is_file() and any((out / "worst").iterdir())
 
 

@@ -3,8 +3,10 @@ and val films, already at the training size, and wheels of the packages its imag
 
 The GPU machine reaches no network and takes at most 64 MiB of working tree; the full data (about
 300 MB) does not fit, but training resizes every film to the model size once before anything
-else (`train.PairDataset`), so films stored at that size train the same model. Test films are
-never packed: the model comes back and is evaluated here.
+else (`train.PairDataset`), so films stored at that size give training the same inputs (to 8-bit
+rounding) when it runs at that size and fit; `pack.json` records them. Test films are never
+packed: the model comes back and is evaluated here. A pair that does not load is reported and
+left out.
 
     python tools/device_pack.py --data ../shared/data --out .device --size 512
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 from importlib.metadata import version
@@ -51,7 +54,11 @@ def pack_data(root: str, out: Path, size: int, fit: str, splits: list[str]) -> i
         split = assigned[(s.dataset, s.id)]
         if split not in splits:
             continue
-        image, mask = data.load_pair(s)
+        try:
+            image, mask = data.load_pair(s)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"skipped: {e}")
+            continue
         small, g = resize_for_model(image, size, fit)  # as train.PairDataset does
         small_mask = resize(mask.astype(np.float32), (g.rh, g.rw)) >= 0.5
         png = [cv2.IMWRITE_PNG_COMPRESSION, 9]
@@ -64,6 +71,8 @@ def pack_data(root: str, out: Path, size: int, fit: str, splits: list[str]) -> i
         w = csv.DictWriter(f, fieldnames=["dataset", "id", "split"])
         w.writeheader()
         w.writerows(rows)
+    meta = {"size": size, "fit": fit, "splits": splits, "pairs": len(rows), "source": str(root)}
+    (out / "pack.json").write_text(json.dumps(meta, indent=2))
     return len(rows)
 
 

@@ -2,8 +2,9 @@
 # Runs ON a lent GPU machine (docs/gpu.md), from the repository root, with .device/ carried there
 # (made by tools/device_pack.py). Installs the carried wheels, trains on the packed train/val
 # films and leaves in $OUT: the training log, metrics.csv, config.json, and the model as
-# model.safetensors.part00, 01, ... (the machine returns files of at most 16 MiB; join them with
-# `cat model.safetensors.part* > model.safetensors`).
+# model.safetensors.part00, 01, ... with model.safetensors.sha256 (the machine returns files of
+# at most 16 MiB; join them with `cat model.safetensors.part* > model.safetensors` and check
+# with `sha256sum -c model.safetensors.sha256`).
 #
 #   tools/device_train.sh --size 512 --epochs 50 --max-minutes 8 [other `lungseg train` options]
 set -euo pipefail
@@ -14,13 +15,15 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 python3 -c "import torch, lightning, segmentation_models_pytorch as smp, albumentations as A; \
 print('torch', torch.__version__, 'lightning', lightning.__version__, 'smp', smp.__version__, \
 'albumentations', A.__version__, 'cuda', torch.cuda.is_available())"
-run=/tmp/lungseg_run
+run=$(mktemp -d /tmp/lungseg_run.XXXX)  # fresh: a warm machine keeps /tmp between calls
+workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 0 ))
 status=0
 python3 -m lungseg.cli train --data .device/data --out "$run" --device "${DEVICE:-cuda}" \
-    --workers "$(( $(nproc) - 2 ))" "$@" > "$OUT/train.log" 2>&1 || status=$?
+    --workers "$workers" "$@" > "$OUT/train.log" 2>&1 || status=$?
 tail -n 5 "$OUT/train.log"
 cp "$run/metrics.csv" "$run/config.json" "$OUT/" 2>/dev/null || true
 if [ -f "$run/model.safetensors" ]; then
     split -b 15M -d "$run/model.safetensors" "$OUT/model.safetensors.part"
+    (cd "$run" && sha256sum model.safetensors > "$OUT/model.safetensors.sha256")
 fi
 exit "$status"

@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--max-minutes",
         type=float,
-        help="stop after this wall time (e.g. a job's time limit); the best model so far is kept",
+        help="stop training after this wall time (a job's time limit; with --resume the earlier "
+        "run's time counts too); the best model so far is still written",
     )
     t.set_defaults(func=_train)
 

@@ -78,20 +78,21 @@ def summarize(rows: list[dict]) -> dict:
 
 def largest_disagreement(pred: np.ndarray, truth: np.ndarray) -> dict:
     """The largest connected region the prediction misses and the largest it adds (after a 5 px
-    opening), each as a fraction of the mask's area, with its place: "under" when most of it lies
-    below the other outline's lower border in its columns (lung hidden by the heart or a
-    diaphragm dome, drawn by one and not the other), else "beside" ("" when there is none).
+    opening, on the arrays' own grid), each as a fraction of the mask's area (NaN for an empty
+    mask), with its place, a purely geometric test: "under" when most of it lies below the other
+    outline's lowest pixel in the same columns (on chest films: lung where the heart or a
+    diaphragm dome hides it, or an opaque base), else "beside" ("" when there is none).
     pred, truth: HxW arrays (nonzero = lung) of the same shape."""
     confusion(pred, truth)  # shape check
     p, t = pred > 0, truth > 0
-    area = max(1, int(np.count_nonzero(t)))
+    area = int(np.count_nonzero(t)) or float("nan")
     out = {}
     for name, region, other in (("missed", t & ~p, p), ("extra", p & ~t, t)):
         out[name], out[f"{name}_place"] = _largest_region(region, other, area)
     return out
 
 
-def _largest_region(region: np.ndarray, other: np.ndarray, area: int) -> tuple[float, str]:
+def _largest_region(region: np.ndarray, other: np.ndarray, area: float) -> tuple[float, str]:
     region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, OPENING)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
     if n < 2:
