@@ -3,8 +3,9 @@ and val films, already at the training size, and wheels of the packages its imag
 
 The GPU machine reaches no network and takes at most 64 MiB of working tree; the full data (about
 300 MB) does not fit, but training resizes every film to the model size once before anything
-else (`train.PairDataset`), so films stored at that size give training the same inputs (to 8-bit
-rounding) when it runs at that size and fit; `pack.json` records them. Test films are never
+else (`preprocess.resize_pair`, in `train.PairDataset`), and this pack stores films after that
+same step, so training gets the same inputs (to 8-bit rounding) when it runs at that size and
+fit; `pack.json` records them. Test films are never
 packed: the model comes back and is evaluated here. A pair that does not load is reported and
 left out.
 
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 from lungseg import datasets as data
-from lungseg.preprocess import resize, resize_for_model
+from lungseg.preprocess import resize_pair
 
 # what `lungseg train` needs that the GPU machine's image (Python 3.12) does not have
 WHEELS = [
@@ -59,13 +60,12 @@ def pack_data(root: str, out: Path, size: int, fit: str, splits: list[str]) -> i
         except (ValueError, FileNotFoundError) as e:
             print(f"skipped: {e}")
             continue
-        small, g = resize_for_model(image, size, fit)  # as train.PairDataset does
-        small_mask = resize(mask.astype(np.float32), (g.rh, g.rw)) >= 0.5
+        small, small_mask, _ = resize_pair(image, mask, size, fit)  # what training starts from
         png = [cv2.IMWRITE_PNG_COMPRESSION, 9]
         cv2.imwrite(
             str(out / "CXR_png" / f"{s.id}.png"), np.round(small * 255).astype(np.uint8), png
         )
-        cv2.imwrite(str(out / "masks" / f"{s.id}.png"), small_mask.astype(np.uint8) * 255, png)
+        cv2.imwrite(str(out / "masks" / f"{s.id}.png"), small_mask * np.uint8(255), png)
         rows.append({"dataset": s.dataset, "id": s.id, "split": split})
     with open(out / "splits.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["dataset", "id", "split"])

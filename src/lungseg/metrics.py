@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-OPENING = cv2.getStructuringElement(
-    cv2.MORPH_ELLIPSE, (5, 5)
-)  # slivers along an outline: no region
+# slivers along an outline are no region
+OPENING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,14 @@ class Confusion:
         return {"iou": self.iou, "dice": self.dice, "pixel_accuracy": self.pixel_accuracy}
 
 
-def confusion(pred: np.ndarray, truth: np.ndarray) -> Confusion:
-    """pred, truth: HxW arrays (nonzero = lung) of the same shape."""
+def _check_shapes(pred: np.ndarray, truth: np.ndarray) -> None:
     if pred.shape != truth.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {truth.shape} differ in shape")
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray) -> Confusion:
+    """pred, truth: HxW arrays (nonzero = lung) of the same shape."""
+    _check_shapes(pred, truth)
     p, t = pred.astype(bool), truth.astype(bool)
     tp = int(np.count_nonzero(p & t))
     fp = int(np.count_nonzero(p & ~t))
@@ -83,7 +86,7 @@ def largest_disagreement(pred: np.ndarray, truth: np.ndarray) -> dict:
     outline's lowest pixel in the same columns (on chest films: lung where the heart or a
     diaphragm dome hides it, or an opaque base), else "beside" ("" when there is none).
     pred, truth: HxW arrays (nonzero = lung) of the same shape."""
-    confusion(pred, truth)  # shape check
+    _check_shapes(pred, truth)
     p, t = pred > 0, truth > 0
     area = int(np.count_nonzero(t)) or float("nan")
     out = {}

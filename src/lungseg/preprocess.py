@@ -121,6 +121,14 @@ def resize_for_model(image: np.ndarray, size: int, fit: str = "letterbox"):
     return resize(image.astype(np.float32), (g.rh, g.rw)), g
 
 
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: int, fit: str = "letterbox"):
+    """A training pair's first step: image float32 HxW [0,1] and mask {0,1} HxW -> (resized
+    image, resized mask uint8 {0,1}, Geometry), aspect kept (see resize_for_model)."""
+    small, g = resize_for_model(image, size, fit)
+    small_mask = (resize(mask.astype(np.float32), (g.rh, g.rw)) >= 0.5).astype(np.uint8)
+    return small, small_mask, g
+
+
 def finish(resized: np.ndarray, g: Geometry, hist: str = "equalize") -> np.ndarray:
     """Histogram-normalise a resized image and place it on the model canvas (float32 [0,1])."""
     return place(normalize_histogram(resized, hist), g)

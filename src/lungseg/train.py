@@ -20,7 +20,7 @@ from . import datasets
 from .augment import CORRUPTIONS, Augmenter
 from .metrics import confusion
 from .model import ModelConfig, build_model, load_encoder_weights, save_safetensors
-from .preprocess import finish, place, resize, resize_for_model
+from .preprocess import finish, place, resize_pair
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,7 @@ class PairDataset(Dataset):
     canvas -> geometry. Returns (image 1xSxS float32 [0,1], mask 1xSxS float32 {0,1})."""
 
     def __init__(self, pairs, config: TrainConfig, augment: bool):
-        self.items = []
-        for _, image, mask in pairs:
-            small, g = resize_for_model(image, config.size, config.fit)
-            small_mask = (resize(mask.astype(np.float32), (g.rh, g.rw)) >= 0.5).astype(np.uint8)
-            self.items.append((small, small_mask, g))
+        self.items = [resize_pair(image, mask, config.size, config.fit) for _, image, mask in pairs]
         self.hist = config.hist
         self.aug = Augmenter(tuple(config.corruptions), config.p_corrupt, config.geometry_aug)
         self.augment = augment
