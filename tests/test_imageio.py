@@ -13,7 +13,14 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from lungseg.imageio import ImageReadError, is_supported, read_image, read_mask
+from lungseg.imageio import (
+    ImageReadError,
+    _read_gray_png,
+    is_supported,
+    read_image,
+    read_mask,
+    to_gray_float,
+)
 
 H, W = 40, 48
 
@@ -40,6 +47,30 @@ def test_png_8bit_gray(tmp_path):
     np.testing.assert_allclose(rad.image, a / 255.0, atol=1e-6)
     assert rad.spacing is None
     assert rad.path == str(tmp_path / "g.png")
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+def test_gray_png_fast_path_gives_pillows_pixels(tmp_path, mode):
+    """8- and 16-bit gray PNGs are decoded by OpenCV, with the values Pillow would give."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256 if mode == "L" else 65536, (H, W)).astype(
+        np.uint8 if mode == "L" else np.uint16
+    )
+    Image.fromarray(a).save(tmp_path / "g.png")
+    fast = _read_gray_png(tmp_path / "g.png")
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.mode == mode
+        np.testing.assert_array_equal(fast, to_gray_float(im))
+
+
+def test_fast_path_leaves_other_pngs_to_pillow(tmp_path):
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "rgb.png")
+    Image.fromarray(ramp8()).convert("P").save(tmp_path / "pal.png")
+    Image.fromarray(ramp8()).save(tmp_path / "g.jpg")
+    Image.fromarray(ramp8()).save(tmp_path / "gray.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "gray.png").read_bytes()[:-20])
+    for name in ("rgb.png", "pal.png", "g.jpg", "cut.png"):
+        assert _read_gray_png(tmp_path / name) is None, name
 
 
 def test_png_16bit_gray_full_precision(tmp_path):

@@ -13,6 +13,7 @@ from lungseg.postprocess import (
     _column_counts,
     bounding_box,
     clean,
+    clean_labelled,
     components,
     fill_holes,
     smooth,
@@ -116,3 +117,43 @@ def test_resize_labels_gives_the_lungs_drawn_at_the_large_size():
     edge = cv2.morphologyEx((truth > 0).view(np.uint8), cv2.MORPH_GRADIENT, square)
     near_edge = cv2.dilate(edge, np.ones((7, 7), np.uint8)) > 0
     assert not ((big != truth) & ~near_edge).any()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_clean_hands_split_sides_the_labels_of_its_result(seed):
+    """`clean_labelled` returns the cleaned mask's components (reused from its last labelling
+    when filling holes changed nothing): the same as labelling the result afresh, and the same
+    sides. Masks with specks (dropped), C shapes that smoothing closes into rings (new holes),
+    and lungs at the film's edge."""
+    rng = np.random.default_rng(seed)
+    h, w = 240, 260
+    mask = np.zeros((h, w), np.uint8)
+    for _ in range(int(rng.integers(1, 4))):
+        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+        axes = (int(rng.integers(15, 70)), int(rng.integers(20, 90)))
+        cv2.ellipse(mask, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    if seed % 3 == 0:  # a ring with a gap narrower than the smoothing disc
+        cv2.circle(mask, (130, 120), 40, 1, 12)
+        mask[118:122, 160:175] = 0
+    if seed % 2:
+        mask ^= (rng.random((h, w)) < 0.01).astype(np.uint8)
+    out, comps = clean_labelled(mask)
+    np.testing.assert_array_equal(out, clean(mask))
+    fresh = components(out)
+    assert comps.box == fresh.box
+    np.testing.assert_array_equal(comps.labels, fresh.labels)
+    np.testing.assert_array_equal(comps.areas, fresh.areas)
+    np.testing.assert_array_equal(split_sides(out, comps=comps), split_sides(out))
+
+
+@pytest.mark.parametrize("specks", [3, 40])  # few components: a count each; many: one bincount
+def test_component_areas(specks):
+    rng = np.random.default_rng(specks)
+    mask = np.zeros((60, 70), np.uint8)
+    for y, x in zip(rng.integers(0, 30, specks) * 2, rng.integers(0, 35, specks) * 2, strict=True):
+        mask[y, x] = 1
+    mask[10:20, 10:30] = 1
+    c = components(mask)
+    n, lab = cv2.connectedComponents(mask, connectivity=8)
+    assert len(c.areas) == n - 1
+    np.testing.assert_array_equal(np.sort(c.areas), np.sort(np.bincount(lab.ravel())[1:]))

@@ -69,3 +69,24 @@ def test_text_drawn_on_a_patch_equals_text_drawn_on_the_whole_film(org, t):
     got = np.zeros_like(expected)
     _text(got, "L", org, 7, t)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("shift", [0, 25, -25])
+def test_outlines_traced_on_the_lungs_box_equal_outlines_traced_on_the_film(shift):
+    """Outlines are traced on the lungs' box only: the same pixels as tracing the whole film,
+    also for a lung cut by the film's edge."""
+    image, labels = _film_and_labels()
+    labels = np.roll(labels, shift, axis=1)
+    if shift:
+        labels[:, :shift] = 0 if shift > 0 else labels[:, :shift]
+    labels[:10, 90:110] = LEFT  # a lung fragment touching the top edge
+    got = overlay_indexed(image, labels)
+    expected = cv2.convertScaleAbs(image, alpha=251.0)
+    t = max(1, round(min(expected.shape) / 300))
+    for side in (RIGHT, LEFT):
+        region = (labels == side).view(np.uint8)
+        contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(expected, contours, -1, 252 if side == RIGHT else 253, t, cv2.LINE_8)
+    text = got != expected  # only the R/L marks may differ: small patches above each lung
+    assert np.isin(got[text], [252, 253]).all()
+    assert text.sum() < 0.01 * text.size

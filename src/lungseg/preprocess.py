@@ -118,7 +118,7 @@ def normalize_histogram(image: np.ndarray, method: str = "equalize") -> np.ndarr
 def resize_for_model(image: np.ndarray, size: int, fit: str = "letterbox"):
     """Aspect-preserving resize only (first step); returns (resized image, Geometry)."""
     g = make_geometry(image.shape[0], image.shape[1], size, fit)
-    return resize(image.astype(np.float32), (g.rh, g.rw)), g
+    return resize(image.astype(np.float32, copy=False), (g.rh, g.rw)), g
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int, fit: str = "letterbox"):

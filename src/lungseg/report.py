@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .postprocess import LEFT, RIGHT
+from .postprocess import LEFT, RIGHT, bounding_box
 
 RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR = (255, 80, 60), (60, 160, 255), (80, 230, 80)
 # Overlays are 8-bit palette images: 252 gray levels, then the three outline colours. A palette PNG
@@ -23,9 +23,14 @@ PALETTE = np.concatenate(
 ).astype(np.uint8)
 
 
-def _outline(img: np.ndarray, region: np.ndarray, index: int, thickness: int) -> tuple | None:
-    """Draw the region's outer outline in palette `index`; returns its bounding box (x, y, w, h)."""
-    contours, _ = cv2.findContours(region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+def _outline(
+    img: np.ndarray, region: np.ndarray, index: int, thickness: int, at: tuple[int, int] = (0, 0)
+) -> tuple | None:
+    """Draw the outer outline of `region` (bool, a crop of `img`'s size whose top left is at
+    (x, y) = `at`) in palette `index`; returns its bounding box (x, y, w, h) in `img`."""
+    contours, _ = cv2.findContours(
+        region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=at
+    )
     cv2.drawContours(img, contours, -1, index, thickness, cv2.LINE_8)
     return cv2.boundingRect(np.concatenate(contours)) if contours else None
 
@@ -47,8 +52,9 @@ def overlay_indexed(
     t = max(1, round(min(img.shape) / 300))
     if truth is not None:
         _outline(img, truth > 0, TRUTH_INDEX, t)
+    rows, cols = bounding_box(labels, margin=1)  # outlines traced on the lungs' box only
     for side, index, text in ((RIGHT, RIGHT_INDEX, "R"), (LEFT, LEFT_INDEX, "L")):
-        box = _outline(img, labels == side, index, t)
+        box = _outline(img, labels[rows, cols] == side, index, t, (cols.start, rows.start))
         if box is None:
             continue
         x, y, w, _ = box

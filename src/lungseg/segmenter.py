@@ -84,8 +84,11 @@ class OnnxRunner:
         self.config = config_from_metadata(self.session.get_modelmeta().custom_metadata_map, path)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {self.input: x.astype(np.float32)})[0]
-        return (1 / (1 + np.exp(-logits[:, 0]))).astype(np.float32)
+        logits = self.session.run(None, {self.input: x.astype(np.float32, copy=False)})[0]
+        prob = np.negative(logits[:, 0], dtype=np.float32)  # sigmoid, in place: 1 / (1 + e^-x)
+        np.exp(prob, out=prob)
+        prob += 1
+        return np.reciprocal(prob, out=prob)
 
 
 def make_runner(model: str | Path | None = None, device: str = "auto"):
@@ -165,8 +168,9 @@ class Segmenter:
         raw = (prob >= self.config.threshold).astype(np.uint8)
         comps = pp.components(raw)  # labelled once: the QC count and the post-processing
         n_raw = int((comps.areas >= 0.01 * max(1, comps.areas.sum())).sum())  # specks: no fragments
-        mask = pp.clean(raw, image, prob, comps) if self.postprocess else raw
-        return mask, pp.split_sides(mask, flipped=flipped), n_raw
+        if self.postprocess:
+            raw, comps = pp.clean_labelled(raw, image, prob, comps)
+        return raw, pp.split_sides(raw, flipped, comps), n_raw
 
     @staticmethod
     def _radiograph(image) -> Radiograph:
