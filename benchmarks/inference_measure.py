@@ -108,6 +108,7 @@ def worker(spec: dict) -> dict:
             run(x)
         sync()
         times = []
+        cpu0 = time.process_time()
         for _ in range(spec["repeat"]):
             t0 = time.perf_counter()
             run(x)
@@ -118,6 +119,8 @@ def worker(spec: dict) -> dict:
             "ms_per_image": ms,
             "images_per_s": 1000 / ms,
             "ms_per_image_min": 1000 * min(times) / b,
+            # CPU time of all threads (user + system) per image
+            "cpu_ms_per_image": 1000 * (time.process_time() - cpu0) / (spec["repeat"] * b),
         }
     step = max(spec["batches"])
     prob = np.concatenate([run(pool[i : i + step]) for i in range(0, len(pool), step)])
@@ -156,16 +159,18 @@ def e2e_worker(spec: dict) -> dict:
     files, out = spec["files"], spec["out"]
     kw = {"batch_size": spec["batch_size"], "workers": spec["workers"], "segmenter": seg}
     predict_paths(files[:2], str(Path(out) / "warmup"), **kw)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     failed = predict_paths(files, str(Path(out) / "run"), **kw)
     wall = time.perf_counter() - t0
     n = len(files) - len(failed)
+    cpu_ms = 1000 * (time.process_time() - cpu0) / max(n, 1)
     return {
         "variant": spec["name"],
         "images": n,
         "seconds": wall,
         "images_per_s": n / wall,
         "ms_per_image": 1000 * wall / max(n, 1),
+        "cpu_ms_per_image": cpu_ms,
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "batch_size": spec["batch_size"],
         "workers": spec["workers"],
