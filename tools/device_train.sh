@@ -8,6 +8,19 @@
 #
 #   tools/device_train.sh --size 512 --epochs 50 --max-minutes 8 [other `lungseg train` options]
 set -euo pipefail
+# the pack holds films resized for one size and fit: training at another would not get the inputs
+# the protocol means (at a larger size, enlarged films), so refuse before anything else
+python3 - "$@" <<'EOF'
+import argparse, json, sys
+p = argparse.ArgumentParser(add_help=False)
+p.add_argument("--size", type=int, default=512)  # lungseg train's defaults
+p.add_argument("--fit", default="letterbox")
+a, _ = p.parse_known_args(sys.argv[1:])
+pack = json.load(open(".device/data/pack.json"))
+if (a.size, a.fit) != (pack["size"], pack["fit"]):
+    sys.exit(f"--size {a.size} --fit {a.fit}, but .device/data was packed at size {pack['size']} "
+             f"fit {pack['fit']}: repack with tools/device_pack.py --size {a.size} --fit {a.fit}")
+EOF
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
     .device/whl/*.whl
 export PYTHONPATH="/tmp/site:$PWD/src" PYTHONUNBUFFERED=1
