@@ -23,13 +23,11 @@ writes JSON; `--figures DIR` also writes each flagged film with its missed (red)
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from report_json import write_json  # beside this file (sys.path[0] for a script)
 
 from lungseg import datasets as data
 from lungseg.metrics import confusion, largest_disagreement
@@ -136,17 +134,8 @@ def main(argv=None) -> None:
         print(f"  {f['split']:5s} {f['id']:15s} IoU {f['iou']:.3f}, largest missed "
               f"{f['largest_missed']:.3f}, extra {f['largest_extra']:.3f} {f['kind']}")  # fmt: skip
 
-    meta = {
-        "split": a.split,
-        "model": a.model,
-        "min_region": a.min_region,
-        "date": time.strftime("%F"),
-        "platform": platform.platform(),
-    }
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "datasets": table, "films": films}, indent=2))
-    print(f"wrote {out}")
+    meta = {"split": a.split, "model": a.model, "min_region": a.min_region}
+    write_json(a.out, meta, datasets=table, films=films)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ table, writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from report_json import write_json  # beside this file (sys.path[0] for a script)
 
 from lungseg import datasets as data
 from lungseg.imageio import Radiograph
@@ -79,13 +78,8 @@ def main(argv=None) -> None:
     print(f"mask Dice between the two: mean {np.mean(agree):.4f}, min {np.min(agree):.4f}; "
           f"quality flag differs on {flag_diff} of {len(chosen)}")  # fmt: skip
     meta = {"split": a.split, "n": len(chosen), "scale": a.scale, "model": a.model}
-    meta.update(date=time.strftime("%F"), platform=platform.platform())
     agreement = {"dice_mean": float(np.mean(agree)), "dice_min": float(np.min(agree))}
-    out_path = Path(a.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    report = {"meta": meta, "grids": rows, "agreement": agreement, "quality_differs": flag_diff}
-    out_path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out_path}")
+    write_json(a.out, meta, grids=rows, agreement=agreement, quality_differs=flag_diff)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,10 @@ segmented (issue 6 aims at Dice >= 0.85 on opacified phantoms). Prints a table, 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
+from report_json import write_json  # beside this file (sys.path[0] for a script)
 
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
@@ -65,17 +63,8 @@ def main(argv=None) -> None:
             for t in results.values()
         )
         print(f"{disease:12s}{cells}")
-    meta = {
-        "input_sizes": a.input_sizes,
-        "seeds": a.seeds,
-        "sizes": a.sizes,
-        "date": time.strftime("%F"),
-        "machine": platform.platform(),
-    }
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"wrote {out}")
+    meta = {"input_sizes": a.input_sizes, "seeds": a.seeds, "sizes": a.sizes}
+    write_json(a.out, meta, results=results)
 
 
 if __name__ == "__main__":

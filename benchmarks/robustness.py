@@ -19,13 +19,11 @@ significant components.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from report_json import write_json  # beside this file (sys.path[0] for a script)
 
 from lungseg import datasets
 from lungseg import postprocess as pp
@@ -113,19 +111,8 @@ def main(argv=None) -> None:
     _print(results)
     if a.post:
         _print_post(post)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "split": a.split,
-        "n_images": len(pairs),
-        "seed": a.seed,
-        "date": time.strftime("%F"),
-        "machine": platform.platform(),
-        "severities": SEVERITIES,
-    }
-    doc = {"meta": meta, "results": results} | ({"postprocess": post} if a.post else {})
-    out.write_text(json.dumps(doc, indent=2))
-    print(f"wrote {out}")
+    meta = {"split": a.split, "n_images": len(pairs), "seed": a.seed, "severities": SEVERITIES}
+    write_json(a.out, meta, results=results, **({"postprocess": post} if a.post else {}))
 
 
 def _print(results: dict) -> None:

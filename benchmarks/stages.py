@@ -10,13 +10,12 @@ process (so other load on the machine does not inflate it). Prints ms per image,
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from report_json import write_json  # beside this file (sys.path[0] for a script)
 
 from lungseg import postprocess as pp
 from lungseg.imageio import read_image, write_png
@@ -64,16 +63,7 @@ def main(argv=None) -> None:
     for k, v in rows.items():
         print(f"{k:42s} {v:7.1f} ms CPU/image")
     shapes = sorted({tuple(read_image(f).image.shape) for f in files})
-    meta = {
-        "n": len(files),
-        "shapes": shapes,
-        "date": time.strftime("%F"),
-        "cpu": platform.platform(),
-    }
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "ms_cpu_per_image": rows}, indent=2))
-    print(f"wrote {out}")
+    write_json(a.out, {"n": len(files), "shapes": shapes}, ms_cpu_per_image=rows)
 
 
 if __name__ == "__main__":

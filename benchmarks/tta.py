@@ -10,12 +10,10 @@ grid, default post-processing, the model's threshold. Prints a table, writes JSO
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
+from report_json import write_json  # beside this file (sys.path[0] for a script)
 
 from lungseg import datasets as data
 from lungseg.imageio import Radiograph
@@ -72,12 +70,7 @@ def main(argv=None) -> None:
     print(f"{'variant':24s}" + "".join(f"{n:>12s}" for n in names))
     for variant, r in results.items():
         print(f"{variant:24s}" + "".join(f"{r[n]['iou']:12.4f}" for n in names))
-    meta = {"split": a.split, "n": len(chosen), "model": a.model, "date": time.strftime("%F")}
-    meta["platform"] = platform.platform()
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "iou": results}, indent=2))
-    print(f"wrote {out}")
+    write_json(a.out, {"split": a.split, "n": len(chosen), "model": a.model}, iou=results)
 
 
 if __name__ == "__main__":
