@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput, as on a large folder, not mostly the pipeline filling and draining",
     )
     p.add_argument("--e2e-batch", type=int, default=4, help="predict batch size")
-    p.add_argument("--e2e-workers", type=int, default=2, help="predict decoding threads")
+    p.add_argument("--e2e-workers", type=int, help="predict's threads (default: predict's own)")
     p.add_argument("--mm-size", type=int, default=2048, help="matmul size for the fp32 rate")
     p.add_argument("--out", default=str(HERE / "results" / "inference.json"))
     args = p.parse_args(argv)

@@ -173,7 +173,7 @@ def e2e_worker(spec: dict) -> dict:
         "cpu_ms_per_image": cpu_ms,
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "batch_size": spec["batch_size"],
-        "workers": spec["workers"],
+        "workers": spec["workers"] or min(8, os.cpu_count() or 2),  # predict's default
     }
 
 

@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--no-overlay", action="store_true", help="skip overlay PNGs (faster on large archives)"
     )
-    r.add_argument("--workers", type=int, default=2, help="decoding threads")
+    r.add_argument(
+        "--workers", type=int, help="decoding/post-processing threads (default: cores, max 8)"
+    )
     r.add_argument(
         "--full-grid",
         action="store_true",

@@ -11,6 +11,7 @@ import csv
 import glob
 import json
 import logging
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -88,7 +89,7 @@ def predict_paths(
     labels: bool = False,
     overlays: bool = True,
     device: str = "auto",
-    workers: int = 2,
+    workers: int | None = None,
     segmenter: Segmenter | None = None,
     full_grid: bool = False,
 ) -> list[str]:
@@ -96,6 +97,8 @@ def predict_paths(
     (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv and
     results.json. `full_grid`: post-process films larger than `segmenter.WORK_SIZE` on their own
     grid (slower) instead of a working grid of that size.
+    `workers`: threads that decode, post-process and write beside the model (default: one per
+    CPU core, at most 8; with a GPU the model is fast and these threads set the pace).
     Returns the inputs that failed."""
     files, failed = collect_inputs(paths)
     for p in failed:
@@ -107,9 +110,10 @@ def predict_paths(
     seg = segmenter or Segmenter(
         model, device=device, postprocess=postprocess, work_size=None if full_grid else WORK_SIZE
     )
+    workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 2))
     rows: dict[int, dict] = {}
     finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         loading: deque = deque()  # decode + preprocess, ahead of the model
         writing: deque = deque()  # post-process + PNGs, behind the model
         todo = iter(enumerate(zip(files, _stems(files), strict=True)))
