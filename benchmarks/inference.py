@@ -116,7 +116,10 @@ def e2e_ratios(e2e: dict, variants: list[dict]) -> dict:
     (issue 4: within 1.2x); `predict` itself runs at `e2e['batch_size']`. `cpu_vs_model`: the
     same for CPU time per image (all threads): the ratio end to end can reach when the work
     outside the model is hidden in idle time only as well as the model alone uses the cores."""
-    model = next((v for v in variants if v["variant"] == E2E_MODEL.get(e2e["variant"])), None)
+    name = E2E_MODEL.get(e2e["variant"])
+    if name == "torch_channels_last" and e2e.get("device", "cpu").startswith("cuda"):
+        name = "cuda_bf16_cl"  # what TorchRunner runs on a GPU
+    model = next((v for v in variants if v["variant"] == name), None)
     if model is None:
         return {"vs_model": {}, "cpu_vs_model": {}}
     batches = model["batches"].items()

@@ -171,6 +171,7 @@ def e2e_worker(spec: dict) -> dict:
         "images_per_s": n / wall,
         "ms_per_image": 1000 * wall / max(n, 1),
         "cpu_ms_per_image": cpu_ms,
+        "device": str(getattr(seg.runner, "device", "cpu")),  # ONNX Runtime: CPU here
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "batch_size": spec["batch_size"],
         "workers": spec["workers"] or min(8, os.cpu_count() or 2),  # predict's default
