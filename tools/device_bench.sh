@@ -13,6 +13,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 films=$(mktemp -d /tmp/lungseg_films.XXXX)
 python3 -m lungseg.cli phantom --out "$films" -n "${PHANTOMS:-24}" --size 1024 > /dev/null
 rm "$films"/*_mask.png  # the films only
-python3 benchmarks/inference.py --images "$films" \
-    --variants torch_fp32 torch_channels_last cuda_fp32_cl cuda_fp16_cl cuda_bf16_cl \
+variants="torch_fp32 torch_channels_last cuda_fp32_cl cuda_fp16_cl cuda_bf16_cl"
+case " $* " in *" --compile "*) variants="$variants cuda_bf16_cl_compile" ;; esac
+# shellcheck disable=SC2086  # (the variant names are words)
+python3 benchmarks/inference.py --images "$films" --variants $variants \
     --out "$OUT/inference_gpu.json" "$@" 2>&1 | tee "$OUT/inference_gpu.log"
