@@ -187,4 +187,7 @@ def test_shipped_model_segments_the_phantom():
 def test_demo_runs_with_shipped_model(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     assert (tmp_path / "demo" / "output" / "phantom_mask.png").is_file()
-    assert "Dice" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    record = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert f"Dice against the phantom's own lung mask: {record['dice']:.3f}" in printed
+    assert 0.8 < record["dice"] <= 1 and record["seed"] == 7 and record["size"] == 1024

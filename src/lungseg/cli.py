@@ -4,6 +4,7 @@ parses its flags and calls the module that does the work."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -106,6 +107,7 @@ def _demo(a) -> int:
 
     from .imageio import read_mask, write_png
     from .metrics import confusion
+    from .model import DEFAULT_WEIGHTS
     from .phantom import make_phantom
     from .predict import predict_paths
 
@@ -116,8 +118,11 @@ def _demo(a) -> int:
     write_png(out / "phantom_truth.png", ph.lungs * 255)
     failed = predict_paths([str(out / "input")], str(out / "output"), model=a.model)
     dice = confusion(read_mask(out / "output" / "phantom_mask.png") > 0, ph.lungs).dice
+    model = a.model or str(DEFAULT_WEIGHTS)
+    record = {"dice": dice, "model": model, "size": a.size, "seed": a.seed}
+    (out / "demo.json").write_text(json.dumps(record, indent=2))  # what gates compare
     print(f"wrote {out / 'output'}: phantom_mask.png, phantom_overlay.png, results.csv")
-    print(f"Dice against the phantom's own lung mask: {dice:.3f}")
+    print(f"Dice against the phantom's own lung mask: {dice:.3f} (also in {out / 'demo.json'})")
     return 1 if failed else 0
 
 
