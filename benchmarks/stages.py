@@ -52,8 +52,10 @@ def main(argv=None) -> None:
             prob = timed("to_original", to_original, small, g)
             raw = (prob >= seg.config.threshold).astype(np.uint8)
             comps = timed("raw components (QC count)", pp.components, raw)
-            m = timed("clean (default post-processing)", pp.clean, raw, rad.image, prob, comps)
-            labels = timed("split_sides", pp.split_sides, m)
+            m, mc = timed(
+                "clean (default post-processing)", pp.clean_labelled, raw, rad.image, prob, comps
+            )
+            labels = timed("split_sides", pp.split_sides, m, False, mc)
             timed("measure", pp.measure, labels, prob, rad.spacing, 2)
             timed("finish (all of the above + to_original)", seg.finish, small, g, rad)
             ov = timed("overlay drawing", overlay_indexed, rad.image, labels)

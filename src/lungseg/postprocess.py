@@ -97,7 +97,7 @@ def keep_largest(
     w = None if weight is None else weight[c.box]
     chosen = _largest(c.labels, c.areas, np.ones(len(c.areas), bool), keep, min_ratio, w)
     if chosen.all():  # (the usual case) nothing to drop
-        return (mask != 0).view(np.uint8)
+        return (mask.astype(np.uint8, copy=False) != 0).view(np.uint8)  # as labelled
     return _select(c, chosen, mask.shape)
 
 
