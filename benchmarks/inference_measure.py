@@ -144,7 +144,7 @@ def worker(spec: dict) -> dict:
 
 def e2e_worker(spec: dict) -> dict:
     """`lungseg predict` on a list of files with the given model file; wall time and peak RSS."""
-    from lungseg.predict import predict_paths, usable_cores
+    from lungseg.predict import pool_size, predict_paths
     from lungseg.segmenter import Segmenter
 
     if spec["threads"]:
@@ -174,9 +174,7 @@ def e2e_worker(spec: dict) -> dict:
         "device": str(getattr(seg.runner, "device", "cpu")),  # ONNX Runtime: CPU here
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "batch_size": spec["batch_size"],
-        "workers": max(1, spec["workers"])
-        if spec["workers"] is not None
-        else min(8, usable_cores()),  # as predict_paths resolves it
+        "workers": pool_size(spec["workers"]),  # as predict_paths resolves it
     }
 
 

@@ -96,6 +96,11 @@ def keep_largest(
     c = components(mask)
     w = None if weight is None else weight[c.box]
     chosen = _largest(c.labels, c.areas, np.ones(len(c.areas), bool), keep, min_ratio, w)
+    return _keep(mask, c, chosen)
+
+
+def _keep(mask: np.ndarray, c: Components, chosen: np.ndarray) -> np.ndarray:
+    """`mask` (labelled as `c`) with only the `chosen` components, uint8 {0,1}."""
     if chosen.all():  # (the usual case) nothing to drop
         return (mask.astype(np.uint8, copy=False) != 0).view(np.uint8)  # as labelled
     return _select(c, chosen, mask.shape)
@@ -117,8 +122,13 @@ def _largest(lab, areas, alive, keep: int, min_ratio: float, weight) -> np.ndarr
 def _select(c: Components, chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Components + per-component bool -> uint8 {0,1} HxW (`shape`) mask of the chosen ones."""
     out = np.zeros(shape, np.uint8)
-    out[c.box] = np.take(np.concatenate([[0], chosen]).astype(np.uint8), c.labels)
+    out[c.box] = _picked(c, chosen)
     return out
+
+
+def _picked(c: Components, chosen: np.ndarray) -> np.ndarray:
+    """uint8 {0,1} on `c.box`: the pixels of the chosen components."""
+    return np.take(np.concatenate([[0], chosen]).astype(np.uint8), c.labels)
 
 
 def smooth_radius(shape: tuple[int, int]) -> int:
@@ -189,7 +199,7 @@ def clean_labelled(
         alive = _exposed(c, image, BLACK_LEVEL, MAX_BLACK_FRACTION)
     weight = None if prob is None else prob[c.box]
     chosen = _largest(c.labels, c.areas, alive, 2, MIN_RATIO, weight)
-    lungs = np.take(np.concatenate([[0], chosen]).astype(np.uint8), c.labels)  # on c.box
+    lungs = _picked(c, chosen)  # on c.box
     radius = smooth_radius(mask.shape)
     x, y, w, h = cv2.boundingRect(lungs)
     y0, x0 = c.box[0].start + y, c.box[1].start + x  # the chosen lungs' top left in `mask`
@@ -203,7 +213,7 @@ def clean_labelled(
     smoothed = smooth(fill_holes(region), radius)
     last = components(smoothed)  # keep_largest, labelled here to be reused
     kept = _largest(last.labels, last.areas, np.ones(len(last.areas), bool), 2, MIN_RATIO, None)
-    lungs = (smoothed != 0).view(np.uint8) if kept.all() else _select(last, kept, smoothed.shape)
+    lungs = _keep(smoothed, last, kept)
     holes = _holes(lungs)
     out[box] = lungs | holes
     if not len(kept) or not kept.all() or holes.any():

@@ -69,11 +69,13 @@ def _load(seg: Segmenter, path: Path):
         return None, None, None, str(e)
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity: a container's limit, not the host's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 2
+def pool_size(workers: int | None) -> int:
+    """`predict_paths`' thread count: `workers`, at least 1; None: one per core this process may
+    run on (its affinity: a container's limit, not the host's), at most 8."""
+    if workers is not None:
+        return max(1, workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(8, cores or 2)
 
 
 def _stems(files: list[Path]) -> list[str]:
@@ -117,7 +119,7 @@ def predict_paths(
     seg = segmenter or Segmenter(
         model, device=device, postprocess=postprocess, work_size=None if full_grid else WORK_SIZE
     )
-    workers = max(1, workers if workers is not None else min(8, usable_cores()))
+    workers = pool_size(workers)
     rows: dict[int, dict] = {}
     finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
     with ThreadPoolExecutor(workers) as pool:
