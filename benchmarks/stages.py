@@ -24,6 +24,7 @@ from lungseg.predict import collect_inputs
 from lungseg.preprocess import to_original
 from lungseg.report import PALETTE, overlay_indexed
 from lungseg.segmenter import Segmenter
+from lungseg.stats import measure
 
 
 def main(argv=None) -> None:
@@ -56,7 +57,7 @@ def main(argv=None) -> None:
                 "clean (default post-processing)", pp.clean_labelled, raw, rad.image, prob, comps
             )
             labels = timed("split_sides", pp.split_sides, m, False, mc)
-            timed("measure", pp.measure, labels, prob, rad.spacing, 2)
+            timed("measure", measure, labels, prob, rad.spacing, 2)
             timed("finish (all of the above + to_original)", seg.finish, small, g, rad)
             ov = timed("overlay drawing", overlay_indexed, rad.image, labels)
             timed("overlay PNG (palette)", write_png, Path(tmp) / "o.png", ov, PALETTE)

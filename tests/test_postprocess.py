@@ -14,10 +14,10 @@ from lungseg.postprocess import (
     drop_unexposed,
     fill_holes,
     keep_largest,
-    measure,
     smooth,
     split_sides,
 )
+from lungseg.stats import measure
 
 H, W = 200, 160
 

@@ -20,6 +20,7 @@ from . import postprocess as pp
 from .imageio import Radiograph, read_image
 from .model import DEFAULT_WEIGHTS, ModelConfig, config_from_metadata
 from .preprocess import preprocess, resize_labels, to_original
+from .stats import measure
 
 log = logging.getLogger(__name__)
 WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
@@ -161,7 +162,7 @@ class Segmenter:
         else:
             mask, labels, n_raw = self._clean(prob, image, flipped)
         spacing = rad.spacing if rad else None
-        return Result(mask, labels, prob, pp.measure(labels, prob, spacing, n_raw))
+        return Result(mask, labels, prob, measure(labels, prob, spacing, n_raw))
 
     def _clean(self, prob: np.ndarray, image: np.ndarray | None, flipped: bool):
         """Probability (and film) on one grid -> (mask, labels, raw component count) there."""
