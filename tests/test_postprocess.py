@@ -1,10 +1,10 @@
-"""Cleaning, right/left labelling and measurement on masks whose answer is known."""
+"""Cleaning and right/left labelling on masks whose answer is known."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
+from conftest import lung_masks
 
 from lungseg.postprocess import (
     LEFT,
@@ -22,20 +22,11 @@ from lungseg.stats import measure
 H, W = 200, 160
 
 
-def two_lungs(h=H, w=W) -> tuple[np.ndarray, np.ndarray]:
-    """(image-left ellipse = patient's right lung, image-right ellipse = patient's left lung)."""
-    a = np.zeros((h, w), np.uint8)
-    b = np.zeros((h, w), np.uint8)
-    cv2.ellipse(a, (int(w * 0.3), h // 2), (int(w * 0.15), int(h * 0.3)), 0, 0, 360, 1, -1)
-    cv2.ellipse(b, (int(w * 0.7), h // 2), (int(w * 0.15), int(h * 0.3)), 0, 0, 360, 1, -1)
-    return a, b
-
-
 # ---------------------------------------------------------------- cleaning
 
 
 def test_clean_keeps_two_largest_and_removes_specks():
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     mask = a | b
     noisy = mask.copy()
     noisy[5:8, 5:8] = 1  # speck
@@ -53,7 +44,7 @@ def test_clean_keeps_two_largest_and_removes_specks():
 def test_clean_drops_a_large_component_on_black_padding():
     """A film padded with black beside the body: the model may call the black band a lung and,
     being the largest component, it would win over a real lung (a real Montgomery failure)."""
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     image = np.full((H, W), 0.6, np.float32)
     image[(a | b) > 0] = 0.3  # lungs: darker than the body, never black
     image[:, :14] = image[:25] = 0.0  # black padding at the image's left and top
@@ -71,7 +62,7 @@ def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob():
     """A film shrunk into a noisy border: the model half-believes in a blob of background larger
     than the left lung (a val film under the portable-film corruption). Ranked by pixels the blob
     wins; ranked by summed probability the lung does."""
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     blob = np.zeros((H, W), np.uint8)
     blob[166:200, :] = 1  # below both lungs and larger than either
     assert blob.sum() > b.sum() and not (blob & (a | b)).any()
@@ -87,7 +78,7 @@ def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob():
 
 
 def test_drop_unexposed_keeps_lungs_and_never_empties():
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     image = np.full((H, W), 0.5, np.float32)
     image[0, 0] = 0.0  # the film's black level exists, but no lung is on it
     np.testing.assert_array_equal(drop_unexposed(a | b, image), a | b)
@@ -96,7 +87,7 @@ def test_drop_unexposed_keeps_lungs_and_never_empties():
 
 
 def test_keep_largest_drops_small_second_component():
-    a, _ = two_lungs()
+    a, _ = lung_masks(H, W)
     m = a.copy()
     m[5:8, 150:153] = 1  # 9 px, far below 5% of the lung
     out = keep_largest(m)
@@ -105,7 +96,7 @@ def test_keep_largest_drops_small_second_component():
 
 
 def test_fill_holes():
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     holed = (a | b).copy()
     holed[90:110, 40:55] = 0  # hole inside the image-left lung
     out = fill_holes(holed)
@@ -121,7 +112,7 @@ def test_fill_holes():
 
 
 def test_clean_fills_holes():
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     holed = (a | b).copy()
     holed[95:105, 44:50] = 0
     out = clean(holed)
@@ -150,7 +141,7 @@ def test_smoothing_removes_thin_spur():
 
 
 def test_split_sides_two_lungs():
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     labels = split_sides(a | b)
     assert labels.dtype == np.uint8
     np.testing.assert_array_equal(labels == RIGHT, a > 0)  # image left = patient's right
@@ -159,14 +150,14 @@ def test_split_sides_two_lungs():
 
 
 def test_split_sides_flipped():
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     labels = split_sides(a | b, flipped=True)
     np.testing.assert_array_equal(labels == LEFT, a > 0)
     np.testing.assert_array_equal(labels == RIGHT, b > 0)
 
 
 def test_split_sides_merged_blob_cut_at_bridge():
-    a, b = two_lungs()
+    a, b = lung_masks(H, W)
     merged = a | b
     merged[95:105, 60:100] = 1  # bridge between the lungs
     assert len(components(merged)[1]) == 1
@@ -184,104 +175,14 @@ def test_split_sides_empty():
 
 
 def test_split_sides_lone_lung_on_the_image_right_is_the_left_lung():
-    _, b = two_lungs(w=400)  # the image-right lung only, far from the image's left edge
+    _, b = lung_masks(H, 400)  # the image-right lung only, far from the image's left edge
     labels = split_sides(b)
     np.testing.assert_array_equal(labels == LEFT, b > 0)
     np.testing.assert_array_equal(split_sides(b, flipped=True) == RIGHT, b > 0)
 
 
 def test_split_sides_single_lung_is_not_cut():
-    a, _ = two_lungs()  # only the image-left (patient's right) lung
+    a, _ = lung_masks(H, W)  # only the image-left (patient's right) lung
     labels = split_sides(a)
     np.testing.assert_array_equal(labels == RIGHT, a > 0)
     assert "one_lung_missing" in measure(labels)["flags"]
-
-
-# ---------------------------------------------------------------- measurements and flags
-
-
-def test_measure_areas_and_ok():
-    a, b = two_lungs()
-    labels = split_sides(a | b)
-    s = measure(labels)
-    assert s["height"] == H and s["width"] == W
-    assert s["right_area_px"] == int(a.sum()) and s["left_area_px"] == int(b.sum())
-    assert s["right_area_mm2"] is None and s["left_area_mm2"] is None
-    assert s["lung_image_ratio"] == pytest.approx((a.sum() + b.sum()) / (H * W), abs=1e-4)
-    assert s["components"] == 2
-    assert s["flags"] == "" and s["quality"] == "ok"
-
-
-def test_measure_mm2_with_spacing():
-    a, b = two_lungs()
-    s = measure(split_sides(a | b), spacing=(0.2, 0.5))
-    assert s["right_area_mm2"] == pytest.approx(round(int(a.sum()) * 0.1, 1))
-    assert s["left_area_mm2"] == pytest.approx(round(int(b.sum()) * 0.1, 1))
-
-
-def test_flag_no_lung():
-    s = measure(np.zeros((H, W), np.uint8))
-    assert s["flags"] == "no_lung" and s["quality"] == "check"
-    assert s["right_area_px"] == 0 and s["lung_image_ratio"] == 0
-
-
-def test_flag_one_lung_missing():
-    a, _ = two_lungs()
-    labels = a * RIGHT  # labels built by hand: only the patient's right lung
-    s = measure(labels)
-    assert "one_lung_missing" in s["flags"].split(";") and s["quality"] == "check"
-
-
-def test_flag_lung_area_ratio_for_unequal_lungs():
-    a, _ = two_lungs()
-    small = np.zeros((H, W), np.uint8)
-    cv2.ellipse(small, (int(W * 0.7), H // 2), (int(W * 0.1), int(H * 0.13)), 0, 0, 360, 1, -1)
-    labels = a * RIGHT + small * LEFT
-    assert 0.15 < small.sum() / a.sum() < 0.45
-    assert "lung_area_ratio" in measure(labels)["flags"].split(";")
-
-
-def test_flag_fragments():
-    a, b = two_lungs()
-    labels = split_sides(a | b)
-    s = measure(labels, raw_components=5)
-    assert s["components"] == 5 and "fragments" in s["flags"].split(";")
-    # counted from the labels when not given
-    frag = labels.copy()
-    frag[5:10, 5:10] = RIGHT
-    frag[5:10, 150:155] = LEFT
-    assert "fragments" in measure(frag)["flags"].split(";")
-
-
-def test_flag_lung_area():
-    a, b = two_lungs()
-    labels = split_sides(a | b)
-    big = np.zeros((H * 4, W * 4), np.uint8)  # same lungs on a much larger film
-    big[:H, :W] = labels
-    s = measure(big)
-    assert s["lung_image_ratio"] < 0.05 and "lung_area" in s["flags"].split(";")
-    full = np.zeros((H, W), np.uint8)
-    full[:, : W // 2] = RIGHT
-    full[:, W // 2 :] = LEFT
-    assert "lung_area" in measure(full)["flags"].split(";")
-
-
-def test_flag_low_confidence_from_prob():
-    a, b = two_lungs()
-    labels = split_sides(a | b)
-    sure = (a | b).astype(np.float32)
-    s = measure(labels, prob=sure)
-    assert s["uncertain_fraction"] == 0 and s["flags"] == ""
-    unsure = np.where(a | b, 0.55, 0.0).astype(np.float32)
-    s = measure(labels, prob=unsure)
-    assert s["uncertain_fraction"] == pytest.approx(1.0)
-    assert s["flags"] == "low_confidence" and s["quality"] == "check"
-
-
-def test_flag_vertical_extent():
-    a, _ = two_lungs()
-    short = np.zeros((H, W), np.uint8)
-    cv2.ellipse(short, (int(W * 0.7), H // 2), (int(W * 0.25), int(H * 0.14)), 0, 0, 360, 1, -1)
-    labels = a * RIGHT + short * LEFT
-    assert short.sum() >= 0.45 * a.sum()
-    assert "vertical_extent" in measure(labels)["flags"].split(";")
