@@ -126,16 +126,30 @@ def _demo(a) -> int:
     return 1 if failed else 0
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .augment import CORRUPTIONS
     from .model import ENCODERS
 
     p = argparse.ArgumentParser(prog="lungseg", description="Lung segmentation in chest X-rays")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # -v also after the subcommand; SUPPRESS keeps the subcommand from resetting an earlier -v
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
     dev = dict(choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
 
-    t = sub.add_parser("train", help="train DeepLabV3+ on a data folder")
+    t = sub.add_parser("train", parents=[common], help="train DeepLabV3+ on a data folder")
     t.add_argument("--data", default="../shared/data", help="root holding the data layouts")
     t.add_argument("--out", required=True, help="run folder (config, checkpoints, log, model)")
     t.add_argument("--encoder", default="resnet50", help=f"SMP encoder; tested: {ENCODERS}")
@@ -143,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--size", type=int, default=512)
     t.add_argument("--fit", choices=["letterbox", "crop"], default="letterbox")
     t.add_argument("--hist", choices=["equalize", "clahe", "none"], default="equalize")
-    t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--epochs", type=_positive, default=50)
+    t.add_argument("--batch-size", type=_positive, default=8)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--min-lr", type=float, default=1e-5, help="end of the cosine schedule")
     t.add_argument("--corruptions", default=",".join(CORRUPTIONS), help="comma-separated")
@@ -153,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-geometry-aug", action="store_true")
     t.add_argument("--datasets", nargs="+", help="only these (montgomery shenzhen jsrt)")
     t.add_argument("--balance", action="store_true", help="draw each dataset equally often")
-    t.add_argument("--limit", type=int, help="at most N images per split (smoke runs)")
+    t.add_argument("--limit", type=_positive, help="at most N images per split (smoke runs)")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--device", **dev)
     t.add_argument("--workers", type=int, default=1, help="data loader worker processes")
@@ -168,32 +182,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("evaluate", help="IoU/Dice/accuracy per dataset on a split")
+    e = sub.add_parser(
+        "evaluate", parents=[common], help="IoU/Dice/accuracy per dataset on a split"
+    )
     e.add_argument("--model", help="model file (default: shipped model)")
-    e.add_argument("--data", default="../shared/data")
-    e.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
-    e.add_argument("--out", required=True)
-    e.add_argument("--datasets", nargs="+")
-    e.add_argument("--limit", type=int)
-    e.add_argument("--no-postprocess", action="store_true")
+    e.add_argument("--data", default="../shared/data", help="root holding the data layouts")
+    e.add_argument(
+        "--split",
+        choices=["train", "val", "test", "all"],
+        default="test",
+        help="split of the data's splits.csv (default: test)",
+    )
+    e.add_argument("--out", required=True, help="folder for metrics, per-image table, figures")
+    e.add_argument("--datasets", nargs="+", help="only these (montgomery shenzhen jsrt)")
+    e.add_argument("--limit", type=_positive, help="at most N images in all (quick checks)")
+    e.add_argument("--no-postprocess", action="store_true", help="score the raw thresholded mask")
     e.add_argument("--threshold", type=float, help="probability threshold (default: the model's)")
     e.add_argument("--run", help="training run folder, for training curves")
-    e.add_argument("--strict", action="store_true")
+    e.add_argument("--strict", action="store_true", help="stop on any bad pair")
     e.add_argument("--device", **dev)
     e.set_defaults(func=_evaluate)
 
-    r = sub.add_parser("predict", help="segment radiographs (PNG/JPEG/TIFF/DICOM)")
+    r = sub.add_parser(
+        "predict", parents=[common], help="segment radiographs (PNG/JPEG/TIFF/DICOM)"
+    )
     r.add_argument("paths", nargs="+", help="files, folders (recursive) or globs")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", required=True, help="output folder (created if missing)")
     r.add_argument("--model", help="model file (.safetensors, .ckpt, .onnx); default: shipped")
-    r.add_argument("--no-postprocess", action="store_true")
-    r.add_argument("--batch-size", type=int, default=4)
+    r.add_argument(
+        "--no-postprocess",
+        action="store_true",
+        help="raw thresholded mask: no component cleaning, hole filling or smoothing",
+    )
+    r.add_argument("--batch-size", type=_positive, default=4, help="films per model call")
     r.add_argument("--labels", action="store_true", help="also write <stem>_labels.png (1 R, 2 L)")
     r.add_argument(
         "--no-overlay", action="store_true", help="skip overlay PNGs (faster on large archives)"
     )
     r.add_argument(
-        "--workers", type=int, help="decoding/post-processing threads (default: cores, max 8)"
+        "--workers", type=_positive, help="decoding/post-processing threads (default: cores, max 8)"
     )
     r.add_argument(
         "--full-grid",
@@ -203,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", **dev)
     r.set_defaults(func=_predict)
 
-    x = sub.add_parser("export", help="export a model to ONNX (optionally int8)")
+    x = sub.add_parser("export", parents=[common], help="export a model to ONNX (optionally int8)")
     x.add_argument("--model", help="model file (default: shipped model)")
     x.add_argument("--format", choices=["onnx"], default="onnx")
     x.add_argument("--int8", action="store_true", help="static int8 quantization")
@@ -212,15 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True)
     x.set_defaults(func=_export)
 
-    f = sub.add_parser("phantom", help="write synthetic chest radiographs with known masks")
+    f = sub.add_parser(
+        "phantom", parents=[common], help="write synthetic chest radiographs with known masks"
+    )
     f.add_argument("--out", required=True)
-    f.add_argument("-n", type=int, default=1)
+    f.add_argument("-n", type=_positive, default=1, help="number of films")
     f.add_argument("--size", type=int, default=512)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--disease", default="none", help="none, opacity, white-out, effusion, devices")
     f.set_defaults(func=_phantom)
 
-    d = sub.add_parser("demo", help="segment a built-in phantom radiograph with the shipped model")
+    d = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="segment a built-in phantom radiograph with the shipped model",
+    )
     d.add_argument("--out", default="demo")
     d.add_argument("--model", help="model file (default: shipped)")
     d.add_argument("--size", type=int, default=1024)
@@ -240,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:
         log.error("%s", e)
+        return 2
+    except (FileExistsError, NotADirectoryError, PermissionError) as e:  # --out and the like
+        log.error("%s: %s; choose another --out", e.filename or "", e.strerror or e)
         return 2
 
 

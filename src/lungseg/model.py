@@ -126,7 +126,9 @@ def read_config(path: str | Path) -> ModelConfig:
 def _read_ckpt(path: Path) -> dict:
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint from elsewhere cannot run code while it is read (pickle);
+    # `lungseg train`'s checkpoints hold only tensors, numbers, strings and containers
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_model(path: str | Path | None = None) -> tuple[torch.nn.Module, ModelConfig]:
@@ -138,17 +140,27 @@ def load_model(path: str | Path | None = None) -> tuple[torch.nn.Module, ModelCo
             f"model file {path} not found; pass --model FILE (a .safetensors, "
             ".ckpt from `lungseg train`, or .onnx)"
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        config = read_config(path)
-        state = load_file(str(path))
-    elif path.suffix == ".ckpt":
-        ckpt = _read_ckpt(path)
-        config = ModelConfig.from_dict(ckpt["hyper_parameters"])
-        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
-    else:
+    if path.suffix not in (".safetensors", ".ckpt"):
         raise ValueError(f"{path}: unknown model format; use .safetensors, .ckpt or .onnx")
-    model = build_model(config.encoder)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            config = read_config(path)
+            state = load_file(str(path))
+        else:
+            ckpt = _read_ckpt(path)
+            config = ModelConfig.from_dict(ckpt["hyper_parameters"])
+            state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+        model = build_model(config.encoder)
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
+    except ValueError:
+        raise
+    except Exception as e:  # safetensors, torch and pickle raise many types for a broken file
+        raise ValueError(
+            f"{path}: not a readable lungseg model ({type(e).__name__}: {e}); is the file "
+            "complete? Re-download or re-export it"
+        ) from e
     return model.eval(), config

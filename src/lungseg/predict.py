@@ -27,6 +27,7 @@ from .segmenter import WORK_SIZE, Segmenter
 log = logging.getLogger(__name__)
 FIELDS = [
     "file",
+    "mask",
     "quality",
     "flags",
     "right_area_px",
@@ -42,28 +43,49 @@ FIELDS = [
 ]
 
 
-def collect_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Expand files, folders (recursive) and globs -> (image files, inputs that matched nothing)."""
-    files, missing = [], []
+OUTPUT_SUFFIXES = ("_mask", "_overlay", "_labels")  # what predict writes: never read back as films
+
+
+def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[list[Path], list[str]]:
+    """Expand files, folders (recursive) and globs -> (image files, inputs that matched nothing).
+    Folders and globs skip lungseg's own outputs (files named <stem>_mask/_overlay/_labels,
+    which also keeps a data set's ground-truth masks out, and an `out` folder inside a searched
+    folder) and DICOMDIR indexes; a file named explicitly is always taken."""
+    out_dir = Path(out).resolve() if out is not None else None
+    files, missing, skipped = [], [], 0
     for p in paths:
         path = Path(p)
+        if path.is_file():
+            files.append(path)
+            continue
         if path.is_dir():
-            found = sorted(f for f in path.rglob("*") if f.is_file() and is_supported(f))
-        elif path.is_file():
-            found = [path]
+            found = [f for f in path.rglob("*") if f.is_file() and is_supported(f)]
+            inner = out_dir if out_dir and path.resolve() in out_dir.parents else None
         else:
-            found = sorted(Path(f) for f in glob.glob(p, recursive=True) if Path(f).is_file())
+            found = [Path(f) for f in glob.glob(p, recursive=True)]
+            found = [f for f in found if f.is_file() and is_supported(f)]
+            inner = None
         if not found:
             missing.append(p)
-        files += found
+        kept = [f for f in sorted(found) if not _is_output(f, inner)]
+        skipped += len(found) - len(kept)
+        files += kept
+    if skipped:
+        log.info("skipped %d mask/overlay/label files and earlier outputs", skipped)
     return list(dict.fromkeys(files)), missing
+
+
+def _is_output(f: Path, out_dir: Path | None) -> bool:
+    if f.name.upper() == "DICOMDIR" or f.stem.lower().endswith(OUTPUT_SUFFIXES):
+        return True
+    return out_dir is not None and out_dir in f.resolve().parents
 
 
 def _load(seg: Segmenter, path: Path):
     """Decode + preprocess one file (runs in a worker thread)."""
     try:
         rad = read_image(path)
-        x, g = seg.prepare(rad.image)
+        x, g = seg.prepare(rad.image, rad.flipped)
         return rad, x, g, None
     except (ImageReadError, ValueError, OSError, MemoryError) as e:
         return None, None, None, str(e)
@@ -79,13 +101,18 @@ def pool_size(workers: int | None) -> int:
 
 
 def _stems(files: list[Path]) -> list[str]:
-    """Output name per input: its stem, made unique when two inputs share one."""
-    seen: dict[str, int] = {}
+    """Output name per input: its stem, or <stem>_2, _3, ... when that name is already taken
+    (two films called film.png in different folders, or film.png beside film_2.png)."""
+    taken = {f.stem for f in files}
+    seen: set[str] = set()
     out = []
     for f in files:
-        n = seen.get(f.stem, 0)
-        seen[f.stem] = n + 1
-        out.append(f.stem if n == 0 else f"{f.stem}_{n + 1}")
+        stem, n = f.stem, 1
+        while stem in seen or (n > 1 and stem in taken):
+            n += 1
+            stem = f"{f.stem}_{n}"
+        seen.add(stem)
+        out.append(stem)
     return out
 
 
@@ -109,8 +136,11 @@ def predict_paths(
     `workers`: threads that decode, post-process and write beside the model (default: one per
     CPU core, at most 8; with a GPU the model is fast and these threads set the pace).
     Returns the inputs that failed."""
-    files, failed = collect_inputs(paths)
-    for p in failed:
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    files, missing = collect_inputs(paths, out)
+    failed = list(missing)
+    for p in missing:
         log.error("%s: no such file, or no supported image in it", p)
     if not files:
         raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP or DICOM)")
@@ -165,7 +195,10 @@ def predict_paths(
                 drain(keep=2 * batch_size)
         drain(keep=0)
         bar.close()
-    table = [rows[i] for i in sorted(rows)]
+    table = [rows[i] for i in sorted(rows)] + [
+        {"file": p, "quality": "error", "error": "no such file, or no supported image in it"}
+        for p in failed[: len(missing)]
+    ]
     _write_table(out_dir, table)
     ok = sum(r["quality"] != "error" for r in table)
     log.info("%d images segmented, %d failed -> %s", ok, len(failed), out_dir)
@@ -186,7 +219,7 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
     except (OSError, ValueError, MemoryError) as e:
         log.error("%s: %s (skipped)", path, e)
         return {"file": str(path), "quality": "error", "error": str(e)}
-    return {"file": str(path), **res.stats, "error": ""}
+    return {"file": str(path), "mask": f"{stem}_mask.png", **res.stats, "error": ""}
 
 
 def _write_table(out_dir: Path, rows: list[dict]) -> None:

@@ -46,6 +46,8 @@ class TorchRunner:
         from .model import load_model
 
         self.torch = torch
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu/auto")
         self.device = torch.device(
             "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         )
@@ -79,7 +81,12 @@ class OnnxRunner:
             opts.intra_op_num_threads = threads
         if not spin:  # waiting threads sleep, leaving the CPU to decoding and post-processing
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # InvalidProtobuf, Fail, ...: a broken or truncated file
+            raise ValueError(
+                f"{path}: not a readable ONNX model ({e}); re-export it with `lungseg export`"
+            ) from e
         self.input = self.session.get_inputs()[0].name
         # from the loaded session: reading the file again with `onnx` would double start-up
         self.config = config_from_metadata(self.session.get_modelmeta().custom_metadata_map, path)
@@ -132,14 +139,18 @@ class Segmenter:
     def batch(self, images: list) -> list[Result]:
         """Segment several images in one model call (paths, arrays or Radiographs)."""
         rads = [self._radiograph(im) for im in images]
-        inputs, geometries = zip(*(self.prepare(r.image) for r in rads), strict=True)
+        inputs, geometries = zip(*(self.prepare(r.image, r.flipped) for r in rads), strict=True)
         probs = self.runner(np.stack(inputs)[:, None])
         return [self.finish(p, g, r) for p, g, r in zip(probs, geometries, rads, strict=True)]
 
-    def prepare(self, image: np.ndarray):
-        """float32 HxW [0,1] -> (model input SxS, Geometry)."""
+    def prepare(self, image: np.ndarray, flipped: bool = False):
+        """float32 HxW [0,1] -> (model input SxS, Geometry). A film displayed mirrored
+        (`flipped`: the patient's right on the image right) is un-mirrored for the model, which
+        has only seen the heart on the image right; `finish` mirrors the result back."""
         c = self.config
-        return preprocess(image, c.size, c.fit, c.hist)
+        return preprocess(
+            np.ascontiguousarray(image[:, ::-1]) if flipped else image, c.size, c.fit, c.hist
+        )
 
     def finish(self, prob_small: np.ndarray, geometry, rad: Radiograph | None = None) -> Result:
         """Model-grid probability -> Result on the original grid of `rad` (the input film:
@@ -148,8 +159,10 @@ class Segmenter:
         lungs mapped back with a smooth outline: the model's own grid is far coarser, and
         morphology on a 3000 px film costs several times the model."""
         prob = to_original(prob_small, geometry)
-        image = rad.image if rad else None
         flipped = bool(rad and rad.flipped)
+        if flipped:  # the model saw the film un-mirrored (`prepare`)
+            prob = np.ascontiguousarray(prob[:, ::-1])
+        image = rad.image if rad else None
         h, w = prob.shape
         scale = (self.work_size or 0) / max(h, w)
         if self.postprocess and 0 < scale < 1:

@@ -1,0 +1,130 @@
+"""What `lungseg predict` takes as input and how it names outputs; user mistakes on the command
+line end in a message and exit code 2, not a traceback."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lungseg.cli import main
+from lungseg.imageio import Radiograph
+from lungseg.metrics import confusion
+from lungseg.model import DEFAULT_WEIGHTS, ModelConfig, build_model, save_safetensors
+from lungseg.phantom import make_phantom
+from lungseg.predict import _stems, collect_inputs, predict_paths
+from lungseg.segmenter import Segmenter
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), path)
+    return path
+
+
+def _film(path: Path, h: int = 40, w: int = 32) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((h, w), 128, np.uint8)).save(path)
+    return path
+
+
+def test_folders_skip_masks_outputs_and_dicomdir_but_named_files_are_taken(tmp_path):
+    d = tmp_path / "in"
+    film = _film(d / "film.png")
+    _film(d / "film_mask.png")  # a data set's ground truth beside its film
+    _film(d / "old" / "x_overlay.png")
+    _film(d / "res" / "anything.png")  # inside --out
+    (d / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM")
+    files, missing = collect_inputs([str(d)], out=d / "res")
+    assert files == [film] and missing == []
+    files, _ = collect_inputs([str(d / "film_mask.png")], out=d / "res")
+    assert files == [d / "film_mask.png"]  # asked for by name
+    (d / "notes.txt").write_text("not a film")
+    files, _ = collect_inputs([str(d / "*.png")])
+    assert files == [film]
+    files, _ = collect_inputs([str(d / "*")])  # as a folder: what is not a film is left out
+    assert files == [film]
+
+
+def test_predicting_twice_into_the_input_folder_does_not_segment_its_own_outputs(
+    tiny_model, tmp_path
+):
+    d = tmp_path / "in"
+    _film(d / "a.png")
+    _film(d / "b.png")
+    for _ in range(2):
+        assert main(["predict", str(d), "--out", str(d), "--model", str(tiny_model)]) == 0
+    rows = list(csv.DictReader(open(d / "results.csv")))
+    assert [Path(r["file"]).name for r in rows] == ["a.png", "b.png"]
+    assert sorted(p.name for p in d.glob("*mask*")) == ["a_mask.png", "b_mask.png"]
+
+
+def test_output_names_never_collide():
+    files = [Path("d/a/film.png"), Path("d/b/film.png"), Path("d/film_2.png"), Path("e/film.png")]
+    stems = _stems(files)
+    assert len(set(stems)) == len(files)
+    assert stems[0] == "film" and stems[2] == "film_2"  # an input's own name is kept when free
+
+
+def test_table_names_each_rows_mask_and_lists_missing_inputs(tiny_model, tmp_path):
+    _film(tmp_path / "x" / "film.png")
+    _film(tmp_path / "y" / "film.png")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "x"), str(tmp_path / "y"), str(tmp_path / "gone.png")]
+    failed = predict_paths(argv, str(out), model=str(tiny_model))
+    assert failed == [str(tmp_path / "gone.png")]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["mask"] for r in rows[:2]] == ["film_mask.png", "film_2_mask.png"]
+    assert all((out / r["mask"]).is_file() for r in rows[:2])
+    assert rows[2]["file"].endswith("gone.png") and rows[2]["quality"] == "error"
+
+
+@pytest.mark.parametrize("flag", ["--batch-size", "--workers"])
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_counts_below_one_are_refused(tmp_path, flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(tmp_path), "--out", str(tmp_path / "o"), flag, value])
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+    with pytest.raises(ValueError, match="batch-size"):
+        predict_paths([str(tmp_path)], str(tmp_path / "o"), batch_size=0)
+
+
+def test_user_mistakes_end_in_a_message(tiny_model, tmp_path, caplog):
+    film = _film(tmp_path / "in" / "film.png")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "bad.safetensors").write_bytes(b"junk")
+    (tmp_path / "bad.onnx").write_bytes(b"junk")
+    base = ["predict", str(film), "--out"]
+    assert main([*base, str(tmp_path / "afile"), "--model", str(tiny_model)]) == 2
+    assert "choose another --out" in caplog.text
+    for bad in ("bad.safetensors", "bad.onnx"):
+        assert main([*base, str(tmp_path / "o"), "--model", str(tmp_path / bad)]) == 2
+        assert f"{bad}: not a readable" in caplog.text
+    if not torch.cuda.is_available():
+        assert main([*base, str(tmp_path / "o"), "--model", str(tiny_model), "--device", "cuda"])
+        assert "no CUDA GPU" in caplog.text
+
+
+def test_verbose_flag_after_the_subcommand(tiny_model, tmp_path):
+    film = _film(tmp_path / "film.png")
+    argv = ["predict", str(film), "--out", str(tmp_path / "o"), "--model", str(tiny_model)]
+    assert main([*argv, "-v"]) == 0 and main(["-v", *argv]) == 0
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")
+def test_a_film_displayed_mirrored_is_segmented_as_well_as_the_same_film_unmirrored():
+    """PatientOrientation 'R': the model sees the film un-mirrored, and the lungs come back on the
+    film's own (mirrored) grid with the patient's right lung labelled right."""
+    ph = make_phantom(size=512, seed=1)
+    seg = Segmenter.default(device="cpu")
+    plain = seg(Radiograph(ph.image))
+    mirrored = seg(Radiograph(np.ascontiguousarray(ph.image[:, ::-1]), flipped=True))
+    assert confusion(mirrored.mask, plain.mask[:, ::-1]).dice > 0.999
+    assert confusion(mirrored.labels == 1, ph.right[:, ::-1]).dice > 0.85
+    assert mirrored.stats["right_area_px"] == pytest.approx(plain.stats["right_area_px"], rel=0.01)
