@@ -7,16 +7,14 @@ import struct
 import zlib
 
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from lungseg.imageio import (
+    MAX_PIXELS,
     ImageReadError,
     _read_gray_png,
-    is_supported,
+    from_array,
     read_image,
     read_mask,
     to_gray_float,
@@ -86,7 +84,80 @@ def test_png_16bit_dark_image_not_mistaken_for_8bit(tmp_path):
     a = (np.arange(H * W).reshape(H, W) % 200).astype(np.uint16)  # 16-bit file, values < 256
     Image.fromarray(a).save(tmp_path / "dark16.png")
     img = read_image(tmp_path / "dark16.png").image
-    np.testing.assert_allclose(img, a / 65535.0, atol=1e-7)
+    np.testing.assert_allclose(img, a / 1023.0, atol=1e-7)  # 10 significant bits, not 8
+
+
+def test_png_8bit_values_exact(tmp_path):
+    """The evaluation data are 8-bit gray PNGs: value / 255 in float32, bit for bit, by the file
+    reader and by from_array alike."""
+    a = ramp8()
+    Image.fromarray(a).save(tmp_path / "g.png")
+    want = a.astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(read_image(tmp_path / "g.png").image, want)
+    np.testing.assert_array_equal(from_array(a), want)
+    np.testing.assert_array_equal(from_array(np.dstack([a] * 3)), want)  # gray RGB: the same
+
+
+SIGNIFICANT_BITS = [  # (largest value in the film, divisor: 2^bits - 1 of the bits it needs)
+    (200, 1023),
+    (1023, 1023),
+    (1024, 4095),
+    (4080, 4095),  # 12-bit detector data: the film keeps its full brightness
+    (4096, 16383),
+    (16383, 16383),
+    (16384, 65535),
+    (65535, 65535),  # full-range 16-bit: as before
+]
+
+
+def ramp16(top: int) -> np.ndarray:
+    """uint16 HxW ramp from 0 to `top`."""
+    return np.round(np.linspace(0, top, H * W)).astype(np.uint16).reshape(H, W)
+
+
+@pytest.mark.parametrize("top,divisor", SIGNIFICANT_BITS)
+@pytest.mark.parametrize("source", ["png", "png-pillow", "tif", "array"])
+def test_16bit_scaled_by_significant_bits(tmp_path, source, top, divisor):
+    """16-bit data are divided by the smallest of 2^10-1, 2^12-1, 2^14-1, 2^16-1 that holds
+    their maximum, in the OpenCV PNG path, Pillow's I;16 mode and from_array alike."""
+    a = ramp16(top)
+    if source == "array":
+        img = from_array(a)
+    else:
+        p = tmp_path / f"x.{source[:3]}"
+        Image.fromarray(a).save(p)
+        if source == "png-pillow":
+            with Image.open(p) as im:
+                assert im.mode == "I;16"
+                img = to_gray_float(im)
+        else:
+            img = read_image(p).image
+    check_float_image(img)
+    np.testing.assert_array_equal(img, a.astype(np.float32) / np.float32(divisor))
+
+
+def test_12bit_png_keeps_its_gray_levels(tmp_path):
+    """A 12-bit film in a 16-bit PNG spans [0, 1] with thousands of levels, not ~14 dark ones."""
+    Image.fromarray(ramp16(4095)).save(tmp_path / "f12.png")
+    img = read_image(tmp_path / "f12.png").image
+    assert img.max() == 1.0 and len(np.unique(img)) > 1900
+
+
+@pytest.mark.parametrize(
+    "values,want",
+    [((0, 200), 255), ((0, 4000), 4095), ((0, 60000), 65535), ((-1000, 3000), None)],
+)
+def test_int32_tiff(tmp_path, values, want):
+    """Mode I (32-bit integer TIFF): 8 significant bits and up as for 16-bit data; values
+    outside 0..65535 are stretched from the minimum to the maximum."""
+    a = np.linspace(*values, H * W).round().astype(np.int32).reshape(H, W)
+    Image.fromarray(a).save(tmp_path / "i.tif")
+    with Image.open(tmp_path / "i.tif") as im:
+        assert im.mode == "I"
+    img = read_image(tmp_path / "i.tif").image
+    check_float_image(img)
+    lo = values[0] if want is None else 0
+    np.testing.assert_allclose(img, (a - lo) / ((want or values[1]) - lo), atol=1e-6)
 
 
 def test_rgb_png_uses_luma(tmp_path):
@@ -172,134 +243,9 @@ def test_read_mask_png_gif_and_bilevel(tmp_path):
         read_mask(tmp_path / "missing.png")
 
 
-# ---------------------------------------------------------------- DICOM
-
-
-def write_dicom(path, pixels: np.ndarray, photometric="MONOCHROME2", **attrs):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.PatientName = "Phantom^Test"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    for k, v in attrs.items():
-        setattr(ds, k, v)
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
-    return path
-
-
-def dicom_ramp() -> np.ndarray:
-    """12-bit horizontal ramp 0..4095 (each column constant)."""
-    row = np.round(np.linspace(0, 4095, W)).astype(np.uint16)
-    return np.tile(row, (H, 1))
-
-
-def test_dicom_monochrome2(tmp_path):
-    p = write_dicom(tmp_path / "a.dcm", dicom_ramp())
-    rad = read_image(p)
-    check_float_image(rad.image)
-    np.testing.assert_allclose(rad.image, dicom_ramp() / 4095.0, atol=1e-5)
-    assert rad.spacing is None
-
-
-def test_dicom_monochrome1_is_inverted(tmp_path):
-    m2 = read_image(write_dicom(tmp_path / "m2.dcm", dicom_ramp())).image
-    m1 = read_image(write_dicom(tmp_path / "m1.dcm", dicom_ramp(), "MONOCHROME1")).image
-    np.testing.assert_allclose(m1, 1.0 - m2, atol=1e-5)
-    assert m1[0, 0] == pytest.approx(1.0) and m1[0, -1] == pytest.approx(0.0)
-
-
-def test_dicom_detected_by_magic_without_suffix(tmp_path):
-    p = write_dicom(tmp_path / "IM0001", dicom_ramp())
-    assert is_supported(p)
-    np.testing.assert_allclose(read_image(p).image, dicom_ramp() / 4095.0, atol=1e-5)
-
-
-@pytest.mark.parametrize("tag", ["PixelSpacing", "ImagerPixelSpacing"])
-def test_dicom_spacing(tmp_path, tag):
-    p = write_dicom(tmp_path / "s.dcm", dicom_ramp(), **{tag: [0.143, 0.15]})
-    assert read_image(p).spacing == pytest.approx((0.143, 0.15))
-
-
-def test_dicom_pixel_spacing_preferred_over_imager(tmp_path):
-    p = write_dicom(
-        tmp_path / "s.dcm", dicom_ramp(), PixelSpacing=[0.2, 0.2], ImagerPixelSpacing=[0.1, 0.1]
-    )
-    assert read_image(p).spacing == pytest.approx((0.2, 0.2))
-
-
-def test_dicom_rescale_and_window_applied(tmp_path):
-    # stored 0..4095, rescaled value = stored - 1000; window centred on rescaled 0, width 400:
-    # only stored values ~800..1200 get gray levels, the rest saturate.
-    raw = dicom_ramp()
-    p = write_dicom(
-        tmp_path / "w.dcm",
-        raw,
-        RescaleSlope=1,
-        RescaleIntercept=-1000,
-        WindowCenter=0,
-        WindowWidth=400,
-    )
-    img = read_image(p).image
-    check_float_image(img)
-    row = img[0]
-    stored = raw[0].astype(float)
-    assert np.all(row[stored < 780] == 0.0)
-    assert np.all(row[stored > 1220] == 1.0)
-    mid = (stored > 850) & (stored < 1150)
-    assert mid.sum() >= 2
-    expected = (stored[mid] - 1000 + 200) / 400  # linear inside the window
-    np.testing.assert_allclose(row[mid], expected, atol=0.02)
-
-
-def test_dicom_window_without_rescale_differs(tmp_path):
-    """Same window, intercept 0: the window now sits on stored values ~0..200."""
-    raw = dicom_ramp()
-    img = read_image(write_dicom(tmp_path / "w0.dcm", raw, WindowCenter=0, WindowWidth=400)).image
-    row, stored = img[0], raw[0].astype(float)
-    assert np.all(row[stored > 220] == 1.0)
-    assert row[0] < 0.6
-
-
-@pytest.mark.parametrize("orient,flipped", [(None, False), (["L", "F"], False), (["R", "F"], True)])
-def test_dicom_patient_orientation(tmp_path, orient, flipped):
-    attrs = {} if orient is None else {"PatientOrientation": orient}
-    rad = read_image(write_dicom(tmp_path / "o.dcm", dicom_ramp(), **attrs))
-    assert rad.flipped is flipped
-    np.testing.assert_allclose(rad.image, dicom_ramp() / 4095.0, atol=1e-5)  # pixels unchanged
-
-
 def test_raster_not_flipped(tmp_path):
     Image.fromarray(ramp8()).save(tmp_path / "g.png")
     assert read_image(tmp_path / "g.png").flipped is False
-
-
-def test_dicom_huge_header_refused(tmp_path):
-    p = write_dicom(tmp_path / "big.dcm", dicom_ramp())
-    ds = pydicom.dcmread(p)
-    ds.Rows, ds.Columns = 60000, 60000
-    ds.save_as(p, enforce_file_format=True)
-    with pytest.raises(ImageReadError, match="big.dcm"):
-        read_image(p)
-
-
-def test_text_file_named_dcm(tmp_path):
-    p = tmp_path / "notes.dcm"
-    p.write_text("not a dicom file\n" * 20)
-    with pytest.raises(ImageReadError, match="notes.dcm"):
-        read_image(p)
 
 
 # ---------------------------------------------------------------- refusals
@@ -360,14 +306,134 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-@pytest.mark.parametrize(
-    "size,reason",
-    [((60000, 60000), "decompression bomb"), ((25000, 20000), "larger than any radiograph")],
-)
-def test_decompression_bomb_refused(tmp_path, size, reason):
-    """Only the header is read: a 60000x60000 claim is refused before any decoding."""
+@pytest.mark.parametrize("size", [(60000, 60000), (19000, 19000), (25000, 20000), (8001, 8000)])
+def test_oversized_png_refused_from_its_header(tmp_path, size):
+    """Only the header is read: a claim over MAX_PIXELS is refused before any decoding, with
+    the size, the limit and what to do."""
     p = tmp_path / "bomb.png"
     p.write_bytes(_png_header_only(*size))
-    with pytest.raises(ImageReadError, match=rf"bomb\.png.*{reason}"):
+    assert p.stat().st_size < 200
+    w, h = size
+    with pytest.raises(ImageReadError, match=rf"bomb\.png: {w}x{h} px.*64 MP limit.*downsample it"):
         read_image(p)
+
+
+def test_size_limit_admits_64_megapixels(tmp_path):
+    """8000x8000 is within the limit: this header-only PNG fails for its missing pixels."""
+    assert 8000 * 8000 == MAX_PIXELS
+    p = tmp_path / "scan.png"
+    p.write_bytes(_png_header_only(8000, 8000))
+    with pytest.raises(ImageReadError, match=r"scan\.png: not a readable image"):
+        read_image(p)
+
+
+def _gif_header_only(width: int, height: int) -> bytes:
+    """A GIF whose header claims width x height, with no pixels."""
+    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
+    image = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0)
+    return b"GIF89a" + screen + image + b"\x08\x00;"
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("size", [(9000, 9000), (20000, 20000)])
+def test_oversized_pillow_image_refused(tmp_path, size):
+    """Formats Pillow opens: over MAX_PIXELS refused before decoding (past twice the limit by
+    Pillow's own bomb check), saying to downsample."""
+    p = tmp_path / "big.gif"
+    p.write_bytes(_gif_header_only(*size))
+    with pytest.raises(ImageReadError, match=r"big\.gif: .*(limit|bomb).*downsample it first"):
+        read_image(p)
+
+
+# ---------------------------------------------------------------- non-finite pixels
+
+
+@pytest.mark.parametrize("value,want", [(np.nan, 0.0), (-np.inf, 0.0), (np.inf, 1.0)])
+def test_float_tiff_with_one_nonfinite_pixel(tmp_path, value, want):
+    """One NaN or Inf pixel no longer blanks the film: the finite pixels are stretched as if it
+    were not there, and it becomes 0 (NaN, -Inf) or 1 (+Inf)."""
+    a = np.linspace(-5.0, 20.0, H * W, dtype=np.float32).reshape(H, W)
+    b = a.copy()
+    b[3, 7] = value
+    b[0, 0] = a[0, 1]  # the finite minimum is not on the non-finite pixel's position
+    Image.fromarray(b, mode="F").save(tmp_path / "f.tif")
+    img = read_image(tmp_path / "f.tif").image
+    check_float_image(img)
+    finite = np.isfinite(b)
+    lo, hi = b[finite].min(), b[finite].max()
+    np.testing.assert_allclose(img[finite], (b[finite] - lo) / (hi - lo), atol=1e-6)
+    assert img[3, 7] == want
+
+
+def test_all_nan_tiff_refused(tmp_path):
+    Image.fromarray(np.full((H, W), np.nan, np.float32), mode="F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageReadError, match=r"nan\.tif.*NaN or infinite"):
+        read_image(tmp_path / "nan.tif")
+
+
+# ---------------------------------------------------------------- from_array
+
+
+@pytest.mark.parametrize(
+    "arr,want",
+    [
+        (ramp8(), ramp8() / 255),
+        (ramp8() > 100, (ramp8() > 100) * 1.0),
+        (ramp8() / 255.0, ramp8() / 255),  # float64
+        ((ramp8() / 255.0).astype(np.float16), (ramp8() / 255.0).astype(np.float16)),
+        (ramp8().astype(np.int64), ramp8() / 255),  # integers of unstated depth: 8 bits
+        (ramp16(4000).astype(np.int32), ramp16(4000) / 4095),
+        (ramp16(4000), ramp16(4000) / 4095),  # uint16: significant bits
+        ((ramp8() / 255.0).tolist(), ramp8() / 255),
+    ],
+    ids=["uint8", "bool", "float64", "float16", "int64-8bit", "int32-12bit", "uint16", "list"],
+)
+def test_from_array_dtypes(arr, want):
+    img = from_array(arr)
+    check_float_image(img)
+    np.testing.assert_allclose(img, want, atol=1e-6)
+
+
+def test_from_array_channels():
+    """Channel-last colour: averaged after scaling to [0,1]; alpha dropped; HxWx1 squeezed."""
+    r, g, b = ramp16(4000), ramp16(100), np.zeros((H, W), np.uint16)  # max over all: 12-bit
+    want = (r / 4095 + g / 4095 + b / 4095) / 3
+    np.testing.assert_allclose(from_array(np.dstack([r, g, b])), want, atol=1e-6)
+    alpha = np.full((H, W), 7, np.uint16)
+    np.testing.assert_allclose(from_array(np.dstack([r, g, b, alpha])), want, atol=1e-6)
+    np.testing.assert_array_equal(from_array(ramp8()[..., None]), from_array(ramp8()))
+    rgb = np.dstack([ramp8(), np.zeros((H, W), np.uint8), np.full((H, W), 255, np.uint8)])
+    np.testing.assert_allclose(from_array(rgb), (ramp8() / 255 + 0 + 1) / 3, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "arr,match",
+    [
+        (np.zeros((3, H, W), np.float32), r"\(3, 40, 48\).*np\.moveaxis\(arr, 0, -1\)"),
+        (np.zeros((1, H, W), np.uint8), r"np\.moveaxis"),
+        (np.zeros(100), r"HxW, HxWx1, HxWx3 or HxWx4.*\(100,\)"),
+        (np.zeros((2, H, W, 3)), r"got shape \(2, 40, 48, 3\)"),
+        (np.zeros((0, W)), r"got shape \(0, 48\)"),
+        (np.full((H, W), -0.5), r"float64 in -0\.5\.\.-0\.5"),
+        (ramp8() * 1.0, r"uint8, uint16, bool or float in \[0,1\].*float64 in 0\.\.255"),
+        (np.full((H, W), 70000, np.int64), r"int64"),
+        (np.full((H, W), -3, np.int8), r"int8"),
+        (np.zeros((H, W), np.complex64), r"complex64"),
+    ],
+    ids=["3xHxW", "1xHxW", "1-D", "4-D", "empty", "negative", "over-1", "int-big", "int-neg", "cx"],
+)
+def test_from_array_refusals(arr, match):
+    with pytest.raises(ValueError, match=match):
+        from_array(arr)
+
+
+def test_from_array_nonfinite():
+    a = ramp8() / 255.0
+    a[0, :3] = np.nan, np.inf, -np.inf
+    img = from_array(a)
+    assert np.isnan(a[0, 0])  # the caller's array is left as it was
+    check_float_image(img)
+    assert img[0, :3].tolist() == [0.0, 1.0, 0.0]
+    np.testing.assert_allclose(img[1:], ramp8()[1:] / 255, atol=1e-6)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        from_array(np.full((H, W), np.nan))

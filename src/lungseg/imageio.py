@@ -1,21 +1,23 @@
 """Read radiographs and masks from disk: PNG/JPEG/TIFF/BMP/GIF (8/16-bit, gray/RGB/RGBA/palette)
-and DICOM. Every reader returns a float32 HxW image in [0, 1] (bright = dense, as displayed)."""
+and DICOM, or take them as arrays (`from_array`). Every reader returns a float32 HxW image in
+[0, 1] (bright = dense, as displayed)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-log = logging.getLogger(__name__)
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
-MAX_PIXELS = 20_000 * 20_000  # larger than any radiograph: refuse decompression bombs
+# Decompression bombs are refused: the largest chest detectors are about 4300x4300 = 18.5 MP,
+# films digitised at 50 um about 60 MP.
+MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
+BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
 
 
 class ImageReadError(ValueError):
@@ -50,17 +52,60 @@ def is_supported(path: Path) -> bool:
 
 def read_image(path: str | Path) -> Radiograph:
     """Read any supported radiograph. Raises FileNotFoundError or ImageReadError (a ValueError)."""
+    from .dicom import read_dicom  # here: dicom.py builds on this module
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; check the path")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty (0 bytes); re-export or re-copy it")
-    rad = _read_dicom(path) if is_dicom(path) else Radiograph(_read_raster(path))
+    rad = read_dicom(path) if is_dicom(path) else Radiograph(_read_raster(path))
     rad.path = str(path)
     h, w = rad.image.shape
     if h < 16 or w < 16:
         raise ImageReadError(f"{path}: image is {w}x{h} px, too small to be a radiograph")
     return rad
+
+
+def from_array(arr) -> np.ndarray:
+    """An image array -> float32 HxW in [0,1]. Shapes: HxW, HxWx1, HxWx3, HxWx4 (channel-last;
+    alpha dropped, colour averaged after scaling). Dtypes: uint8 (/255), uint16 (`_scale16`),
+    other integers in 0..65535 (`_scale16` from 2^8-1 up), bool, float in [0,1] (NaN and -Inf
+    -> 0, +Inf -> 1). Anything else raises ValueError saying what is accepted."""
+    a = np.asarray(arr)
+    kind = a.dtype.kind
+    ok = "images are paths or HxW, HxWx1, HxWx3 or HxWx4 (channel-last) arrays of uint8, uint16, "
+    ok += "bool or float in [0,1]"
+    if a.ndim not in (2, 3) or a.ndim == 3 and a.shape[2] not in (1, 3, 4) or a.size == 0:
+        hint = "; for channel-first use np.moveaxis(arr, 0, -1)" if a.ndim == 3 else ""
+        raise ValueError(f"{ok}; got shape {a.shape}{hint}")
+    if kind not in "biuf":
+        raise ValueError(f"{ok}; got {a.dtype}")
+    img = a.astype(np.float32) if kind in "bf" else a
+    lo, hi, bad = _finite_range(img, "image array")
+    if lo < 0 or hi > (1 if kind in "bf" else 65535):
+        raise ValueError(f"{ok}; got {a.dtype} in {lo:g}..{hi:g}")
+    if kind in "iu":  # uint8 as the 8-bit PNG reader: value / 255 in float32
+        tops = (255,) if a.dtype == np.uint8 else BITS16 if a.dtype == np.uint16 else None
+        img = _scale16(a, tops or (255, *BITS16))
+    _fill(img, img, bad)
+    return img if img.ndim == 2 else img[..., :3].mean(-1, dtype=np.float64).astype(np.float32)
+
+
+def _scale16(arr: np.ndarray, tops: tuple[int, ...] = BITS16) -> np.ndarray:
+    """16-bit integer data -> float32 in [0,1], divided by the smallest of 2^10-1, 2^12-1, 2^14-1
+    and 2^16-1 that is >= the maximum: the significant bits, as viewers infer them (12-bit data
+    stored in 16 bits fill the range; full-range 16-bit data are divided by 65535)."""
+    top = next(t for t in tops if t >= arr.max())
+    return np.divide(arr, np.float32(top), dtype=np.float32)
+
+
+def _check_size(path: Path, w: int, h: int) -> None:
+    if w * h > MAX_PIXELS:
+        raise ImageReadError(
+            f"{path}: {w}x{h} px ({w * h / 1e6:.0f} MP) is over the {MAX_PIXELS / 1e6:.0f} MP "
+            "limit (larger than any radiograph); downsample it first"
+        )
 
 
 def _read_raster(path: Path) -> np.ndarray:
@@ -69,27 +114,23 @@ def _read_raster(path: Path) -> np.ndarray:
         return fast
     try:
         with Image.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageReadError(f"{path}: {w}x{h} px is larger than any radiograph; refusing")
+            _check_size(path, *im.size)
             im.load()
             return to_gray_float(im)
     except ImageReadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageReadError(f"{path}: refused as a decompression bomb ({e})") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(
-            f"{path}: not a readable image ({e}); is it corrupt or truncated?"
-        ) from e
+    except (OSError, SyntaxError, ValueError, *BOMB) as e:
+        bomb = isinstance(e, BOMB)
+        hint = "downsample it first" if bomb else "is it corrupt or truncated?"
+        raise ImageReadError(f"{path}: not a readable image ({e}); {hint}") from e
 
 
 def _read_gray_png(path: Path) -> np.ndarray | None:
     """The common case, an 8- or 16-bit grayscale PNG, decoded by OpenCV: the same pixels as
-    Pillow's in 15% less time. None for anything else (other formats and colour types, headers
-    claiming more than MAX_PIXELS, files OpenCV cannot decode): Pillow reads those, and says why
-    a broken file is broken. (Like any libpng reader, and unlike Pillow, it accepts a film whose
-    only damage is a bad checksum in an optional chunk such as a text comment.)"""
+    Pillow's in 15% less time; a header claiming over MAX_PIXELS is refused. None for anything
+    else (other formats and colour types, files OpenCV cannot decode): Pillow reads those, and
+    says why a broken file is broken. (Like any libpng reader, and unlike Pillow, it accepts a
+    film whose only damage is a bad checksum in an optional chunk such as a text comment.)"""
     import cv2
 
     with open(path, "rb") as f:
@@ -97,8 +138,9 @@ def _read_gray_png(path: Path) -> np.ndarray | None:
     if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         return None
     w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    _check_size(path, w, h)
     depth, colour = head[24], head[25]
-    if colour != 0 or depth not in (8, 16) or w * h > MAX_PIXELS:
+    if colour != 0 or depth not in (8, 16):
         return None
     data = np.fromfile(path, np.uint8)
     if data[-8:-4].tobytes() != b"IEND":  # truncated: Pillow's error, not OpenCV's warning
@@ -106,20 +148,19 @@ def _read_gray_png(path: Path) -> np.ndarray | None:
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.shape != (h, w):
         return None
-    return np.divide(arr, np.float32(255 if depth == 8 else 65535), dtype=np.float32)
+    return np.divide(arr, np.float32(255), dtype=np.float32) if depth == 8 else _scale16(arr)
 
 
 def to_gray_float(im: Image.Image) -> np.ndarray:
-    """PIL image of any mode -> float32 HxW in [0,1] (16-bit kept at full precision)."""
-    if im.mode in ("I;16", "I;16B", "I;16L"):  # one pass: already within [0, 65535]
-        return np.divide(np.asarray(im), np.float32(65535), dtype=np.float32)
-    if im.mode == "I":
-        arr = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        return np.clip(arr / top, 0, 1).astype(np.float32)
-    if im.mode == "F":
-        arr = np.asarray(im, dtype=np.float32)
-        return _minmax(arr)
+    """PIL image of any mode -> float32 HxW in [0,1]. 16-bit modes by `_scale16`, mode I (32-bit
+    integers) too (from 2^8-1 up) within 0..65535, else stretched as floats are (`_minmax`)."""
+    where = getattr(im, "filename", "") or "image"
+    if im.mode in ("I;16", "I;16B", "I;16L"):
+        return _scale16(np.asarray(im))
+    if im.mode in ("I", "F"):
+        arr = np.asarray(im)
+        in16 = im.mode == "I" and 0 <= arr.min() and arr.max() <= 65535
+        return _scale16(arr, (255, *BITS16)) if in16 else _minmax(arr, where)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (0, 0, 0, 255))
@@ -129,55 +170,28 @@ def to_gray_float(im: Image.Image) -> np.ndarray:
     return np.divide(np.asarray(im), np.float32(255), dtype=np.float32)  # one pass, no copy
 
 
-def _minmax(arr: np.ndarray) -> np.ndarray:
+def _finite_range(arr: np.ndarray, where) -> tuple[float, float, np.ndarray | None]:
+    """(min, max) of the finite values and the mask of the others (None: all are finite)."""
     lo, hi = float(np.min(arr)), float(np.max(arr))
-    if hi <= lo:
-        return np.zeros_like(arr, dtype=np.float32)
-    return ((arr - lo) / (hi - lo)).astype(np.float32)
+    if np.isfinite(lo) and np.isfinite(hi):  # NaN and Inf would show here: one cheap pass
+        return lo, hi, None
+    bad = ~np.isfinite(arr)
+    if bad.all():
+        raise ImageReadError(f"{where}: every pixel is NaN or infinite; check how it was made")
+    return float(np.min(arr[~bad])), float(np.max(arr[~bad])), bad
 
 
-def _read_dicom(path: Path) -> Radiograph:
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    try:
-        ds = pydicom.dcmread(path)
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        if rows * cols > MAX_PIXELS:
-            raise ImageReadError(f"{path}: DICOM of {cols}x{rows} px is larger than any radiograph")
-        arr = ds.pixel_array
-    except ImageReadError:
-        raise
-    except Exception as e:  # pydicom raises many types for broken files
-        raise ImageReadError(f"{path}: not a readable DICOM image ({e})") from e
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = arr[..., :3].mean(axis=-1)
-    elif arr.ndim == 3:  # multi-frame: first frame
-        arr = arr[0]
-    arr = apply_modality_lut(arr, ds).astype(np.float32)
-    if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        arr = apply_voi_lut(arr, ds).astype(np.float32)
-    image = _minmax(arr)
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        image = 1.0 - image
-    return Radiograph(image, spacing=_dicom_spacing(ds), flipped=_dicom_flipped(ds))
+def _fill(out: np.ndarray, arr: np.ndarray, bad: np.ndarray | None) -> None:
+    if bad is not None:  # NaN and -Inf -> 0, +Inf -> 1: one bad pixel does not blank the film
+        out[bad] = arr[bad] > 0
 
 
-def _dicom_flipped(ds) -> bool:
-    """PatientOrientation (0020,0020) gives the direction of the rows: 'L' (towards the patient's
-    left) is the standard display; 'R' means the film is shown mirrored."""
-    orient = ds.get("PatientOrientation")
-    return bool(orient) and str(orient[0]).upper().startswith("R")
-
-
-def _dicom_spacing(ds) -> tuple[float, float] | None:
-    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(tag)
-        if value is not None and len(value) == 2:
-            row, col = float(value[0]), float(value[1])
-            if row > 0 and col > 0:
-                return row, col
-    return None
+def _minmax(arr: np.ndarray, where="image") -> np.ndarray:
+    """Finite values stretched to [0,1] (float32); NaN and -Inf -> 0, +Inf -> 1."""
+    lo, hi, bad = _finite_range(arr, where)
+    out = np.zeros(arr.shape, np.float32) if hi <= lo else ((arr - lo) / (hi - lo)).astype("f4")
+    _fill(out, arr, bad)
+    return out
 
 
 def read_mask(path: str | Path) -> np.ndarray:

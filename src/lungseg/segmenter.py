@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from . import postprocess as pp
-from .imageio import Radiograph, read_image
+from .imageio import Radiograph, from_array, read_image
 from .model import DEFAULT_WEIGHTS, ModelConfig, config_from_metadata
 from .preprocess import preprocess, resize_labels, to_original
 from .stats import measure
@@ -192,15 +192,4 @@ class Segmenter:
             return image
         if isinstance(image, (str, Path)):
             return read_image(image)
-        arr = np.asarray(image)
-        if arr.ndim == 3:
-            arr = arr[..., :3].mean(axis=-1)
-        if arr.dtype == np.uint8:
-            arr = arr / 255.0
-        elif arr.dtype == np.uint16:
-            arr = arr / 65535.0
-        if arr.ndim != 2 or arr.min() < 0 or arr.max() > 1:
-            raise ValueError(
-                "image must be a path or a HxW array (uint8, uint16, or float in [0,1])"
-            )
-        return Radiograph(arr.astype(np.float32))
+        return Radiograph(from_array(image))  # HxW or HxWxC; uint8, uint16, float [0,1]

@@ -1,0 +1,117 @@
+"""DICOM radiographs (pydicom; GDCM, the `dicom` extra, for compressed pixel data it cannot
+decode alone) -> float32 HxW in [0,1] as displayed, pixel spacing in mm and orientation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .imageio import ImageReadError, Radiograph, _check_size, _minmax
+
+
+def read_dicom(path: Path) -> Radiograph:
+    """A DICOM file -> Radiograph: the first frame, modality LUT (rescale), VOI LUT or window,
+    one inversion for MONOCHROME1 or an INVERSE presentation LUT, spacing at the patient, and
+    whether the film is displayed mirrored. Raises ImageReadError naming the file."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+
+    ds = _dcmread(path)
+    try:
+        _check_size(path, int(ds.Columns), int(ds.Rows))
+        arr = pixel_array(ds, index=0)  # the first frame: (rows, cols[, samples])
+    except ImageReadError:
+        raise
+    except Exception as e:  # pydicom raises many types for broken files
+        arr = _undecoded(path, ds, e)
+    if int(ds.get("SamplesPerPixel") or 1) > 1 and arr.ndim == 3:
+        arr = arr[..., :3].mean(axis=-1)
+    if arr.ndim != 2:
+        raise ImageReadError(f"{path}: pixel data of shape {arr.shape} is not one 2-D image")
+    arr = apply_modality_lut(arr, ds).astype(np.float32)
+    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+        arr = apply_voi_lut(arr, ds).astype(np.float32)
+    image = _minmax(arr, path)
+    inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
+    if inverse or str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        image = 1.0 - image  # once: DX files often say both, meaning one inversion
+    return Radiograph(image, spacing=_dicom_spacing(ds), flipped=_dicom_flipped(ds))
+
+
+def _dcmread(path: Path):
+    """The dataset. A file without the 128-byte preamble and 'DICM' is read again with
+    force=True, as pydicom suggests, and kept if it has pixel data."""
+    import pydicom
+    from pydicom import uid
+
+    try:
+        return pydicom.dcmread(path)
+    except pydicom.errors.InvalidDicomError as e:
+        error: Exception | str = f"{e} Read with force=True, it has no pixel data"
+        try:
+            ds = pydicom.dcmread(path, force=True)
+            if "PixelData" in ds:
+                implicit, little = ds.original_encoding
+                be = uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian
+                ds.file_meta.setdefault(
+                    "TransferSyntaxUID", uid.ImplicitVRLittleEndian if implicit else be
+                )
+                return ds
+        except Exception:
+            pass
+    except Exception as e:
+        error = e
+    raise ImageReadError(f"{path}: not a readable DICOM image ({error})")
+
+
+def _undecoded(path: Path, ds, error: Exception) -> np.ndarray:
+    """The first frame of pixel data pydicom could not decode. GDCM (the `dicom` extra) also
+    reads 12-bit JPEG Extended, which pydicom 3 does not pass to it; without GDCM, the
+    message says how to install it."""
+    ts, why = ds.file_meta.get("TransferSyntaxUID"), " ".join(str(error).split())
+    if ts is None or not ts.is_compressed:
+        raise ImageReadError(f"{path}: not a readable DICOM image ({why})")
+    try:
+        return _gdcm_first_frame(path, ds)
+    except ImportError:
+        raise ImageReadError(
+            f"{path}: no installed decoder reads its {ts.name} pixel data; "
+            f"pip install 'lungseg[dicom]' ({why})"
+        ) from None
+    except Exception as e:
+        raise ImageReadError(f"{path}: cannot decode its {ts.name} pixel data ({why}; {e})") from e
+
+
+def _gdcm_first_frame(path: Path, ds) -> np.ndarray:
+    import gdcm
+
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(path))
+    if not reader.Read():
+        raise ValueError("GDCM cannot read it either")
+    img = reader.GetImage()
+    fmt = img.GetPixelFormat()
+    dtype = f"{'iu'[fmt.GetPixelRepresentation() == 0]}{fmt.GetBitsAllocated() // 8}"
+    buf = img.GetBuffer().encode("utf-8", "surrogateescape")  # the bytes, passed as a str
+    arr = np.frombuffer(buf, dtype).reshape(-1, ds.Rows, ds.Columns, fmt.GetSamplesPerPixel())[0]
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+def _dicom_flipped(ds) -> bool:
+    """PatientOrientation (0020,0020) gives the direction of the rows: 'L' (towards the patient's
+    left) is the standard display; 'R' means the film is shown mirrored."""
+    orient = ds.get("PatientOrientation")
+    return bool(orient) and str(orient[0]).upper().startswith("R")
+
+
+def _dicom_spacing(ds) -> tuple[float, float] | None:
+    """(row, col) mm at the patient: PixelSpacing, else ImagerPixelSpacing (at the detector)
+    divided by EstimatedRadiographicMagnificationFactor (0018,1114) when that is > 0."""
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(tag)
+        if value is not None and len(value) == 2:
+            row, col = float(value[0]), float(value[1])
+            if row > 0 and col > 0:
+                mag = float(ds.get("EstimatedRadiographicMagnificationFactor") or 0)
+                return (row / mag, col / mag) if tag[0] == "I" and mag > 0 else (row, col)
+    return None
