@@ -52,6 +52,21 @@ def test_folders_skip_masks_outputs_and_dicomdir_but_named_files_are_taken(tmp_p
     assert files == [film]
 
 
+def test_data_layouts_mask_folders_and_macos_leftovers_are_not_films(tmp_path):
+    """A data root as downloaded: only the films are segmented or used for int8 calibration."""
+    from lungseg.export import find_images
+
+    d = tmp_path / "chest-xray-masks"  # the folder's own name is not a mask folder
+    films = [_film(d / "CXR_png" / "MCUCXR_0001_0.png"), _film(d / "jsrt" / "JPCLN001.png")]
+    _film(d / "masks" / "MCUCXR_0001_0.png")
+    _film(d / "ManualMask" / "leftMask" / "MCUCXR_0001_0.png")
+    _film(d / "jsrt" / "masks" / "left lung" / "JPCLN001.png")
+    _film(d / "__MACOSX" / "CXR_png" / "MCUCXR_0001_0.png")
+    _film(d / "CXR_png" / "._MCUCXR_0001_0.png")
+    assert collect_inputs([str(d)])[0] == sorted(films)
+    assert find_images(d) == sorted(films)
+
+
 def test_predicting_twice_into_the_input_folder_does_not_segment_its_own_outputs(
     tiny_model, tmp_path
 ):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .imageio import ImageReadError, is_supported, read_image
+from .imageio import ImageReadError, is_byproduct, is_supported, read_image
 from .metrics import confusion
 from .model import DEFAULT_WEIGHTS, ModelConfig, load_model
 from .preprocess import preprocess
@@ -37,12 +37,17 @@ CHECK_LIMIT = 16
 
 
 def find_images(folder: str | Path, limit: int | None = None) -> list[Path]:
-    """Supported images under `folder` (recursive), sorted; at most `limit`, spread evenly over
-    the sorted list so several datasets in one folder are all represented."""
+    """Films under `folder` (recursive; masks and other by-products left out, as by `predict`),
+    sorted; at most `limit`, spread evenly over the sorted list so several datasets in one folder
+    are all represented."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder; pass a folder of radiographs")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_supported(p))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and is_supported(p) and not is_byproduct(p, folder)
+    )
     if not files:
         raise ValueError(f"{folder}: no images found (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
     if limit and len(files) > limit:

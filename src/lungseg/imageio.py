@@ -17,6 +17,7 @@ DICOM_SUFFIXES = {".dcm", ".dicom"}
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
+MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
 
 
@@ -48,6 +49,19 @@ def is_dicom(path: Path) -> bool:
 def is_supported(path: Path) -> bool:
     """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic."""
     return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path)
+
+
+def is_byproduct(path: Path, root: Path | None = None) -> bool:
+    """True for files that are not films although they may be images: masks and lungseg's own
+    outputs (<stem>_mask/_overlay/_labels), DICOMDIR indexes, macOS metadata ('._*',
+    '__MACOSX/') and, below `root` (a folder being searched), anything in a folder named
+    mask, masks, ManualMask, leftMask or rightMask (the public data layouts' mask folders)."""
+    if path.name.upper() == "DICOMDIR" or path.name.startswith("._"):
+        return True
+    if path.stem.lower().endswith(("_mask", "_overlay", "_labels")):
+        return True
+    folders = path.relative_to(root).parts[:-1] if root is not None else ()
+    return "__MACOSX" in path.parts or any(f.lower() in MASK_FOLDERS for f in folders)
 
 
 def read_image(path: str | Path) -> Radiograph:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .imageio import ImageReadError, is_supported, read_image, write_png
+from .imageio import ImageReadError, is_byproduct, is_supported, read_image, write_png
 from .report import PALETTE, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
 
@@ -43,14 +43,11 @@ FIELDS = [
 ]
 
 
-OUTPUT_SUFFIXES = ("_mask", "_overlay", "_labels")  # what predict writes: never read back as films
-
-
 def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[list[Path], list[str]]:
     """Expand files, folders (recursive) and globs -> (image files, inputs that matched nothing).
-    Folders and globs skip lungseg's own outputs (files named <stem>_mask/_overlay/_labels,
-    which also keeps a data set's ground-truth masks out, and an `out` folder inside a searched
-    folder) and DICOMDIR indexes; a file named explicitly is always taken."""
+    Folders and globs skip what is not a film (`imageio.is_byproduct`: masks, lungseg's own
+    outputs, DICOMDIR, macOS metadata; in folders also *mask(s)/ subfolders) and an `out` folder
+    inside a searched folder; a file named explicitly is always taken."""
     out_dir = Path(out).resolve() if out is not None else None
     files, missing, skipped = [], [], 0
     for p in paths:
@@ -60,25 +57,23 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
             continue
         if path.is_dir():
             found = [f for f in path.rglob("*") if f.is_file() and is_supported(f)]
-            inner = out_dir if out_dir and path.resolve() in out_dir.parents else None
+            root, inner = path, out_dir if out_dir and path.resolve() in out_dir.parents else None
         else:
             found = [Path(f) for f in glob.glob(p, recursive=True)]
             found = [f for f in found if f.is_file() and is_supported(f)]
-            inner = None
+            root, inner = None, None
         if not found:
             missing.append(p)
-        kept = [f for f in sorted(found) if not _is_output(f, inner)]
+        kept = [
+            f
+            for f in sorted(found)
+            if not is_byproduct(f, root) and not (inner and inner in f.resolve().parents)
+        ]
         skipped += len(found) - len(kept)
         files += kept
     if skipped:
-        log.info("skipped %d mask/overlay/label files and earlier outputs", skipped)
+        log.info("skipped %d masks, earlier outputs and other files that are not films", skipped)
     return list(dict.fromkeys(files)), missing
-
-
-def _is_output(f: Path, out_dir: Path | None) -> bool:
-    if f.name.upper() == "DICOMDIR" or f.stem.lower().endswith(OUTPUT_SUFFIXES):
-        return True
-    return out_dir is not None and out_dir in f.resolve().parents
 
 
 def _load(seg: Segmenter, path: Path):
