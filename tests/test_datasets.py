@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +18,12 @@ from lungseg.datasets import (
     discover,
     load_pair,
     make_splits,
+    read_splits,
     select,
     summarize,
 )
 from lungseg.imageio import ImageReadError
+from lungseg.splits import find_splits_file
 
 
 def _by_id(samples):
@@ -339,3 +342,280 @@ def test_select_split_datasets_and_limit(dataset_root):
     assert Counter(s.dataset for s in limited) == {"jsrt": 3, "montgomery": 2, "shenzhen": 2}
     assert select(samples, splits, "train", limit=7) == limited  # deterministic
     assert len(select(samples, splits, "val", limit=100)) == 6
+
+
+# ---------------------------------------------------------------- review: splits file
+
+
+def _write(path, text, encoding="utf-8"):
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_splits_csv_found_in_a_parent_folder(dataset_root, caplog):
+    """--data ROOT/chest-xray-masks uses ROOT/splits.csv, not a new split (leakage)."""
+    samples, _ = discover(dataset_root)
+    fixed = {(s.dataset, s.id): "train" for s in samples}
+    datasets.write_splits(dataset_root / "splits.csv", fixed)
+    sub = dataset_root / "chest-xray-masks"
+    sub_samples, _ = discover(sub)
+    assert find_splits_file(sub) == find_splits_file(dataset_root) == dataset_root / "splits.csv"
+    with caplog.at_level("INFO", logger="lungseg"):
+        used = assign_splits(sub, sub_samples)
+    assert set(used.values()) == {"train"}  # the official split, not a stratified one
+    assert f"using split file {dataset_root / 'splits.csv'}" in caplog.text
+    assert "NEW" not in caplog.text
+
+
+def test_splits_csv_search_stops_three_folders_up(tmp_path):
+    deep = tmp_path / "a" / "b" / "c" / "d"
+    deep.mkdir(parents=True)
+    _write(tmp_path / "splits.csv", "dataset,id,split\n")
+    assert find_splits_file(deep) is None  # 4 levels up: too far
+    assert find_splits_file(deep.parent) == tmp_path / "splits.csv"  # 3 levels up
+    _write(deep.parent / "splits.csv", "dataset,id,split\n")
+    assert find_splits_file(deep) == deep.parent / "splits.csv"  # the nearest wins
+
+
+def test_new_split_is_a_warning_that_says_where_it_is_saved(dataset_root, tmp_path, caplog):
+    samples, _ = discover(dataset_root)
+    with caplog.at_level("INFO", logger="lungseg"):
+        assign_splits(dataset_root, samples, tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "NEW stratified split" in warnings[0]
+    assert str(tmp_path / "splits.csv") in warnings[0]
+
+
+def test_explicit_split_file_wins(dataset_root, tmp_path):
+    samples, _ = discover(dataset_root)
+    datasets.write_splits(
+        dataset_root / "splits.csv", {(s.dataset, s.id): "train" for s in samples}
+    )
+    run = tmp_path / "run.csv"
+    datasets.write_splits(run, {(s.dataset, s.id): "test" for s in samples})
+    assert set(assign_splits(dataset_root, samples, split_file=run).values()) == {"test"}
+
+
+# ---------------------------------------------------------------- review: splits.csv checks
+
+
+def test_read_splits_bom_case_aliases_and_extra_columns(tmp_path):
+    text = "Dataset, ID ,split,note\r\nJSRT,JPCLN001,Test,x\r\njsrt,JPCLN002,validation,\r\n\r\n"
+    path = _write(tmp_path / "s.csv", "\ufeff" + text)  # Excel's "CSV UTF-8" starts with a BOM
+    assert read_splits(path) == {("jsrt", "JPCLN001"): "test", ("jsrt", "JPCLN002"): "val"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["jsrt,JPCLN001,train\n", "dataset;id;split\njsrt;JPCLN001;train\n", "dataset,id\n", ""],
+)
+def test_read_splits_wrong_header(tmp_path, text):
+    path = _write(tmp_path / "s.csv", text)
+    with pytest.raises(ValueError) as e:
+        read_splits(path)
+    assert str(path) in str(e.value) and "dataset,id,split" in str(e.value)
+
+
+@pytest.mark.parametrize("second", ["test", "train"])
+def test_read_splits_duplicate_ids_are_an_error(tmp_path, second):
+    text = f"dataset,id,split\njsrt,JPCLN001,train\njsrt,JPCNN002,val\njsrt,JPCLN001,{second}\n"
+    path = _write(tmp_path / "s.csv", text)
+    with pytest.raises(ValueError) as e:
+        read_splits(path)
+    msg = str(e.value)
+    assert str(path) in msg and "jsrt/JPCLN001" in msg and "JPCNN002" not in msg
+    assert "1 ids" in msg and "more than once" in msg
+
+
+def test_read_splits_unknown_split_names_listed(tmp_path):
+    text = "dataset,id,split\njsrt,A,train\njsrt,B,dev\njsrt,C,holdout\njsrt,D,dev\njsrt,E,Test\n"
+    path = _write(tmp_path / "s.csv", text)
+    with pytest.raises(ValueError) as e:
+        read_splits(path)
+    msg = str(e.value)
+    assert str(path) in msg and "'dev' (2 rows)" in msg and "'holdout' (1 rows)" in msg
+    assert "'test'" not in msg and "train, val or test" in msg
+
+
+def test_read_splits_short_row_and_not_utf8(tmp_path):
+    path = _write(tmp_path / "s.csv", "dataset,id,split\njsrt,A,train\njsrt,B\n")
+    with pytest.raises(ValueError, match="line 3"):
+        read_splits(path)
+    path = _write(tmp_path / "u.csv", "dataset,id,split\njsrt,A,train\n", encoding="utf-16")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        read_splits(path)
+
+
+def test_ids_missing_from_the_data_are_a_warning(dataset_root, caplog):
+    samples, _ = discover(dataset_root)
+    fixed = {(s.dataset, s.id): "train" for s in samples}
+    fixed.update({("jsrt", f"JPCLN9{i:02d}"): "test" for i in range(7)})
+    datasets.write_splits(dataset_root / "splits.csv", fixed)
+    with caplog.at_level("WARNING", logger="lungseg"):
+        used = assign_splits(dataset_root, samples)
+    assert used == fixed  # not an error: a subset of the data may be evaluated
+    (msg,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert msg.startswith("7 ids in") and "jsrt/JPCLN900" in msg and "and 4 more" in msg
+
+
+# ---------------------------------------------------------------- review: small groups
+
+
+@pytest.mark.parametrize(
+    "n, expected",
+    [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)), (4, (2, 1, 1)), (5, (3, 1, 1))]
+    + [(6, (4, 1, 1)), (10, (7, 1, 2)), (15, (10, 2, 3)), (40, (28, 4, 8))],
+)
+def test_make_splits_small_groups_get_val_and_test(tmp_path, n, expected):
+    samples = [datasets.Sample("jsrt", f"JPCLN{i:03d}", tmp_path, [], 1) for i in range(n)]
+    a = make_splits(samples)
+    c = Counter(a.values())
+    assert (c["train"], c["val"], c["test"]) == expected
+    assert make_splits(list(reversed(samples))) == a
+
+
+def test_five_per_group_data_has_val_films_in_every_dataset(tmp_path, synth):
+    """5 per group used to give 4/0/1 (round half to even) and no val films at all."""
+    samples, _ = discover(synth.make_dataset_root(tmp_path, n_per_group=5))
+    splits = make_splits(samples)
+    val = select(samples, splits, "val")
+    assert Counter(s.dataset for s in val) == {"jsrt": 2, "montgomery": 2, "shenzhen": 2}
+
+
+# ---------------------------------------------------------------- review: mask lookup
+
+
+def test_mask_suffix_is_case_insensitive(tmp_path, synth):
+    base = synth.write_montgomery_official(tmp_path, ids=("MCUCXR_0004_0",))
+    for side in ("leftMask", "rightMask"):
+        p = base / "ManualMask" / side / "MCUCXR_0004_0.png"
+        p.rename(p.with_suffix(".PNG"))
+    scr = synth.write_scr(tmp_path, ids=("JPCLN002",))
+    p = scr / "masks" / "left lung" / "JPCLN002.gif"
+    p.rename(p.with_suffix(".GIF"))
+    chn = synth.write_shenzhen_official(tmp_path, ids=("CHNCXR_0002_0",))
+    p = chn / "mask" / "CHNCXR_0002_0_mask.png"
+    p.rename(p.with_suffix(".PNG"))
+    samples, problems = discover(tmp_path)
+    assert problems == []
+    got = {s.id: sorted(p.suffix for p in s.masks) for s in samples}
+    assert got == {
+        "MCUCXR_0004_0": [".PNG", ".PNG"],
+        "JPCLN002": [".GIF", ".gif"],
+        "CHNCXR_0002_0": [".PNG"],
+    }
+    for s in samples:
+        load_pair(s)
+
+
+def test_montgomery_missing_side_names_manualmask_folder(montgomery_root):
+    base = montgomery_root / "MontgomerySet"
+    (base / "ManualMask" / "rightMask" / "MCUCXR_0002_1.png").unlink()
+    samples, problems = discover(montgomery_root)
+    assert [s.id for s in samples] == ["MCUCXR_0001_0"]
+    (p,) = problems
+    assert p.path == str(base / "CXR_png" / "MCUCXR_0002_1.png")
+    assert (
+        p.fix
+        == f"add {base / 'ManualMask' / 'rightMask' / 'MCUCXR_0002_1.png'}, or remove the image"
+    )
+
+
+def test_montgomery_both_sides_missing_names_both_files(montgomery_root):
+    base = montgomery_root / "MontgomerySet"
+    for side in ("leftMask", "rightMask"):
+        (base / "ManualMask" / side / "MCUCXR_0002_1.png").unlink()
+    (p,) = discover(montgomery_root)[1]
+    m = base / "ManualMask"
+    assert p.fix == (
+        f"add {m / 'leftMask' / 'MCUCXR_0002_1.png'} and {m / 'rightMask' / 'MCUCXR_0002_1.png'}"
+        ", or remove the image"
+    )
+
+
+def test_scr_missing_lung_names_spaced_folder_and_gif(scr_root, synth):
+    synth.write_jsrt(scr_root, ids=("JPCLN009",))  # a pair that stays
+    base = scr_root / "scr"
+    (base / "masks" / "left lung" / "JPCLN002.gif").unlink()
+    (p,) = discover(scr_root)[1]
+    assert p.fix == f"add {base / 'masks' / 'left lung' / 'JPCLN002.gif'}, or remove the image"
+    # a whole side folder missing: named in the layout's own style
+    for f in (base / "masks" / "right lung").iterdir():
+        f.unlink()
+    (base / "masks" / "right lung").rmdir()
+    problems = discover(scr_root)[1]
+    assert f"{base / 'masks' / 'right lung' / 'JPCNN001.gif'}" in problems[-1].fix
+
+
+def test_shenzhen_missing_mask_names_mask_suffix(shenzhen_root, synth):
+    base = shenzhen_root / "ChinaSet_AllFiles"
+    synth.save_png(base / "CXR_png" / "CHNCXR_0003_1.png", synth.chest_image())
+    (p,) = discover(shenzhen_root)[1]
+    assert p.fix == f"add {base / 'mask' / 'CHNCXR_0003_1_mask.png'}, or remove the image"
+
+
+def test_cxr_png_without_any_mask_folder_names_both_options(tmp_path, synth):
+    synth.write_jsrt(tmp_path)  # so that discovery finds some pairs
+    synth.save_png(tmp_path / "x" / "CXR_png" / "MCUCXR_0001_0.png", synth.chest_image())
+    (p,) = discover(tmp_path)[1]
+    assert str(tmp_path / "x" / "masks" / "MCUCXR_0001_0.png") in p.fix
+    assert str(tmp_path / "x" / "ManualMask" / "leftMask" / "MCUCXR_0001_0.png") in p.fix
+
+
+# ---------------------------------------------------------------- review: leftovers, orphans
+
+
+def test_macos_and_windows_leftovers_are_ignored(combined_root, jsrt_root, synth):
+    base = combined_root / "chest-xray-masks"
+    junk = b"\x00\x05\x16\x07AppleDouble"
+    for folder in (base / "CXR_png", base / "masks", jsrt_root / "jsrt" / "images"):
+        (folder / "._MCUCXR_0001_0.png").write_bytes(junk)
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (folder / "Thumbs.db").write_bytes(b"xx")
+    (jsrt_root / "jsrt" / "masks" / "left_lung" / "._JPCLN001.png").write_bytes(junk)
+    mac = combined_root / "__MACOSX" / "chest-xray-masks"
+    for sub in ("CXR_png", "masks"):
+        (mac / sub).mkdir(parents=True)
+        (mac / sub / "._MCUCXR_0001_0.png").write_bytes(junk)
+    synth.save_png(mac / "CXR_png" / "MCUCXR_0009_0.png", synth.chest_image())  # even a real one
+    samples, problems = discover(combined_root)
+    assert problems == []
+    assert len(samples) == 6
+    assert not any("MACOSX" in str(s.image) or s.id.startswith(".") for s in samples)
+
+
+def test_masks_without_their_image_are_reported(all_layouts_root):
+    root = all_layouts_root
+    (root / "MontgomerySet" / "CXR_png" / "MCUCXR_0001_0.png").unlink()
+    (root / "ChinaSet_AllFiles" / "CXR_png" / "CHNCXR_0002_1.png").unlink()
+    (root / "chest-xray-masks" / "CXR_png" / "MCUCXR_0003_0.png").unlink()
+    (root / "jsrt" / "images" / "JPCNN001.png").unlink()
+    samples, problems = discover(root)
+    assert len(samples) == 6
+    by_path = {Path(p.path).relative_to(root).as_posix(): p for p in problems}
+    assert set(by_path) == {
+        "MontgomerySet/ManualMask/leftMask/MCUCXR_0001_0.png",
+        "ChinaSet_AllFiles/mask/CHNCXR_0002_1_mask.png",
+        "chest-xray-masks/masks/MCUCXR_0003_0.png",
+        "jsrt/masks/left_lung/JPCNN001.png",
+    }
+    assert all(p.problem == "mask without an image" for p in problems)
+    mcu = by_path["MontgomerySet/ManualMask/leftMask/MCUCXR_0001_0.png"].fix
+    assert mcu.startswith(f"add {root / 'MontgomerySet' / 'CXR_png' / 'MCUCXR_0001_0.png'} or ")
+    assert "rightMask" in mcu  # every file of that film is named, once
+    assert by_path["jsrt/masks/left_lung/JPCNN001.png"].fix.count("JPCNN001") == 6
+
+
+# ---------------------------------------------------------------- review: --datasets names
+
+
+def test_select_rejects_unknown_dataset_names(dataset_root):
+    samples, _ = discover(dataset_root)
+    splits = make_splits(samples)
+    with pytest.raises(ValueError) as e:
+        select(samples, splits, "train", datasets=["shenzen", "jsrt"])
+    msg = str(e.value)
+    assert "'shenzen'" in msg and "jsrt, montgomery, shenzhen" in msg and "'jsrt'" not in msg
+    upper = select(samples, splits, "train", datasets=["Shenzhen"])  # case does not matter
+    assert upper == select(samples, splits, "train", datasets=["shenzhen"]) and len(upper) == 14

@@ -1,12 +1,16 @@
 """Tiny end-to-end training through the CLI (64 px, 1-2 epochs, 4 images), resume, and the
-self-describing model files; local encoder weights."""
+self-describing model files; local encoder weights; the validation score that picks the best
+checkpoint. (Settings and their checks, without training: test_train_config.py.)"""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import shutil
 import time
+from dataclasses import asdict
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -113,12 +117,15 @@ def test_model_files_describe_themselves(trained):
 
 @pytest.fixture(scope="module")
 def resumed(trained, data_root):
-    """Resume the 1-epoch run to 2 epochs (runs after the tests that read the 1-epoch files)."""
+    """Resume the 1-epoch run to 2 epochs (runs after the tests that read the 1-epoch files), as
+    the README says: only --data, --out, --resume (and here the longer --epochs); encoder, size,
+    limit, batch size, workers and device come from the run's config.json."""
     _, out = trained
     step0 = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
         "global_step"
     ]
-    rc = cli.main(_train_args(data_root, out, "--epochs", "2", "--resume"))
+    args = ["train", "--data", str(data_root), "--out", str(out), "--epochs", "2", "--resume"]
+    rc = cli.main(args)
     return rc, out, step0, _epochs(out / "metrics.csv")
 
 
@@ -127,28 +134,33 @@ def test_resume_continues(resumed):
     rc, out, step0, epochs = resumed
     assert rc == 0
     assert 1 in epochs
-    assert json.loads((out / "config.json").read_text())["epochs"] == 2
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["epochs"], cfg["encoder"], cfg["size"], cfg["limit"]) == (2, "resnet18", 64, 4)
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert step0 == 2  # 4 images, batch 2
     assert ckpt["global_step"] == 2 * step0  # continued, not restarted
-    assert (out / "model.safetensors").is_file()
+    assert ckpt["lr_schedulers"][0]["T_max"] == 2  # the cosine schedule follows the new --epochs
+    assert read_config(out / "model.safetensors").size == 64
+
+
+@pytest.mark.slow
+def test_train_into_a_run_folder_needs_resume(resumed, data_root, caplog):
+    _, out, _, _ = resumed
+    before = (out / "config.json").read_bytes()
+    with caplog.at_level(logging.ERROR, logger="lungseg"):
+        assert cli.main(_train_args(data_root, out, "--epochs", "1")) == 2
+    assert "already holds a run: --resume to continue it" in caplog.text
+    assert (out / "config.json").read_bytes() == before
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 @pytest.mark.slow
 def test_last_checkpoint_is_written_every_epoch(data_root, tmp_path, monkeypatch):
     """last.ckpt must hold the latest epoch even when validation got worse (Lightning's
     save_last only writes it in epochs that improve the best checkpoint)."""
-    from types import SimpleNamespace
-
     import lungseg.train
 
-    calls = []
-
-    def worse_every_call(pred, truth):
-        calls.append(1)
-        return SimpleNamespace(iou=1.0 - 0.01 * len(calls), dice=1.0 - 0.01 * len(calls))
-
-    monkeypatch.setattr(lungseg.train, "confusion", worse_every_call)
+    monkeypatch.setattr(lungseg.train, "confusion", _worse_every_call())
     torch.set_num_threads(1)
     assert cli.main(_train_args(data_root, tmp_path, "--epochs", "2")) == 0
     load = lambda name: torch.load(  # noqa: E731
@@ -158,23 +170,118 @@ def test_last_checkpoint_is_written_every_epoch(data_root, tmp_path, monkeypatch
     assert load("last.ckpt")["epoch"] == 1
 
 
+def _worse_every_call():
+    """A stand-in for metrics.confusion whose scores only get worse."""
+    calls = []
+
+    def confusion(pred, truth):
+        calls.append(1)
+        return SimpleNamespace(iou=1.0 - 0.01 * len(calls), dice=1.0 - 0.01 * len(calls))
+
+    return confusion
+
+
+@pytest.mark.slow
+def test_resume_of_a_moved_run_keeps_its_best_checkpoint(data_root, tmp_path, monkeypatch):
+    """A run folder copied elsewhere and resumed: the earlier best stays best.ckpt (Lightning
+    forgets the best score when the checkpoint folder changed) and no best-v1.ckpt appears."""
+    import lungseg.train
+
+    monkeypatch.setattr(lungseg.train, "confusion", _worse_every_call())
+    torch.set_num_threads(1)
+    first, moved = tmp_path / "first", tmp_path / "elsewhere" / "run"
+    assert cli.main(_train_args(data_root, first, "--epochs", "1")) == 0
+    shutil.copytree(first, moved)
+    untouched = {p: p.stat().st_mtime_ns for p in first.rglob("*")}
+    args = ["train", "--data", str(data_root), "--out", str(moved), "--epochs", "2", "--resume"]
+    assert cli.main(args) == 0
+    load = lambda name: torch.load(  # noqa: E731
+        moved / "checkpoints" / name, map_location="cpu", weights_only=False
+    )
+    assert sorted(p.name for p in (moved / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert load("best.ckpt")["epoch"] == 0 and load("last.ckpt")["epoch"] == 1
+    best, _ = load_model(moved / "checkpoints" / "best.ckpt")
+    exported, _ = load_model(moved / "model.safetensors")
+    for k, v in best.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(exported.state_dict()[k], v.half().float(), rtol=0, atol=0)
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*")} == untouched
+
+
+@pytest.mark.slow
+def test_encoder_weights_file_is_read_once(data_root, tmp_path, monkeypatch):
+    """The --encoder-weights file is read at the start only: reloading the best checkpoint at
+    the end does not need it. (Also: 3 training films in batches of 2, whose last batch of 1
+    would stop BatchNorm, are trained on.)"""
+    import lightning as L
+
+    torchvision = pytest.importorskip("torchvision")
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    fit = L.Trainer.fit
+
+    def fit_then_delete(self, *args, **kwargs):
+        fit(self, *args, **kwargs)
+        weights.unlink()  # e.g. a scratch copy removed while the job ran
+
+    monkeypatch.setattr(L.Trainer, "fit", fit_then_delete)
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    args = _train_args(data_root, out, "--epochs", "1", "--limit", "3")
+    assert cli.main([*args, "--encoder-weights", str(weights)]) == 0
+    assert not weights.exists() and (out / "model.safetensors").is_file()
+    assert json.loads((out / "config.json").read_text())["encoder_weights"] == str(weights)
+
+
+def test_val_iou_is_the_mean_over_images(monkeypatch):
+    """3 validation films in batches of 2: the epoch's val_iou (which picks the best checkpoint)
+    is the plain mean of the per-image IoUs, not weighted by the size of their batch."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import lungseg.train
+    from lungseg.runconfig import TrainConfig
+    from lungseg.train import LungSegModule
+
+    def lung_fraction(pred, truth):  # each film's "IoU": the share of its mask that is lung
+        return SimpleNamespace(iou=float(truth.mean()), dice=float(truth.mean()) / 2)
+
+    monkeypatch.setattr(lungseg.train, "confusion", lung_fraction)
+    torch.manual_seed(0)
+    fractions = [0.25, 0.5, 1.0]
+    masks = torch.zeros(3, 1, 64, 64)
+    for mask, f in zip(masks, fractions, strict=True):
+        mask[:, : int(64 * f)] = 1
+    loader = DataLoader(TensorDataset(torch.rand(3, 1, 64, 64), masks), batch_size=2)
+    module = LungSegModule(asdict(TrainConfig(encoder="resnet18", size=64)))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    [logged] = trainer.validate(module, loader, verbose=False)
+    assert logged["val_iou"] == pytest.approx(sum(fractions) / 3)  # 0.583; by batch: 0.5
+    assert logged["val_dice"] == pytest.approx(sum(fractions) / 6)
+
+
 @pytest.mark.slow
 def test_resume_keeps_earlier_epochs_in_log(resumed):
     _, _, _, epochs = resumed
     assert epochs == {0, 1}
 
 
-@pytest.mark.slow
-def test_resume_without_checkpoint_is_an_error(data_root, tmp_path, caplog, capsys):
+def test_resume_without_a_run_is_an_error(data_root, tmp_path, caplog, capsys):
     out = tmp_path / "empty_run"
     with caplog.at_level(logging.ERROR, logger="lungseg"):
         rc = cli.main(_train_args(data_root, out, "--epochs", "1", "--resume"))
-    assert rc != 0
+    assert rc == 2
     messages = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
-    assert "--resume" in messages and "last.ckpt" in messages
+    assert "--resume" in messages and "config.json" in messages
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
-    assert not (out / "checkpoints" / "last.ckpt").exists()
+    assert not out.exists()
 
 
 def test_train_on_missing_data_is_an_error(tmp_path, caplog):

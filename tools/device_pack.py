@@ -3,7 +3,7 @@ and val films, already at the training size, and wheels of the packages its imag
 
 The GPU machine reaches no network and takes at most 64 MiB of working tree; the full data (about
 300 MB) does not fit, but training resizes every film to the model size once before anything
-else (`preprocess.resize_pair`, in `train.PairDataset`), and this pack stores films after that
+else (`preprocess.resize_pair`, in `augment.PairDataset`), and this pack stores films after that
 same step, so training gets the same inputs (to 8-bit rounding) when it runs at that size and
 fit; `pack.json` records them. Test films are never
 packed: the model comes back and is evaluated here. A pair that does not load is reported and

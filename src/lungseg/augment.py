@@ -1,6 +1,7 @@
 """Training-time augmentation: chest-specific corruptions (disease, devices, portable film) and
-geometry. Corruptions change the image only: the lung mask stays the anatomy, so a lung that is
-opaque on the film must still be segmented.
+geometry, and the dataset of training pairs that applies them. Corruptions change the image
+only: the lung mask stays the anatomy, so a lung that is opaque on the film must still be
+segmented.
 
 All functions take `image` float32 HxW in [0,1] (before histogram normalisation), `mask` uint8
 {0,1} (lungs), a numpy Generator and a `severity` in (0, 1] (1 = complete white-out etc.).
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from .preprocess import finish, place, resize_pair
 
 CORRUPTIONS = ("opacity", "effusion", "devices", "portable")
 
@@ -131,6 +134,16 @@ def portable(image, mask, rng, severity: float):
 FUNCTIONS = {"opacity": opacity, "effusion": effusion, "devices": devices, "portable": portable}
 
 
+def check_corruptions(names, what: str = "corruptions") -> None:
+    """ValueError listing the valid names when any of `names` is not a corruption."""
+    unknown = [n for n in names if n not in FUNCTIONS]
+    if unknown:
+        raise ValueError(
+            f"{what}: unknown {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(CORRUPTIONS)} (comma-separated)"
+        )
+
+
 def corrupt(image, mask, name: str, severity: float, rng) -> np.ndarray:
     """Apply one named corruption at `severity` in (0,1]."""
     if name not in FUNCTIONS:
@@ -147,6 +160,7 @@ class Augmenter:
     geometry: bool = True
 
     def __post_init__(self):
+        check_corruptions(self.corruptions)
         import albumentations as A
 
         self.geom = (
@@ -180,3 +194,28 @@ class Augmenter:
             return image, mask
         out = self.geom(image=image, mask=mask)
         return out["image"], out["mask"]
+
+
+class PairDataset:
+    """Map-style dataset of (sample, image, mask) pairs resized once (aspect kept); per item:
+    corruptions -> histogram normalisation -> canvas -> geometry (`aug` None: no augmentation).
+    Items: (image 1xSxS float32 [0,1], mask 1xSxS float32 {0,1}) tensors."""
+
+    def __init__(self, pairs, size: int, fit: str, hist: str, aug: Augmenter | None = None):
+        self.items = [resize_pair(image, mask, size, fit) for _, image, mask in pairs]
+        self.hist, self.aug = hist, aug
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        import torch  # imported here: the CLI reads CORRUPTIONS from this module
+
+        image, mask, g = self.items[i]
+        if self.aug:
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
+            image = self.aug.corrupt(image, mask, rng)
+        x, m = finish(image, g, self.hist), place(mask, g)
+        if self.aug:
+            x, m = self.aug.geometric(x, m)
+        return torch.from_numpy(x[None].copy()), torch.from_numpy(m[None].astype(np.float32))

@@ -12,34 +12,22 @@ log = logging.getLogger("lungseg")
 
 
 def _train(a) -> int:
-    from .train import TrainConfig, fit
+    """Options left at None were not given: TrainConfig's defaults apply, or with --resume the
+    run's own settings (runconfig.run_config)."""
+    from dataclasses import fields
 
-    cfg = TrainConfig(
-        data=a.data,
-        out=a.out,
-        encoder=a.encoder,
-        encoder_weights=a.encoder_weights,
-        size=a.size,
-        fit=a.fit,
-        hist=a.hist,
-        epochs=a.epochs,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        min_lr=a.min_lr,
-        corruptions=[] if a.no_corruptions else a.corruptions.split(","),
-        p_corrupt=a.p_corrupt,
-        geometry_aug=not a.no_geometry_aug,
-        datasets=a.datasets,
-        balance=a.balance,
-        limit=a.limit,
-        seed=a.seed,
-        device=a.device,
-        workers=a.workers,
-        strict=a.strict,
-        init=a.init,
-        max_minutes=a.max_minutes,
-    )
-    print(fit(cfg, resume=a.resume))
+    from .runconfig import TrainConfig, run_config
+    from .train import fit
+
+    given = {f.name: getattr(a, f.name, None) for f in fields(TrainConfig)}
+    given = {k: v for k, v in given.items() if v is not None}
+    if a.no_corruptions:
+        given["corruptions"] = []
+    elif a.corruptions is not None:
+        given["corruptions"] = [c.strip() for c in a.corruptions.split(",") if c.strip()]
+    if a.no_geometry_aug:
+        given["geometry_aug"] = False
+    print(fit(run_config(given, resume=a.resume), resume=a.resume))
     return 0
 
 
@@ -149,30 +137,42 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     dev = dict(choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
 
-    t = sub.add_parser("train", parents=[common], help="train DeepLabV3+ on a data folder")
-    t.add_argument("--data", default="../shared/data", help="root holding the data layouts")
+    t = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train DeepLabV3+ on a data folder",
+        description="Options not given take their defaults, or with --resume the run's own "
+        "settings (OUT/config.json): on --resume only --data, --epochs, --max-minutes, "
+        "--workers and --device may change.",
+    )
+    # defaults of None: runconfig.run_config tells options given from those left out
+    t.add_argument("--data", help="root holding the data layouts (default: ../shared/data)")
     t.add_argument("--out", required=True, help="run folder (config, checkpoints, log, model)")
-    t.add_argument("--encoder", default="resnet50", help=f"SMP encoder; tested: {ENCODERS}")
+    t.add_argument("--encoder", help=f"SMP encoder (default: resnet50); tested: {ENCODERS}")
     t.add_argument("--encoder-weights", help="local ImageNet state dict (.pth/.safetensors)")
-    t.add_argument("--size", type=int, default=512)
-    t.add_argument("--fit", choices=["letterbox", "crop"], default="letterbox")
-    t.add_argument("--hist", choices=["equalize", "clahe", "none"], default="equalize")
-    t.add_argument("--epochs", type=_positive, default=50)
-    t.add_argument("--batch-size", type=_positive, default=8)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--min-lr", type=float, default=1e-5, help="end of the cosine schedule")
-    t.add_argument("--corruptions", default=",".join(CORRUPTIONS), help="comma-separated")
+    t.add_argument("--size", type=int, help="model input side, a multiple of 16 (default: 512)")
+    t.add_argument("--fit", choices=["letterbox", "crop"], help="(default: letterbox)")
+    t.add_argument("--hist", choices=["equalize", "clahe", "none"], help="(default: equalize)")
+    t.add_argument("--epochs", type=_positive, help="(default: 50)")
+    t.add_argument("--batch-size", type=_positive, help="(default: 8)")
+    t.add_argument("--lr", type=float, help="(default: 1e-3)")
+    t.add_argument("--min-lr", type=float, help="end of the cosine schedule (default: 1e-5)")
+    t.add_argument("--corruptions", help=f"comma-separated (default: {','.join(CORRUPTIONS)})")
     t.add_argument("--no-corruptions", action="store_true", help="train on clean films only")
-    t.add_argument("--p-corrupt", type=float, default=0.4)
+    t.add_argument("--p-corrupt", type=float, help="(default: 0.4)")
     t.add_argument("--no-geometry-aug", action="store_true")
     t.add_argument("--datasets", nargs="+", help="only these (montgomery shenzhen jsrt)")
-    t.add_argument("--balance", action="store_true", help="draw each dataset equally often")
+    t.add_argument(
+        "--balance", action="store_true", default=None, help="draw each dataset equally often"
+    )
     t.add_argument("--limit", type=_positive, help="at most N images per split (smoke runs)")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--device", **dev)
-    t.add_argument("--workers", type=int, default=1, help="data loader worker processes")
-    t.add_argument("--strict", action="store_true", help="stop on any bad pair")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    t.add_argument("--seed", type=int, help="(default: 42)")
+    t.add_argument("--device", **{**dev, "default": None, "help": "where to run (default: auto)"})
+    t.add_argument("--workers", type=int, help="data loader worker processes (default: 1)")
+    t.add_argument("--strict", action="store_true", default=None, help="stop on any bad pair")
+    t.add_argument(
+        "--resume", action="store_true", help="continue OUT's run from checkpoints/last.ckpt"
+    )
     t.add_argument("--init", help="start from this model file's weights")
     t.add_argument(
         "--max-minutes",

@@ -1,4 +1,4 @@
-"""Find image/mask pairs in the layouts users download, check them, and split them.
+"""Find image/mask pairs in the layouts users download and check them (splits: splits.py).
 
 Layouts found anywhere under a root folder:
 - Montgomery official:   CXR_png/*.png + ManualMask/{leftMask,rightMask}/*.png
@@ -6,24 +6,31 @@ Layouts found anywhere under a root folder:
 - "Chest Xray Masks and Labels": CXR_png/ + masks/ (Montgomery same name, Shenzhen `_mask`)
 - JSRT + SCR masks:      images/*.png + masks/{left_lung,right_lung,heart,...}/ (SCR's own
                          folder names with spaces, and .gif masks, are accepted too)
+Mask suffixes match in any case (`.PNG`, `.GIF`); macOS/Windows leftovers (`._*`, `__MACOSX/`,
+.DS_Store, Thumbs.db) are ignored; an image without its masks and masks without their image
+are reported as problems.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .imageio import ImageReadError, read_image, read_mask
+from .splits import SPLITS as SPLITS  # re-exported: splits used to live here
+from .splits import assign_splits as assign_splits
+from .splits import make_splits as make_splits
+from .splits import read_splits as read_splits
+from .splits import select as select
+from .splits import write_splits as write_splits
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 JSRT_STRUCTURES = ("left_lung", "right_lung", "heart", "left_clavicle", "right_clavicle")
 MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif")
 
@@ -68,12 +75,27 @@ def label_of(stem: str) -> int | None:
     return int(stem[-1]) if stem[-1:] in ("0", "1") and "_" in stem else None
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in MASK_SUFFIXES:
-        p = folder / f"{stem}{suffix}"
-        if p.is_file():
-            return p
-    return None
+def _junk(name: str) -> bool:
+    """macOS/Windows leftovers: AppleDouble `._*` files, .DS_Store, Thumbs.db, desktop.ini."""
+    return name.startswith(".") or name.lower() in ("thumbs.db", "desktop.ini")
+
+
+def _masks_in(folder: Path | None) -> dict[tuple[str, str], Path]:
+    """Mask files of `folder` by (stem, lower-case suffix): `X.PNG` is found as well as `X.png`."""
+    out: dict[tuple[str, str], Path] = {}
+    for p in sorted(folder.iterdir()) if folder else []:
+        if p.suffix.lower() in MASK_SUFFIXES and not _junk(p.name) and p.is_file():
+            out.setdefault((p.stem, p.suffix.lower()), p)
+    return out
+
+
+def _find(index: dict[tuple[str, str], Path], stem: str) -> Path | None:
+    return next((p for x in MASK_SUFFIXES if (p := index.get((stem, x)))), None)
+
+
+def _suffix(index: dict[tuple[str, str], Path]) -> str:
+    """The suffix most masks of a folder have (SCR: .gif), to name a missing one."""
+    return Counter(x for _, x in index).most_common(1)[0][0] if index else ".png"
 
 
 def _subdir(parent: Path, *names: str) -> Path | None:
@@ -89,7 +111,34 @@ def _subdir(parent: Path, *names: str) -> Path | None:
 
 def _images(folder: Path) -> list[Path]:
     exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"}
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts and p.is_file())
+    files = (p for p in folder.iterdir() if p.suffix.lower() in exts and not _junk(p.name))
+    return sorted(p for p in files if p.is_file())
+
+
+def _orphans(films: Path, stems: set[str], masks, problems: list[Problem]) -> None:
+    """One problem per missing film whose mask files exist; `masks`: (file, film stem) pairs."""
+    by_film: dict[str, list[Path]] = {}
+    for p, film in masks:
+        if film not in stems:
+            by_film.setdefault(film, []).append(p)
+    for film, files in sorted(by_film.items()):
+        fix = f"add {films / film}.png or remove {', '.join(map(str, files))}"
+        problems.append(Problem(str(files[0]), "mask without an image", fix))
+
+
+def _cxr_png_fix(base: Path, stem: str, masks, m_idx, manual, sides) -> str:
+    """What to add for a film without a mask, in the layout the folder has."""
+    if manual:  # Montgomery official: one file per lung, both needed
+        want = [(d or manual / n) / f"{stem}{_suffix(i)}" for n, d, i, p in sides if not p]
+        return f"add {' and '.join(map(str, want))}, or remove the image"
+    if masks:
+        name = f"{stem}_mask" if dataset_of(stem) == "shenzhen" else stem
+        return f"add {masks / name}{_suffix(m_idx)}, or remove the image"
+    return (
+        f"add {base / 'masks' / stem}.png (Shenzhen: {stem}_mask.png), or "
+        f"{base / 'ManualMask' / 'leftMask' / stem}.png and rightMask/{stem}.png, "
+        "or remove the image"
+    )
 
 
 def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
@@ -98,56 +147,63 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
     manual = _subdir(base, "ManualMask")
     left = _subdir(manual, "leftMask") if manual else None
     right = _subdir(manual, "rightMask") if manual else None
+    m_idx, l_idx, r_idx = _masks_in(masks), _masks_in(left), _masks_in(right)
+    images = _images(cxr)
     found = []
-    for img in _images(cxr):
+    for img in images:
         stem = img.stem
         files: list[Path] = []
         extra: dict[str, Path] = {}
-        if left and right and _find(left, stem) and _find(right, stem):
-            extra = {"left_lung": _find(left, stem), "right_lung": _find(right, stem)}
+        lm, rm = _find(l_idx, stem), _find(r_idx, stem)
+        if lm and rm:
+            extra = {"left_lung": lm, "right_lung": rm}
             files = list(extra.values())
-        elif masks and (m := _find(masks, stem) or _find(masks, stem + "_mask")):
+        elif m := _find(m_idx, stem) or _find(m_idx, stem + "_mask"):
             files = [m]
         if not files:
-            where = masks or manual or base
-            problems.append(
-                Problem(
-                    str(img),
-                    "no lung mask found",
-                    f"add {where}/{stem}.png or {stem}_mask.png, or remove the image",
-                )
-            )
+            sides = [("leftMask", left, l_idx, lm), ("rightMask", right, r_idx, rm)]
+            fix = _cxr_png_fix(base, stem, masks, m_idx, manual, sides)
+            problems.append(Problem(str(img), "no lung mask found", fix))
             continue
         found.append(Sample(dataset_of(stem), stem, img, files, label_of(stem), extra))
+    named = [(p, st) for idx in (l_idx, r_idx) for (st, _), p in idx.items()]
+    named += [(p, st.removesuffix("_mask")) for (st, _), p in m_idx.items()]
+    _orphans(cxr, {i.stem for i in images}, named, problems)
     return found
 
 
 def _jsrt_layout(images: Path, masks: Path, problems: list[Problem]) -> list[Sample]:
     dirs = {s: _subdir(masks, s) for s in JSRT_STRUCTURES}
+    index = {s: _masks_in(d) for s, d in dirs.items()}
+    spaced = " " in dirs["left_lung"].name  # SCR's own names: `left lung`
+    files = _images(images)
     found = []
-    for img in _images(images):
+    for img in files:
         stem = img.stem
-        lungs = [_find(d, stem) for d in (dirs["left_lung"], dirs["right_lung"]) if d]
-        if len(lungs) != 2 or not all(lungs):
-            problems.append(
-                Problem(
-                    str(img),
-                    "missing left_lung/right_lung mask",
-                    f"add {masks}/left_lung/{stem}.png and right_lung/{stem}.png",
-                )
-            )
+        lungs = {s: _find(index[s], stem) for s in ("left_lung", "right_lung")}
+        if not all(lungs.values()):
+            want = [
+                (dirs[s] or masks / (s.replace("_", " ") if spaced else s))
+                / f"{stem}{_suffix(index[s] or index['left_lung'])}"
+                for s, p in lungs.items()
+                if p is None
+            ]
+            fix = f"add {' and '.join(map(str, want))}, or remove the image"
+            problems.append(Problem(str(img), "missing left_lung/right_lung mask", fix))
             continue
-        extra = {s: p for s, d in dirs.items() if d and (p := _find(d, stem))}
+        extra = {s: p for s in JSRT_STRUCTURES if (p := _find(index[s], stem))}
         found.append(
             Sample(
                 dataset_of(stem) if stem.upper().startswith("JPC") else "jsrt",
                 stem,
                 img,
-                lungs,
+                list(lungs.values()),
                 label_of(stem),
                 extra,
             )
         )
+    named = [(p, st) for idx in index.values() for (st, _), p in idx.items()]
+    _orphans(images, {i.stem for i in files}, named, problems)
     return found
 
 
@@ -160,7 +216,7 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
     problems: list[Problem] = []
     for dirpath, dirnames, _ in os.walk(root):
         d = Path(dirpath)
-        dirnames.sort()
+        dirnames[:] = sorted(n for n in dirnames if n.lower() != "__macosx")  # zip leftovers
         if d.name.lower() == "cxr_png":
             samples += _cxr_png_layout(d, problems)
         elif (m := _subdir(d, "masks")) and _subdir(m, "left_lung") and _subdir(d, "images"):
@@ -219,74 +275,6 @@ def check_pairs(samples: list[Sample], strict: bool = False):
             continue
         good.append((s, image, mask))
     return good, problems
-
-
-def make_splits(samples: list[Sample], fractions=(0.7, 0.1, 0.2), salt: str = "lungseg"):
-    """Deterministic split stratified by (dataset, label), ordered by a salted sha256 of the id."""
-    groups: dict[tuple, list[Sample]] = {}
-    for s in samples:
-        groups.setdefault((s.dataset, s.label), []).append(s)
-    out = {}
-    for members in groups.values():
-        members.sort(key=lambda s: hashlib.sha256(f"{salt}{s.id}".encode()).hexdigest())
-        n = len(members)
-        n_train = round(n * fractions[0])
-        n_val = round(n * fractions[1])
-        for i, s in enumerate(members):
-            out[(s.dataset, s.id)] = (
-                "train" if i < n_train else "val" if i < n_train + n_val else "test"
-            )
-    return out
-
-
-def read_splits(path: Path) -> dict[tuple[str, str], str]:
-    with open(path, newline="") as f:
-        return {(r["dataset"], r["id"]): r["split"] for r in csv.DictReader(f)}
-
-
-def write_splits(path: Path, splits: dict[tuple[str, str], str]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["dataset", "id", "split"])
-        for (ds, i), sp in sorted(splits.items()):
-            w.writerow([ds, i, sp])
-
-
-def assign_splits(root: Path, samples: list[Sample], out_dir: Path | None = None):
-    """`root/splits.csv` when present, else a deterministic split (written to out_dir)."""
-    path = Path(root) / "splits.csv"
-    if path.is_file():
-        splits = read_splits(path)
-        missing = [s for s in samples if (s.dataset, s.id) not in splits]
-        if missing:
-            log.warning(
-                "%d samples are not in %s and get a deterministic split", len(missing), path
-            )
-            splits.update(make_splits(missing))
-        log.info("using split file %s", path)
-    else:
-        splits = make_splits(samples)
-        log.info("no splits.csv under %s: made a stratified split", root)
-    if out_dir is not None:
-        write_splits(Path(out_dir) / "splits.csv", splits)
-    return splits
-
-
-def select(samples, splits, split: str | None, datasets=None, limit: int | None = None):
-    """Samples of one split (and datasets), at most `limit` per split (spread over datasets)."""
-    chosen = [
-        s
-        for s in samples
-        if (split is None or splits.get((s.dataset, s.id)) == split)
-        and (not datasets or s.dataset in datasets)
-    ]
-    if limit:
-        by_ds: dict[str, list[Sample]] = {}
-        for s in chosen:
-            by_ds.setdefault(s.dataset, []).append(s)
-        chosen = [s for i in range(limit) for g in by_ds.values() if i < len(g) for s in [g[i]]]
-        chosen = chosen[:limit]
-    return chosen
 
 
 def summarize(used: int, problems: list[Problem]) -> str:

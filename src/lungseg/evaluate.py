@@ -18,6 +18,7 @@ from .imageio import Radiograph, write_png
 from .metrics import confusion, largest_disagreement, summarize
 from .postprocess import split_sides
 from .segmenter import Segmenter
+from .splits import check_dataset_names, find_splits_file
 
 log = logging.getLogger(__name__)
 THUMB = 256
@@ -61,18 +62,33 @@ def evaluate(
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
     `metrics.largest_disagreement`), results_grid.png, worst/*.png and, when a run folder is
     known, training_curves.png. Returns the metrics dict. `threshold` overrides the
-    model's probability threshold (to choose one on `val`)."""
+    model's probability threshold (to choose one on `val`).
+    Split: the training run's splits.csv (`run_dir`, or the run folder holding `model`) when it
+    has one, so a model is scored on films it was not trained on; else the data's splits.csv
+    (`splits.find_splits_file`); else a new split (logged as a warning). Nothing but
+    OUT/splits.csv is written when no pair can be evaluated (ValueError); `strict` stops on any
+    pairing or loading problem."""
+    if threshold is not None and not 0 < threshold < 1:
+        raise ValueError(f"--threshold must be between 0 and 1, got {threshold}")
+    if run_dir and not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"--run {run_dir}: folder not found; give a training run folder")
+    samples, problems = data.discover(root)
+    if problems and strict:
+        raise ValueError("pairing problems (--strict):\n" + "\n".join(map(str, problems)))
+    datasets = check_dataset_names(datasets)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples, problems = data.discover(root)
-    splits = data.assign_splits(Path(root), samples, out_dir)
+    run = _find_run_dir(model, run_dir)
+    split_file = find_splits_file(root)
+    if run is not None and (run / "splits.csv").is_file():
+        split_file = run / "splits.csv"
+        log.info("evaluating on the split the model was trained with: %s", split_file)
+    splits = data.assign_splits(Path(root), samples, out_dir, split_file=split_file)
     chosen = data.select(samples, splits, None if split == "all" else split, datasets, limit)
     if not chosen:
         raise ValueError(f"no {split} samples under {root} for datasets {datasets}")
     seg = Segmenter(model, device=device, postprocess=postprocess)
     if threshold is not None:
-        if not 0 < threshold < 1:
-            raise ValueError(f"--threshold must be between 0 and 1, got {threshold}")
         seg.config.threshold = threshold
     rows, thumbs = [], {}
     for start in tqdm(range(0, len(chosen), batch_size), desc=f"evaluate {split}", unit="batch"):
@@ -106,9 +122,17 @@ def evaluate(
             )
             thumbs[s.id] = (_thumb(rad.image), _thumb(truth), _thumb(res.mask))
     log.info("%s", data.summarize(len(rows), problems))
+    if not rows:
+        raise ValueError(
+            f"no {split} pair could be evaluated: all {len(chosen)} failed their checks; first "
+            "problems:\n" + "\n".join(f"  {p}" for p in problems[:5])
+        )
     metrics = summarize(rows)
     metrics["protocol"] = {
         "split": split,
+        "split_file": str(split_file or f"new split, saved as {out_dir / 'splits.csv'}"),
+        "datasets": datasets,
+        "limit": limit,
         "model": str(model or "shipped default"),
         "postprocess": postprocess,
         "threshold": seg.config.threshold,
@@ -121,7 +145,6 @@ def evaluate(
         w.writeheader()
         w.writerows(rows)
     _figures(rows, thumbs, out_dir, n_worst)
-    run = _find_run_dir(model, run_dir)
     if run is not None and (run / "metrics.csv").is_file():
         report.training_curves(run / "metrics.csv", out_dir / "training_curves.png")
     return metrics

@@ -6,6 +6,7 @@ evaluate and export need only the file: fp16 safetensors (shipped), Lightning .c
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from dataclasses import asdict, dataclass, fields
@@ -18,6 +19,8 @@ if TYPE_CHECKING:  # torch is imported where it is used: ONNX inference runs wit
 log = logging.getLogger(__name__)
 
 ENCODERS = ("resnet50", "resnet34", "resnet18", "mobilenet_v2", "efficientnet-b0")
+# SMP's DeepLabV3+ runs its encoder at output stride 16: input sides must be multiples of 16
+STRIDE = 16
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "lungseg_deeplabv3plus_resnet50.safetensors"
 
 
@@ -31,19 +34,48 @@ class ModelConfig:
     hist: str = "equalize"
     threshold: float = 0.5
 
+    def __post_init__(self):
+        check_size(self.size)
+
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def check_size(size) -> None:
+    """ValueError unless `size` (the square input side) is a positive multiple of STRIDE."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < STRIDE or size % STRIDE:
+        raise ValueError(
+            f"input size {size!r} (--size): DeepLabV3+ needs a positive multiple of {STRIDE}, "
+            "e.g. 256 or 512"
+        )
+
+
 def build_model(encoder: str = "resnet50") -> torch.nn.Module:
-    """DeepLabV3+ (ASPP + decoder) on `encoder`, 1 input channel, 1 output logit map."""
+    """DeepLabV3+ (ASPP + decoder) on `encoder`, 1 input channel, 1 output logit map; ValueError
+    for an encoder SMP does not have or cannot use in DeepLabV3+."""
     import segmentation_models_pytorch as smp
 
+    names = smp.encoders.get_encoder_names()
+    if encoder not in names and not encoder.startswith("tu-"):
+        close = difflib.get_close_matches(encoder, names, n=3, cutoff=0.6)
+        raise ValueError(
+            f"unknown encoder {encoder!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + f"; tested: {', '.join(ENCODERS)}; all: "
+            "segmentation_models_pytorch.encoders.get_encoder_names() or tu-<timm model>"
+        )
     if encoder not in ENCODERS:
         log.warning("encoder %r is not one of the tested %s; trying it with SMP", encoder, ENCODERS)
-    return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, in_channels=1, classes=1)
+    try:
+        return smp.DeepLabV3Plus(
+            encoder_name=encoder, encoder_weights=None, in_channels=1, classes=1
+        )
+    except (KeyError, ValueError, RuntimeError) as e:  # e.g. no dilated mode, unknown timm model
+        raise ValueError(
+            f"encoder {encoder!r} cannot be used in DeepLabV3+ ({e}); tested: {', '.join(ENCODERS)}"
+        ) from e
 
 
 def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -55,15 +87,7 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
             f"--encoder-weights {path}: file not found (e.g. save "
             "torchvision.models.resnet50(weights='IMAGENET1K_V2').state_dict())"
         )
-    import torch
-
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = _read_state_dict(path)
     own = model.encoder.state_dict()
     adapted, unused = {}, []
     for k, v in state.items():
@@ -85,6 +109,58 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
         )
     model.encoder.load_state_dict(adapted, strict=False)
     log.info("loaded %d/%d encoder tensors from %s", len(adapted), len(own), path)
+
+
+def _read_state_dict(path: Path) -> dict:
+    """{name: tensor} from a .safetensors file or a torch.save'd state dict; ValueError naming the
+    file for anything else (a whole pickled model, a truncated or foreign file)."""
+    import torch
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+        reason = "" if isinstance(state, dict) else f"it holds a {type(state).__name__}"
+    except Exception as e:  # pickle, torch and safetensors raise many types for a foreign file
+        reason = type(e).__name__
+    if reason or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"--encoder-weights {path}: not a readable state dict ({reason or 'not all tensors'})"
+            "; expected torch.save(model.state_dict(), 'x.pth') or a .safetensors file of "
+            "tensors (not a whole pickled model)"
+        )
+    return state
+
+
+def load_init(model: torch.nn.Module, path: str | Path, encoder: str) -> None:
+    """Copy a lungseg model file's weights (`--init`: .safetensors or .ckpt) into `model`, a
+    DeepLabV3+ on `encoder`; the input size may differ (fine-tuning at another size)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--init {path}: file not found; pass a model file from `lungseg train` "
+            "(RUN/model.safetensors or RUN/checkpoints/best.ckpt)"
+        )
+    if path.suffix not in (".safetensors", ".ckpt"):
+        raise ValueError(
+            f"--init {path}: training starts only from a .safetensors or .ckpt model file "
+            "(an .onnx file cannot be trained; use the model it was exported from)"
+        )
+    source, config = load_model(path)
+    if config.encoder != encoder:
+        raise ValueError(
+            f"--init {path} holds a {config.encoder} network, not {encoder}: pass "
+            f"--encoder {config.encoder}, or an --init model trained with {encoder}"
+        )
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError as e:
+        raise ValueError(f"--init {path}: its weights do not fit a {encoder} DeepLabV3+") from e
+    log.info("initialised from %s (%s, trained at %d px)", path, config.encoder, config.size)
 
 
 def save_safetensors(

@@ -7,89 +7,33 @@ import csv
 import json
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from . import datasets
-from .augment import CORRUPTIONS, Augmenter
+from .augment import PairDataset
 from .metrics import confusion
-from .model import ModelConfig, build_model, load_encoder_weights, save_safetensors
-from .preprocess import finish, place, resize_pair
+from .model import build_model, load_encoder_weights, load_init, save_safetensors
+from .runconfig import TrainConfig, check_run_folder
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainConfig:
-    """Everything a run needs; saved as config.json beside the run and inside checkpoints."""
-
-    data: str = "../shared/data"
-    out: str = "runs/default"
-    encoder: str = "resnet50"
-    encoder_weights: str | None = None
-    size: int = 512
-    fit: str = "letterbox"
-    hist: str = "equalize"
-    epochs: int = 50
-    batch_size: int = 8
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    weight_decay: float = 0.0
-    corruptions: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
-    p_corrupt: float = 0.4
-    geometry_aug: bool = True
-    datasets: list[str] | None = None
-    balance: bool = False  # draw each dataset equally often (weighted sampling with replacement)
-    limit: int | None = None
-    seed: int = 42
-    device: str = "auto"
-    workers: int = 1
-    strict: bool = False
-    init: str | None = None  # start from another model's weights (e.g. fine-tune at a larger size)
-    max_minutes: float | None = None  # stop after this wall time, keeping the best model so far
-
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(encoder=self.encoder, size=self.size, fit=self.fit, hist=self.hist)
-
-
-class PairDataset(Dataset):
-    """Pairs resized once (aspect kept), then per item: corruptions -> histogram normalisation ->
-    canvas -> geometry. Returns (image 1xSxS float32 [0,1], mask 1xSxS float32 {0,1})."""
-
-    def __init__(self, pairs, config: TrainConfig, augment: bool):
-        self.items = [resize_pair(image, mask, config.size, config.fit) for _, image, mask in pairs]
-        self.hist = config.hist
-        self.aug = Augmenter(tuple(config.corruptions), config.p_corrupt, config.geometry_aug)
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i):
-        image, mask, g = self.items[i]
-        if self.augment:
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-            image = self.aug.corrupt(image, mask, rng)
-        x, m = finish(image, g, self.hist), place(mask, g)
-        if self.augment:
-            x, m = self.aug.geometric(x, m)
-        return torch.from_numpy(x[None].copy()), torch.from_numpy(m[None].astype(np.float32))
-
-
 class LungSegModule(L.LightningModule):
+    """The network and its training. Builds the architecture only: fit() loads --encoder-weights
+    and --init, a checkpoint its own weights (so reloading one reads no other file)."""
+
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters(config)
         self.cfg = TrainConfig(**config)
         self.model = build_model(self.cfg.encoder)
-        if self.cfg.encoder_weights:
-            load_encoder_weights(self.model, self.cfg.encoder_weights)
         import segmentation_models_pytorch as smp
 
         self.dice_loss = smp.losses.DiceLoss("binary", from_logits=True)
@@ -110,12 +54,20 @@ class LungSegModule(L.LightningModule):
     def validation_step(self, batch, _):
         x, y = batch
         logits = self(x)
-        self.log("val_loss", self.loss(logits, y), on_epoch=True, prog_bar=True)
+        n = len(x)
+        self.log("val_loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=n)
         pred = (logits > 0).cpu().numpy()
-        for p, t in zip(pred, y.cpu().numpy(), strict=True):
-            c = confusion(p[0], t[0])
-            self.log("val_iou", c.iou, on_epoch=True, prog_bar=True)
-            self.log("val_dice", c.dice, on_epoch=True)
+        scores = [confusion(p[0], t[0]) for p, t in zip(pred, y.cpu().numpy(), strict=True)]
+        # batch means weighted by batch size: the epoch value is the mean over validation images
+        iou, dice = (float(np.mean([getattr(c, k) for c in scores])) for k in ("iou", "dice"))
+        self.log("val_iou", iou, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log("val_dice", dice, on_epoch=True, batch_size=n)
+
+    def on_train_start(self):
+        # a resumed run's scheduler comes back with the T_max it was saved with: a longer
+        # --epochs then decays from the current rate to --min-lr at the new last epoch
+        for c in self.trainer.lr_scheduler_configs:
+            c.scheduler.T_max = max(1, self.cfg.epochs)
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(
@@ -140,8 +92,11 @@ def load_split_pairs(cfg: TrainConfig, out: Path):
         problems += bad
     log.info("data: %s", datasets.summarize(sum(map(len, pairs.values())), problems))
     for split, p in pairs.items():
-        if not p:
-            raise ValueError(f"no usable {split} pairs under {cfg.data} (datasets={cfg.datasets})")
+        if len(p) < (2 if split == "train" else 1):  # a batch of 1 cannot train (BatchNorm)
+            raise ValueError(
+                f"{len(p)} usable {split} pairs under {cfg.data} (datasets={cfg.datasets}, "
+                f"limit={cfg.limit}): too few; check --data, --datasets and --limit"
+            )
     return pairs
 
 
@@ -153,42 +108,61 @@ def balanced_sampler(pairs) -> WeightedRandomSampler:
     return WeightedRandomSampler(weights, num_samples=len(pairs), replacement=True)
 
 
+class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
+    """checkpoints/NAME.ckpt, overwritten in place (no NAME-v1.ckpt beside a stale one), whose
+    state (best path and score) follows a run folder moved or copied before --resume: Lightning
+    drops it then, and the first resumed epoch, however poor, would replace best.ckpt."""
+
+    def __init__(self, out: Path, name: str, **kwargs):
+        super().__init__(out / "checkpoints", name, enable_version_counter=False, **kwargs)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict.get("dirpath", self.dirpath) != self.dirpath:  # moved: its files are here
+            here = {k: self._here(v) for k, v in state_dict.items() if k.endswith("_path")}
+            best_k = {self._here(p): v for p, v in state_dict.get("best_k_models", {}).items()}
+            if here["best_model_path"] and not Path(here["best_model_path"]).exists():
+                log.warning("%s is missing: best model tracked anew", here["best_model_path"])
+                return
+            state_dict = {**state_dict, **here, "best_k_models": best_k, "dirpath": self.dirpath}
+        super().load_state_dict(state_dict)
+
+    def _here(self, path: str | None) -> str | None:
+        return str(Path(self.dirpath) / Path(path).name) if path else path
+
+
 def fit(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Train; returns the path of the best model exported as fp16 safetensors."""
+    """Train (`resume`: continue cfg.out's run from checkpoints/last.ckpt); returns the path of
+    the best model exported as fp16 safetensors. The run folder, encoder and weight files are
+    checked before the data is read or anything is written."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    check_run_folder(out, resume)
     L.seed_everything(cfg.seed, workers=True)
+    module = LungSegModule(asdict(cfg))
+    if not resume:  # a resumed run's weights come from its checkpoint
+        if cfg.encoder_weights:
+            load_encoder_weights(module.model, cfg.encoder_weights)
+        if cfg.init:
+            load_init(module.model, cfg.init, cfg.encoder)
+    out.mkdir(parents=True, exist_ok=True)
     pairs = load_split_pairs(cfg, out)
     loaders = {
         s: DataLoader(
-            PairDataset(p, cfg, augment=s == "train"),
+            PairDataset(p, cfg.size, cfg.fit, cfg.hist, cfg.augmenter() if s == "train" else None),
             batch_size=cfg.batch_size,
             shuffle=s == "train" and not cfg.balance,
             sampler=balanced_sampler(p) if s == "train" and cfg.balance else None,
             num_workers=cfg.workers,
             persistent_workers=cfg.workers > 0,
-            drop_last=False,
+            # a last training batch of 1 film would stop training (BatchNorm needs 2)
+            drop_last=s == "train" and len(p) % cfg.batch_size == 1,
         )
         for s, p in pairs.items()
     }
-    module = LungSegModule(asdict(cfg))
-    if cfg.init:
-        from .model import load_model
-
-        module.model.load_state_dict(load_model(cfg.init)[0].state_dict())
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    best_ckpt = L.pytorch.callbacks.ModelCheckpoint(
-        out / "checkpoints", filename="best", monitor="val_iou", mode="max"
-    )
+    best_ckpt = RunCheckpoint(out, "best", monitor="val_iou", mode="max")
     # (not save_last=True: Lightning >= 2.x writes last.ckpt only in epochs that improve `best`)
-    last_ckpt = L.pytorch.callbacks.ModelCheckpoint(
-        out / "checkpoints",
-        filename="last",
-        monitor=None,
-        save_top_k=1,
-        enable_version_counter=False,
-    )
+    last_ckpt = RunCheckpoint(out, "last", monitor=None, save_top_k=1)
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
@@ -202,8 +176,6 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         enable_model_summary=False,
     )
     last = out / "checkpoints" / "last.ckpt"
-    if resume and not last.is_file():
-        raise FileNotFoundError(f"--resume: {last} not found; start without --resume")
     earlier = _read_log(out / "metrics.csv") if resume else []  # Lightning overwrites the file
     trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=last if resume else None)
     if earlier:

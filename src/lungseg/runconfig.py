@@ -1,0 +1,121 @@
+"""The typed config of a training run (saved as config.json beside it and inside its
+checkpoints), its checks, and how `--resume` combines it with the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .augment import CORRUPTIONS, Augmenter, check_corruptions
+from .model import ModelConfig
+from .preprocess import FITS, HIST_METHODS
+
+log = logging.getLogger(__name__)
+
+# the options `--resume` takes from the command line; all others stay as the run's config.json
+RESUMABLE = ("data", "epochs", "max_minutes", "workers", "device")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved as config.json beside the run and inside checkpoints."""
+
+    data: str = "../shared/data"
+    out: str = "runs/default"
+    encoder: str = "resnet50"
+    encoder_weights: str | None = None
+    size: int = 512
+    fit: str = "letterbox"
+    hist: str = "equalize"
+    epochs: int = 50
+    batch_size: int = 8
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.0
+    corruptions: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
+    p_corrupt: float = 0.4
+    geometry_aug: bool = True
+    datasets: list[str] | None = None
+    balance: bool = False  # draw each dataset equally often (weighted sampling with replacement)
+    limit: int | None = None
+    seed: int = 42
+    device: str = "auto"
+    workers: int = 1
+    strict: bool = False
+    init: str | None = None  # start from another model's weights (e.g. fine-tune at a larger size)
+    max_minutes: float | None = None  # stop after this wall time, keeping the best model so far
+
+    def __post_init__(self):
+        """ValueError naming the option (and how to fix it) for settings that cannot train."""
+        self.model_config()  # checks --size
+        check_corruptions(self.corruptions, "--corruptions")
+        checks = [
+            ("--fit", self.fit, self.fit in FITS, f"use {' or '.join(FITS)}"),
+            ("--hist", self.hist, self.hist in HIST_METHODS, f"use {', '.join(HIST_METHODS)}"),
+            ("--epochs", self.epochs, self.epochs >= 1, "use 1 or more"),
+            ("--batch-size", self.batch_size, self.batch_size >= 2, "use 2 or more (BatchNorm)"),
+            ("--lr", self.lr, self.lr > 0, "use a learning rate above 0, e.g. 1e-3"),
+            ("--min-lr", self.min_lr, 0 <= self.min_lr <= self.lr, f"use 0 to --lr {self.lr}"),
+            ("--p-corrupt", self.p_corrupt, 0 <= self.p_corrupt <= 1, "use 0 to 1"),
+            ("--workers", self.workers, self.workers >= 0, "use 0 (no worker processes) or more"),
+            ("--limit", self.limit, self.limit is None or self.limit >= 1, "use 1 or more"),
+            ("--max-minutes", self.max_minutes, self.max_minutes is None or self.max_minutes > 0,
+             "use minutes above 0, or leave it out for no limit"),
+            ("--device", self.device, self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+        ]  # fmt: skip
+        bad = [f"{option} {value!r}: {fix}" for option, value, ok, fix in checks if not ok]
+        if bad:
+            raise ValueError("; ".join(bad))
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(encoder=self.encoder, size=self.size, fit=self.fit, hist=self.hist)
+
+    def augmenter(self) -> Augmenter:
+        return Augmenter(tuple(self.corruptions), self.p_corrupt, self.geometry_aug)
+
+
+def _option(name: str) -> str:
+    return "--no-geometry-aug" if name == "geometry_aug" else "--" + name.replace("_", "-")
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """A new run needs a folder without a run in it; `resume` needs config.json and last.ckpt."""
+    if not resume and ((out / "config.json").exists() or (out / "checkpoints").exists()):
+        raise ValueError(
+            f"{out} already holds a run: --resume to continue it, or choose another --out"
+        )
+    for need in ("config.json", "checkpoints/last.ckpt") if resume else ():
+        if not (out / need).is_file():
+            raise FileNotFoundError(
+                f"--resume: {out / need} not found, so {out} holds no run to continue (or one "
+                "that stopped before its first epoch ended); check --out, or start a new run"
+            )
+
+
+def run_config(options: dict, resume: bool = False) -> TrainConfig:
+    """The config of `lungseg train`: `options` (those given explicitly; `out` at least) over the
+    defaults, or with `resume` over the run's config.json, of which only RESUMABLE options may
+    change (any other option given must equal the run's). Reads and checks; writes nothing."""
+    cfg = TrainConfig(**options)
+    out, path = Path(cfg.out), Path(cfg.out) / "config.json"
+    check_run_folder(out, resume)
+    if not resume:
+        return cfg
+    try:
+        saved = json.loads(path.read_text())
+        if unknown := sorted(set(saved) - {f.name for f in fields(TrainConfig)}):
+            log.warning("%s: ignoring settings this version does not know: %s", path, unknown)
+        saved = TrainConfig(**{k: v for k, v in saved.items() if k not in unknown})
+    except (OSError, TypeError, AttributeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--resume: cannot read the run's settings from {path} ({e})") from e
+    fixed = {k: v for k, v in options.items() if k not in (*RESUMABLE, "out")}
+    if differ := [k for k, v in fixed.items() if v != getattr(saved, k)]:
+        shown = ", ".join(f"{_option(k)} {fixed[k]!r} (run: {getattr(saved, k)!r})" for k in differ)
+        raise ValueError(
+            f"--resume continues {out} with the settings in its config.json, which {shown} "
+            f"would change; leave them out (only {', '.join(map(_option, RESUMABLE))} may "
+            "change on --resume), or choose another --out for a new run"
+        )
+    return replace(saved, out=str(out), **{k: v for k, v in options.items() if k in RESUMABLE})

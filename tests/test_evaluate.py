@@ -1,0 +1,140 @@
+"""`evaluate` on small synthetic data: which split it scores (the run's, the data root's found from
+a sub-folder), --strict, a selection where every pair fails, and its input checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from lungseg import datasets
+from lungseg.cli import main
+from lungseg.evaluate import evaluate
+from lungseg.model import ModelConfig, build_model, save_safetensors
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A random-weight resnet18 DeepLabV3+ at 64 px: the scores do not matter here."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), path)
+    return path
+
+
+@pytest.fixture
+def root(tmp_path, synth):
+    """12 pairs: Montgomery and Shenzhen (combined layout), 3 per (dataset, label) group, and
+    the data's own splits.csv with val = the first film of each group."""
+    root = synth.make_dataset_root(tmp_path / "data", n_per_group=3, jsrt=False)
+    samples, _ = datasets.discover(root)
+    split = {(s.dataset, s.id): "train" for s in samples}
+    for s in samples:
+        if s.id[-6:-2] in ("0001", "0101"):
+            split[(s.dataset, s.id)] = "val"
+    datasets.write_splits(root / "splits.csv", split)
+    return root
+
+
+def _ids(out):
+    with open(out / "per_image.csv", newline="") as f:
+        return sorted(r["id"] for r in csv.DictReader(f))
+
+
+DATA_VAL = ["CHNCXR_0001_0", "CHNCXR_0101_1", "MCUCXR_0001_0", "MCUCXR_0101_1"]
+
+
+def test_subfolder_uses_the_data_roots_split(root, tiny_model, tmp_path):
+    """--data ROOT/chest-xray-masks scores ROOT/splits.csv's val films, not a new split's."""
+    out = tmp_path / "eval"
+    m = evaluate(str(tiny_model), str(root / "chest-xray-masks"), "val", str(out), device="cpu")
+    assert _ids(out) == DATA_VAL
+    assert m["protocol"]["split_file"] == str(root / "splits.csv")
+    assert datasets.read_splits(out / "splits.csv") == datasets.read_splits(root / "splits.csv")
+
+
+def test_run_split_wins_and_protocol_records_the_selection(root, tiny_model, tmp_path, caplog):
+    run = tmp_path / "run"
+    run.mkdir()
+    samples, _ = datasets.discover(root)
+    run_split = {(s.dataset, s.id): "train" for s in samples}
+    for key in [("montgomery", "MCUCXR_0002_0"), ("shenzhen", "CHNCXR_0103_1")]:
+        run_split[key] = "val"
+    datasets.write_splits(run / "splits.csv", run_split)
+    out = tmp_path / "eval"
+    with caplog.at_level("INFO", logger="lungseg"):
+        m = evaluate(str(tiny_model), str(root), "val", str(out), run_dir=str(run), device="cpu")
+    assert _ids(out) == ["CHNCXR_0103_1", "MCUCXR_0002_0"]
+    assert f"trained with: {run / 'splits.csv'}" in caplog.text
+    assert datasets.read_splits(out / "splits.csv") == run_split
+    saved = json.loads((out / "metrics.json").read_text())["protocol"]
+    assert saved["split_file"] == str(run / "splits.csv") == m["protocol"]["split_file"]
+    assert saved["limit"] is None and saved["datasets"] is None
+
+    # protocol: --datasets (lower-cased) and --limit are recorded
+    out2 = tmp_path / "eval2"
+    evaluate(str(tiny_model), str(root), "val", str(out2), ["Shenzhen"], 1, device="cpu")
+    saved = json.loads((out2 / "metrics.json").read_text())["protocol"]
+    assert saved["datasets"] == ["shenzhen"] and saved["limit"] == 1
+    assert _ids(out2) == ["CHNCXR_0001_0"]
+
+
+def test_run_folder_of_the_model_gives_the_split(root, tiny_model, tmp_path):
+    """A model inside a training run folder (metrics.csv beside it) is scored on its run's split."""
+    run = tmp_path / "run"
+    run.mkdir()
+    model = shutil.copy(tiny_model, run / "model.safetensors")
+    (run / "metrics.csv").write_text("epoch,train_loss,val_loss,val_iou\n0,0.9,0.8,0.5\n")
+    samples, _ = datasets.discover(root)
+    run_split = {(s.dataset, s.id): "test" for s in samples}
+    run_split[("jsrt", "JPCLN999")] = "val"  # not in the data: a warning, not an error
+    run_split[("montgomery", "MCUCXR_0003_0")] = "val"
+    datasets.write_splits(run / "splits.csv", run_split)
+    out = tmp_path / "eval"
+    evaluate(str(model), str(root), "val", str(out), device="cpu")
+    assert _ids(out) == ["MCUCXR_0003_0"]
+    assert (out / "training_curves.png").is_file()
+
+
+def test_strict_stops_on_pairing_problems(root, tmp_path):
+    (root / "chest-xray-masks" / "masks" / "MCUCXR_0002_0.png").unlink()
+    out = tmp_path / "eval"
+    with pytest.raises(ValueError) as e:
+        evaluate(None, str(root), "test", str(out), strict=True, device="cpu")
+    assert "--strict" in str(e.value) and "MCUCXR_0002_0.png: no lung mask found" in str(e.value)
+    assert not out.exists()  # stopped before writing anything
+    assert main(["evaluate", "--data", str(root), "--out", str(out), "--strict"]) == 2
+
+
+def test_every_pair_failing_is_a_clear_error(root, tiny_model, tmp_path, synth):
+    masks = root / "chest-xray-masks" / "masks"
+    for p in masks.iterdir():
+        synth.save_png(p, np.zeros((synth.H, synth.W), np.uint8))  # every mask empty
+    out = tmp_path / "eval"
+    with pytest.raises(ValueError) as e:
+        evaluate(str(tiny_model), str(root), "val", str(out), device="cpu")
+    msg = str(e.value)
+    assert msg.startswith("no val pair could be evaluated: all 4 failed their checks")
+    assert "MCUCXR_0001_0.png: mask is empty" in msg
+    assert not (out / "metrics.json").exists() and not (out / "per_image.csv").exists()
+
+
+def test_unknown_dataset_name_lists_the_valid_ones(root, tmp_path):
+    out = tmp_path / "eval"
+    with pytest.raises(ValueError) as e:
+        evaluate(None, str(root), "val", str(out), datasets=["shenzen"], device="cpu")
+    assert "'shenzen'" in str(e.value) and "jsrt, montgomery, shenzhen" in str(e.value)
+    assert not out.exists()
+
+
+def test_missing_run_folder(root, tmp_path):
+    out = tmp_path / "eval"
+    with pytest.raises(FileNotFoundError, match="--run .*nope: folder not found"):
+        evaluate(None, str(root), "val", str(out), run_dir=str(tmp_path / "nope"))
+    assert not out.exists()
+    argv = ["evaluate", "--data", str(root), "--out", str(out), "--run", str(tmp_path / "nope")]
+    assert main(argv) == 2

@@ -1,0 +1,249 @@
+"""`lungseg train`'s settings without training: TrainConfig checks, the run folder rules of a new
+run and of --resume (which continues with the run's saved config), and the fix-it messages for
+bad --encoder, --encoder-weights and --init inputs, all before anything is written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from lungseg import cli
+from lungseg.augment import CORRUPTIONS, Augmenter
+from lungseg.model import (
+    ModelConfig,
+    build_model,
+    load_encoder_weights,
+    load_init,
+    save_safetensors,
+)
+from lungseg.runconfig import RESUMABLE, TrainConfig, run_config
+
+
+@pytest.mark.parametrize(
+    "settings, option",
+    [
+        ({"size": 100}, "--size"),
+        ({"size": 0}, "--size"),
+        ({"max_minutes": 0}, "--max-minutes"),
+        ({"max_minutes": -1}, "--max-minutes"),
+        ({"p_corrupt": -0.1}, "--p-corrupt"),
+        ({"p_corrupt": 1.5}, "--p-corrupt"),
+        ({"lr": 0.0}, "--lr"),
+        ({"lr": -1e-3, "min_lr": 0.0}, "--lr"),
+        ({"lr": 1e-3, "min_lr": 1e-2}, "--min-lr"),
+        ({"min_lr": -1e-5}, "--min-lr"),
+        ({"batch_size": 1}, "--batch-size"),
+        ({"workers": -1}, "--workers"),
+        ({"epochs": 0}, "--epochs"),
+        ({"fit": "stretch"}, "--fit"),
+        ({"device": "gpu"}, "--device"),
+    ],
+)
+def test_config_refuses_settings_that_cannot_train(settings, option):
+    with pytest.raises(ValueError, match=re.escape(option)):
+        TrainConfig(**settings)
+
+
+def test_config_accepts_valid_settings():
+    cfg = TrainConfig(size=48, max_minutes=0.05, p_corrupt=1.0, min_lr=1e-3, corruptions=[])
+    assert cfg.model_config().size == 48  # DeepLabV3+ needs multiples of 16, not of 32
+    ModelConfig(size=64)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        ModelConfig(size=100)
+
+
+def test_unknown_corruption_lists_the_valid_names():
+    with pytest.raises(ValueError, match="--corruptions") as e:
+        TrainConfig(corruptions=["opacity", "efusion"])
+    assert "'efusion'" in str(e.value) and all(c in str(e.value) for c in CORRUPTIONS)
+    with pytest.raises(ValueError, match="efusion"):
+        Augmenter(("efusion",))
+
+
+def test_unknown_encoder_suggests_names():
+    with pytest.raises(ValueError, match="resnet19") as e:
+        build_model("resnet19")
+    assert "resnet18" in str(e.value)
+
+
+# ---------------------------------------------------------------- weight files
+
+
+@pytest.mark.parametrize("kind", ["garbage", "whole_model", "list", "safetensors"])
+def test_unreadable_encoder_weights_name_the_file_and_the_format(tmp_path, kind):
+    path = tmp_path / ("enc.safetensors" if kind == "safetensors" else "enc.pth")
+    if kind == "whole_model":
+        torch.save(torch.nn.Linear(2, 2), path)  # a pickled module, not its state dict
+    elif kind == "list":
+        torch.save([torch.zeros(2)], path)
+    else:
+        path.write_bytes(b"not a weight file at all" * 10)
+    with pytest.raises(ValueError, match=re.escape(str(path))) as e:
+        load_encoder_weights(build_model("resnet18"), path)
+    assert "state dict" in str(e.value) and "state_dict()" in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("init") / "mobilenet.safetensors"
+    save_safetensors(build_model("mobilenet_v2"), ModelConfig("mobilenet_v2", size=64), path)
+    return path
+
+
+def test_init_checks_the_file_and_its_encoder(tmp_path, mobilenet_file):
+    model = build_model("resnet18")
+    with pytest.raises(FileNotFoundError, match="--init") as e:
+        load_init(model, tmp_path / "nope.safetensors", "resnet18")
+    assert "--model" not in str(e.value)
+    with pytest.raises(ValueError, match="--encoder mobilenet_v2"):
+        load_init(model, mobilenet_file, "resnet18")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    with pytest.raises(ValueError, match="onnx"):
+        load_init(model, tmp_path / "m.onnx", "resnet18")
+    target = build_model("mobilenet_v2")
+    load_init(target, mobilenet_file, "mobilenet_v2")  # a different size is fine (fine-tuning)
+    source = build_model("mobilenet_v2")
+    assert not torch.equal(target.decoder.block1[0].weight, source.decoder.block1[0].weight)
+
+
+# ---------------------------------------------------------------- run folders and --resume
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A run folder as `lungseg train` leaves it (the checkpoint's content is not read here)."""
+    out = tmp_path / "run"
+    saved = TrainConfig(
+        data="films", out=str(out), encoder="resnet18", size=64, epochs=1, workers=0
+    )
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (out / "config.json").write_text(json.dumps(asdict(saved), indent=2))
+    return out
+
+
+def test_resume_continues_with_the_runs_settings(run):
+    cfg = run_config({"out": str(run), "data": "films"}, resume=True)
+    assert (cfg.encoder, cfg.size, cfg.epochs, cfg.workers) == ("resnet18", 64, 1, 0)
+    # the same values given again are fine; RESUMABLE options may change
+    changed = {"data": "moved/films", "epochs": 3, "max_minutes": 5.0, "workers": 2}
+    cfg = run_config(
+        {"out": str(run), "encoder": "resnet18", "size": 64, "device": "cpu", **changed},
+        resume=True,
+    )
+    assert asdict(cfg) == {**asdict(TrainConfig(**json.loads((run / "config.json").read_text()))),
+                           "out": str(run), "device": "cpu", **changed}  # fmt: skip
+    assert set(changed) | {"device"} == set(RESUMABLE)
+
+
+def test_resume_refuses_other_changed_settings(run):
+    before = (run / "config.json").read_bytes()
+    with pytest.raises(ValueError, match=r"--size 512 \(run: 64\)") as e:
+        run_config({"out": str(run), "size": 512, "encoder": "resnet50"}, resume=True)
+    assert "--encoder 'resnet50' (run: 'resnet18')" in str(e.value)
+    with pytest.raises(ValueError, match="--no-geometry-aug"):
+        run_config({"out": str(run), "geometry_aug": False}, resume=True)
+    assert (run / "config.json").read_bytes() == before
+
+
+def test_resume_needs_config_and_last_checkpoint(run, tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        run_config({"out": str(tmp_path / "none")}, resume=True)
+    (run / "checkpoints" / "last.ckpt").unlink()
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        run_config({"out": str(run)}, resume=True)
+
+
+def test_resume_ignores_unknown_saved_settings(run, caplog):
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "from_the_future": 1}))
+    with caplog.at_level(logging.WARNING):
+        assert run_config({"out": str(run)}, resume=True).size == 64
+    assert "from_the_future" in caplog.text
+
+
+def test_new_run_refuses_a_folder_holding_a_run(run, tmp_path):
+    with pytest.raises(ValueError, match="already holds a run: --resume"):
+        run_config({"out": str(run)})
+    (run / "config.json").unlink()  # checkpoints/ alone is a run too
+    with pytest.raises(ValueError, match="already holds a run"):
+        run_config({"out": str(run)})
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "splits.csv").write_text("")  # left by a run that found no data
+    assert run_config({"out": str(tmp_path / "fresh")}).out == str(tmp_path / "fresh")
+
+
+# ---------------------------------------------------------------- through the command line
+
+
+def _fails(args, caplog, capsys) -> str:
+    """Run `lungseg train ARGS`: exit 2 with a message, no traceback; returns the message."""
+    with caplog.at_level(logging.ERROR, logger="lungseg"):
+        assert cli.main(["train", *args]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--encoder", "resnet19"], "resnet18"),
+        (["--size", "100"], "multiple of 16"),
+        (["--size", "0"], "--size"),
+        (["--corruptions", "opacity,efusion"], "effusion"),
+        (["--max-minutes", "0"], "--max-minutes"),
+        (["--max-minutes", "-1"], "--max-minutes"),
+        (["--p-corrupt", "2"], "--p-corrupt"),
+        (["--lr", "1e-4", "--min-lr", "1e-3"], "--min-lr"),
+        (["--init", "missing.safetensors"], "--init"),
+    ],
+)
+def test_cli_bad_options_stop_before_anything_is_written(tmp_path, caplog, capsys, args, expected):
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--data", str(tmp_path), "--encoder", "resnet18", *args]
+    assert expected in _fails(args, caplog, capsys)
+    assert not out.exists()
+
+
+def test_cli_bad_weight_files_stop_before_anything_is_written(
+    tmp_path, caplog, capsys, mobilenet_file
+):
+    out = tmp_path / "run"
+    (tmp_path / "garbage.pth").write_bytes(b"\x80\x02garbage")
+    base = ["--out", str(out), "--data", str(tmp_path), "--encoder", "resnet18"]
+    message = _fails([*base, "--encoder-weights", str(tmp_path / "garbage.pth")], caplog, capsys)
+    assert "garbage.pth" in message and "state dict" in message
+    message = _fails([*base, "--init", str(mobilenet_file)], caplog, capsys)
+    assert "--encoder mobilenet_v2" in message
+    assert not out.exists()
+
+
+def test_cli_resume_with_a_changed_setting_leaves_the_run_alone(run, caplog, capsys):
+    before = (run / "config.json").read_bytes()
+    message = _fails(["--out", str(run), "--resume", "--size", "512"], caplog, capsys)
+    assert "--size 512 (run: 64)" in message
+    assert (run / "config.json").read_bytes() == before
+
+
+def test_train_options_default_to_none_and_help_shows_the_config_defaults():
+    """Defaults of None tell the options given from those left out (see run_config); the
+    defaults the help names are TrainConfig's."""
+    parser = cli.build_parser()
+    train = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    defaults = TrainConfig()
+    for action in train._actions:
+        if action.dest in ("help", "verbose", "resume", "out", "no_corruptions", "no_geometry_aug"):
+            continue
+        assert action.default is None, action.dest
+        shown = re.search(r"\(default: ([^)]+)\)", action.help or "")
+        if shown:
+            want = getattr(defaults, action.dest)
+            text = shown.group(1)
+            got = text.split(",") if isinstance(want, list) else type(want)(text)
+            assert got == want, action.dest
