@@ -17,6 +17,26 @@ from PIL import Image
 H, W = 80, 64  # portrait, like a chest film
 
 
+IMG_H, IMG_W = 40, 48  # the reader tests' small images (test_imageio, test_dicom, test_arrays)
+
+
+def ramp8(h: int = IMG_H, w: int = IMG_W) -> np.ndarray:
+    """uint8 HxW with every value 0..255 present."""
+    return (np.arange(h * w).reshape(h, w) % 256).astype(np.uint8)
+
+
+def ramp16(top: int, h: int = IMG_H, w: int = IMG_W) -> np.ndarray:
+    """uint16 HxW ramp from 0 to `top`."""
+    return np.round(np.linspace(0, top, h * w)).astype(np.uint16).reshape(h, w)
+
+
+def check_float_image(img: np.ndarray, shape=(IMG_H, IMG_W)):
+    """A reader's contract: float32 of the expected shape, values in [0, 1]."""
+    assert img.dtype == np.float32
+    assert img.shape == shape
+    assert img.min() >= 0.0 and img.max() <= 1.0
+
+
 def lung_masks(h: int = H, w: int = W, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(image-left ellipse, image-right ellipse) as uint8 {0,1}. The image-left lung is the
     patient's RIGHT lung, the image-right one the patient's LEFT lung."""
@@ -147,6 +167,20 @@ def make_dataset_root(
         ids += [f"JPCNN{i:03d}" for i in range(1, n_per_group + 1)]
         write_jsrt(root, ids, h, w)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random-weight resnet18 DeepLabV3+ at 64 px: exercises every code path quickly; its
+    scores mean nothing."""
+    import torch
+
+    from lungseg.model import ModelConfig, build_model, save_safetensors
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), path)
+    return path
 
 
 @pytest.fixture(scope="session")

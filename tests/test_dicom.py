@@ -8,19 +8,14 @@ import sys
 import numpy as np
 import pydicom
 import pytest
+from conftest import IMG_H, IMG_W, check_float_image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, JPEGExtended12Bit, generate_uid
 
 from lungseg.imageio import ImageReadError, is_supported, read_image
 
-H, W = 40, 48
-
-
-def check_float_image(img: np.ndarray, shape=(H, W)):
-    assert img.dtype == np.float32
-    assert img.shape == shape
-    assert img.min() >= 0.0 and img.max() <= 1.0
+H, W = IMG_H, IMG_W
 
 
 def write_dicom(path, pixels: np.ndarray, photometric="MONOCHROME2", **attrs):
@@ -158,6 +153,17 @@ def test_compressed_dicom_without_decoder_says_how(tmp_path, monkeypatch):
     with pytest.raises(
         ImageReadError, match=r"jpeg12\.dcm: .*JPEG Extended.*pip install 'lungseg\[dicom\]'"
     ):
+        read_image(p)
+
+
+def test_private_transfer_syntax_refused_naming_the_file(tmp_path):
+    p = fake_jpeg12(tmp_path / "private.dcm")
+    ds = pydicom.dcmread(p)
+    ds.file_meta.TransferSyntaxUID = (
+        "1.2.826.0.1.3680043.9999.1"  # no transfer syntax pydicom knows
+    )
+    ds.save_as(p, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"private\.dcm: unknown transfer syntax .*re-export"):
         read_image(p)
 
 

@@ -9,21 +9,10 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from lungseg import datasets
 from lungseg.cli import main
 from lungseg.evaluate import evaluate
-from lungseg.model import ModelConfig, build_model, save_safetensors
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A random-weight resnet18 DeepLabV3+ at 64 px: the scores do not matter here."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), path)
-    return path
 
 
 @pytest.fixture
@@ -81,6 +70,20 @@ def test_run_split_wins_and_protocol_records_the_selection(root, tiny_model, tmp
     saved = json.loads((out2 / "metrics.json").read_text())["protocol"]
     assert saved["datasets"] == ["shenzhen"] and saved["limit"] == 1
     assert _ids(out2) == ["CHNCXR_0001_0"]
+
+
+def test_a_run_split_that_misses_films_gives_way_to_the_datas_own(
+    root, tiny_model, tmp_path, caplog
+):
+    """A model evaluated on other data than it was trained on: its run's splits.csv does not list
+    these films, so the data's own splits.csv decides (not a brand-new split)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    datasets.write_splits(run / "splits.csv", {("jsrt", "JPCLN001"): "train"})
+    out = tmp_path / "eval"
+    evaluate(str(tiny_model), str(root), "val", str(out), run_dir=str(run), device="cpu")
+    assert _ids(out) == DATA_VAL
+    assert "does not list every film" in caplog.text
 
 
 def test_run_folder_of_the_model_gives_the_split(root, tiny_model, tmp_path):

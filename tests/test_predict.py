@@ -8,26 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lungseg.cli import main
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
-from lungseg.model import DEFAULT_WEIGHTS, ModelConfig, build_model, save_safetensors
+from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.phantom import make_phantom
 from lungseg.segmenter import Segmenter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A random-weight resnet18 DeepLabV3+ at 64 px: exercises every code path quickly."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), path)
-    return path
 
 
 @pytest.fixture

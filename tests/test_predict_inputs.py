@@ -14,18 +14,10 @@ from PIL import Image
 from lungseg.cli import main
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
-from lungseg.model import DEFAULT_WEIGHTS, ModelConfig, build_model, save_safetensors
+from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.phantom import make_phantom
 from lungseg.predict import _stems, collect_inputs, predict_paths
 from lungseg.segmenter import Segmenter
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), path)
-    return path
 
 
 def _film(path: Path, h: int = 40, w: int = 32) -> Path:
@@ -65,6 +57,7 @@ def test_data_layouts_mask_folders_and_macos_leftovers_are_not_films(tmp_path):
     _film(d / "CXR_png" / "._MCUCXR_0001_0.png")
     assert collect_inputs([str(d)])[0] == sorted(films)
     assert find_images(d) == sorted(films)
+    assert collect_inputs([str(d / "**" / "*.png")])[0] == sorted(films)  # a glob, the same
 
 
 def test_predicting_twice_into_the_input_folder_does_not_segment_its_own_outputs(
@@ -85,6 +78,8 @@ def test_output_names_never_collide():
     stems = _stems(files)
     assert len(set(stems)) == len(files)
     assert stems[0] == "film" and stems[2] == "film_2"  # an input's own name is kept when free
+    # Film.png and film.png would be one file on macOS and Windows
+    assert len({s.casefold() for s in _stems([Path("a/Film.png"), Path("b/film.png")])}) == 2
 
 
 def test_table_names_each_rows_mask_and_lists_missing_inputs(tiny_model, tmp_path):
@@ -96,6 +91,7 @@ def test_table_names_each_rows_mask_and_lists_missing_inputs(tiny_model, tmp_pat
     assert failed == [str(tmp_path / "gone.png")]
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["mask"] for r in rows[:2]] == ["film_mask.png", "film_2_mask.png"]
+    assert list(rows[0])[-1] == "mask"  # appended: the earlier columns keep their positions
     assert all((out / r["mask"]).is_file() for r in rows[:2])
     assert rows[2]["file"].endswith("gone.png") and rows[2]["quality"] == "error"
 
@@ -117,7 +113,7 @@ def test_user_mistakes_end_in_a_message(tiny_model, tmp_path, caplog):
     (tmp_path / "bad.onnx").write_bytes(b"junk")
     base = ["predict", str(film), "--out"]
     assert main([*base, str(tmp_path / "afile"), "--model", str(tiny_model)]) == 2
-    assert "choose another --out" in caplog.text
+    assert "afile: File exists; check the path (--out must be a folder" in caplog.text
     for bad in ("bad.safetensors", "bad.onnx"):
         assert main([*base, str(tmp_path / "o"), "--model", str(tmp_path / bad)]) == 2
         assert f"{bad}: not a readable" in caplog.text

@@ -275,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 2
     except (FileExistsError, NotADirectoryError, PermissionError) as e:  # --out and the like
-        log.error("%s: %s; choose another --out", e.filename or "", e.strerror or e)
+        where = f"{e.filename}: " if e.filename else ""
+        log.error(
+            "%s%s; check the path (--out must be a folder you may write to)", where, e.strerror or e
+        )
         return 2
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import ImageReadError, read_image, read_mask
+from .imageio import ImageReadError, is_leftover, read_image, read_mask
 from .splits import SPLITS as SPLITS  # re-exported: splits used to live here
 from .splits import assign_splits as assign_splits
 from .splits import make_splits as make_splits
@@ -75,16 +75,11 @@ def label_of(stem: str) -> int | None:
     return int(stem[-1]) if stem[-1:] in ("0", "1") and "_" in stem else None
 
 
-def _junk(name: str) -> bool:
-    """macOS/Windows leftovers: AppleDouble `._*` files, .DS_Store, Thumbs.db, desktop.ini."""
-    return name.startswith(".") or name.lower() in ("thumbs.db", "desktop.ini")
-
-
 def _masks_in(folder: Path | None) -> dict[tuple[str, str], Path]:
     """Mask files of `folder` by (stem, lower-case suffix): `X.PNG` is found as well as `X.png`."""
     out: dict[tuple[str, str], Path] = {}
     for p in sorted(folder.iterdir()) if folder else []:
-        if p.suffix.lower() in MASK_SUFFIXES and not _junk(p.name) and p.is_file():
+        if p.suffix.lower() in MASK_SUFFIXES and not is_leftover(p) and p.is_file():
             out.setdefault((p.stem, p.suffix.lower()), p)
     return out
 
@@ -111,7 +106,7 @@ def _subdir(parent: Path, *names: str) -> Path | None:
 
 def _images(folder: Path) -> list[Path]:
     exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"}
-    files = (p for p in folder.iterdir() if p.suffix.lower() in exts and not _junk(p.name))
+    files = (p for p in folder.iterdir() if p.suffix.lower() in exts and not is_leftover(p))
     return sorted(p for p in files if p.is_file())
 
 

@@ -69,7 +69,13 @@ def _undecoded(path: Path, ds, error: Exception) -> np.ndarray:
     reads 12-bit JPEG Extended, which pydicom 3 does not pass to it; without GDCM, the
     message says how to install it."""
     ts, why = ds.file_meta.get("TransferSyntaxUID"), " ".join(str(error).split())
-    if ts is None or not ts.is_compressed:
+    try:
+        compressed = ts is not None and ts.is_compressed
+    except ValueError:  # a private or unknown UID: pydicom cannot tell
+        raise ImageReadError(
+            f"{path}: unknown transfer syntax {ts}; re-export the film as standard DICOM ({why})"
+        ) from None
+    if not compressed:
         raise ImageReadError(f"{path}: not a readable DICOM image ({why})")
     try:
         return _gdcm_first_frame(path, ds)

@@ -18,7 +18,7 @@ from .imageio import Radiograph, write_png
 from .metrics import confusion, largest_disagreement, summarize
 from .postprocess import split_sides
 from .segmenter import Segmenter
-from .splits import check_dataset_names, find_splits_file
+from .splits import check_dataset_names, find_splits_file, read_splits
 
 log = logging.getLogger(__name__)
 THUMB = 256
@@ -32,6 +32,20 @@ NOTE = (
 def _thumb(a: np.ndarray) -> np.ndarray:
     interp = cv2.INTER_AREA if a.dtype != np.uint8 else cv2.INTER_NEAREST
     return cv2.resize(a, (THUMB, THUMB), interpolation=interp)
+
+
+def _split_file(root, run: Path | None, samples) -> Path | None:
+    """The run's splits.csv (the split the model was trained with) when it lists every film
+    found; else the data's own (`find_splits_file`), e.g. for a model evaluated on other data."""
+    own = find_splits_file(root)
+    if run is None or not (run / "splits.csv").is_file():
+        return own
+    listed = read_splits(run / "splits.csv")
+    if own is None or all((s.dataset, s.id) in listed for s in samples):
+        log.info("evaluating on the split the model was trained with: %s", run / "splits.csv")
+        return run / "splits.csv"
+    log.warning("%s does not list every film under %s; using %s", run / "splits.csv", root, own)
+    return own
 
 
 def _find_run_dir(model: str | None, run_dir: str | None) -> Path | None:
@@ -79,10 +93,7 @@ def evaluate(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
-    split_file = find_splits_file(root)
-    if run is not None and (run / "splits.csv").is_file():
-        split_file = run / "splits.csv"
-        log.info("evaluating on the split the model was trained with: %s", split_file)
+    split_file = _split_file(root, run, samples)
     splits = data.assign_splits(Path(root), samples, out_dir, split_file=split_file)
     chosen = data.select(samples, splits, None if split == "all" else split, datasets, limit)
     if not chosen:

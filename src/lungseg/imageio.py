@@ -12,9 +12,10 @@ from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
-# Decompression bombs are refused: the largest chest detectors are about 4300x4300 = 18.5 MP,
-# films digitised at 50 um about 60 MP.
-MAX_PIXELS = 64_000_000
+# Decompression bombs are refused. The largest chest detectors give about 4300x4300 = 18.5 MP;
+# a 14x17" film digitised at 43 um about 81 MP, a 17x17" one at 50 um 74 MP. 128 MP (Pillow's
+# own warning level) leaves room above those and bounds what a folder's read-ahead can take.
+MAX_PIXELS = 128_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
 MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
@@ -53,15 +54,22 @@ def is_supported(path: Path) -> bool:
 
 def is_byproduct(path: Path, root: Path | None = None) -> bool:
     """True for files that are not films although they may be images: masks and lungseg's own
-    outputs (<stem>_mask/_overlay/_labels), DICOMDIR indexes, macOS metadata ('._*',
-    '__MACOSX/') and, below `root` (a folder being searched), anything in a folder named
-    mask, masks, ManualMask, leftMask or rightMask (the public data layouts' mask folders)."""
-    if path.name.upper() == "DICOMDIR" or path.name.startswith("._"):
+    outputs (<stem>_mask/_overlay/_labels), DICOMDIR indexes, `is_leftover` files and, below
+    `root` (a folder being searched), anything in a folder named mask, masks, ManualMask,
+    leftMask or rightMask (the public data layouts' mask folders)."""
+    if path.name.upper() == "DICOMDIR" or is_leftover(path):
         return True
     if path.stem.lower().endswith(("_mask", "_overlay", "_labels")):
         return True
     folders = path.relative_to(root).parts[:-1] if root is not None else ()
-    return "__MACOSX" in path.parts or any(f.lower() in MASK_FOLDERS for f in folders)
+    return any(f.lower() in MASK_FOLDERS for f in folders)
+
+
+def is_leftover(path: Path) -> bool:
+    """Operating-system leftovers, never films or masks: hidden files (macOS '._*' and
+    .DS_Store), Thumbs.db, desktop.ini, anything under a zip's __MACOSX/."""
+    name = path.name.lower()
+    return name.startswith(".") or name in ("thumbs.db", "desktop.ini") or "__MACOSX" in path.parts
 
 
 def read_image(path: str | Path) -> Radiograph:
@@ -118,7 +126,7 @@ def _check_size(path: Path, w: int, h: int) -> None:
     if w * h > MAX_PIXELS:
         raise ImageReadError(
             f"{path}: {w}x{h} px ({w * h / 1e6:.0f} MP) is over the {MAX_PIXELS / 1e6:.0f} MP "
-            "limit (larger than any radiograph); downsample it first"
+            "limit (larger than any digitised chest film); downsample it first"
         )
 
 

@@ -27,7 +27,6 @@ from .segmenter import WORK_SIZE, Segmenter
 log = logging.getLogger(__name__)
 FIELDS = [
     "file",
-    "mask",
     "quality",
     "flags",
     "right_area_px",
@@ -40,6 +39,7 @@ FIELDS = [
     "width",
     "height",
     "error",
+    "mask",  # the row's mask file in --out (last: columns read by position keep their place)
 ]
 
 
@@ -61,7 +61,7 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
         else:
             found = [Path(f) for f in glob.glob(p, recursive=True)]
             found = [f for f in found if f.is_file() and is_supported(f)]
-            root, inner = None, None
+            root, inner = _glob_root(p), None
         if not found:
             missing.append(p)
         kept = [
@@ -74,6 +74,14 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
     if skipped:
         log.info("skipped %d masks, earlier outputs and other files that are not films", skipped)
     return list(dict.fromkeys(files)), missing
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob searches: its leading parts without wildcards ('data/**/*.png' ->
+    'data'), so that mask folders below it are recognised as in a searched folder."""
+    fixed = [part for part in Path(pattern).parts]
+    fixed = fixed[: next((i for i, part in enumerate(fixed) if glob.has_magic(part)), len(fixed))]
+    return Path(*fixed) if fixed else Path()
 
 
 def _load(seg: Segmenter, path: Path):
@@ -97,16 +105,17 @@ def pool_size(workers: int | None) -> int:
 
 def _stems(files: list[Path]) -> list[str]:
     """Output name per input: its stem, or <stem>_2, _3, ... when that name is already taken
-    (two films called film.png in different folders, or film.png beside film_2.png)."""
-    taken = {f.stem for f in files}
+    (two films called film.png in different folders, or film.png beside film_2.png). Names are
+    compared ignoring case, as macOS and Windows file systems do."""
+    taken = {f.stem.casefold() for f in files}
     seen: set[str] = set()
     out = []
     for f in files:
         stem, n = f.stem, 1
-        while stem in seen or (n > 1 and stem in taken):
+        while stem.casefold() in seen or (n > 1 and stem.casefold() in taken):
             n += 1
             stem = f"{f.stem}_{n}"
-        seen.add(stem)
+        seen.add(stem.casefold())
         out.append(stem)
     return out
 
