@@ -1,5 +1,5 @@
-"""Command line: `lungseg train | evaluate | predict | export | phantom`. Subcommands only: each
-parses its flags and calls the module that does the work."""
+"""Command line: `lungseg train | evaluate | predict | export | phantom | demo`. Subcommands
+only: each parses its flags and calls the module that does the work."""
 
 from __future__ import annotations
 
@@ -147,21 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # defaults of None: runconfig.run_config tells options given from those left out
     t.add_argument("--data", help="root holding the data layouts (default: ../shared/data)")
-    t.add_argument("--out", required=True, help="run folder (config, checkpoints, log, model)")
+    t.add_argument(
+        "--out",
+        required=True,
+        help="run folder (config, checkpoints, log, model); must not hold a run unless --resume",
+    )
     t.add_argument("--encoder", help=f"SMP encoder (default: resnet50); tested: {ENCODERS}")
     t.add_argument("--encoder-weights", help="local ImageNet state dict (.pth/.safetensors)")
     t.add_argument("--size", type=int, help="model input side, a multiple of 16 (default: 512)")
     t.add_argument("--fit", choices=["letterbox", "crop"], help="(default: letterbox)")
     t.add_argument("--hist", choices=["equalize", "clahe", "none"], help="(default: equalize)")
     t.add_argument("--epochs", type=_positive, help="(default: 50)")
-    t.add_argument("--batch-size", type=_positive, help="(default: 8)")
+    t.add_argument("--batch-size", type=_positive, help="(default: 8; at least 2, for BatchNorm)")
     t.add_argument("--lr", type=float, help="(default: 1e-3)")
     t.add_argument("--min-lr", type=float, help="end of the cosine schedule (default: 1e-5)")
     t.add_argument("--corruptions", help=f"comma-separated (default: {','.join(CORRUPTIONS)})")
     t.add_argument("--no-corruptions", action="store_true", help="train on clean films only")
     t.add_argument("--p-corrupt", type=float, help="(default: 0.4)")
     t.add_argument("--no-geometry-aug", action="store_true")
-    t.add_argument("--datasets", nargs="+", help="only these (montgomery shenzhen jsrt)")
+    t.add_argument(
+        "--datasets", nargs="+", help="only these: montgomery, shenzhen, jsrt, other (any case)"
+    )
     t.add_argument(
         "--balance", action="store_true", default=None, help="draw each dataset equally often"
     )
@@ -191,14 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         choices=["train", "val", "test", "all"],
         default="test",
-        help="split of the data's splits.csv (default: test)",
+        help="split to score (default: test): from the run's splits.csv when --run (or the "
+        "model's run folder) lists every film under --data, else the data's splits.csv (in --data "
+        "or up to 3 folders above), else a new stratified split",
     )
     e.add_argument("--out", required=True, help="folder for metrics, per-image table, figures")
-    e.add_argument("--datasets", nargs="+", help="only these (montgomery shenzhen jsrt)")
+    e.add_argument(
+        "--datasets", nargs="+", help="only these: montgomery, shenzhen, jsrt, other (any case)"
+    )
     e.add_argument("--limit", type=_positive, help="at most N images in all (quick checks)")
     e.add_argument("--no-postprocess", action="store_true", help="score the raw thresholded mask")
     e.add_argument("--threshold", type=float, help="probability threshold (default: the model's)")
-    e.add_argument("--run", help="training run folder, for training curves")
+    e.add_argument(
+        "--run",
+        help="training run folder (default: the one the model file lies in): its training "
+        "curves, and its splits.csv as the split to score",
+    )
     e.add_argument("--strict", action="store_true", help="stop on any bad pair")
     e.add_argument("--device", **dev)
     e.set_defaults(func=_evaluate)
@@ -206,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "predict", parents=[common], help="segment radiographs (PNG/JPEG/TIFF/DICOM)"
     )
-    r.add_argument("paths", nargs="+", help="files, folders (recursive) or globs")
+    r.add_argument(
+        "paths",
+        nargs="+",
+        help="files, folders (recursive) or globs; folders and globs skip masks, lungseg "
+        "outputs and mask folders; a file named here is always segmented",
+    )
     r.add_argument("--out", required=True, help="output folder (created if missing)")
     r.add_argument("--model", help="model file (.safetensors, .ckpt, .onnx); default: shipped")
     r.add_argument(

@@ -77,9 +77,11 @@ def evaluate(
     `metrics.largest_disagreement`), results_grid.png, worst/*.png and, when a run folder is
     known, training_curves.png. Returns the metrics dict. `threshold` overrides the
     model's probability threshold (to choose one on `val`).
-    Split: the training run's splits.csv (`run_dir`, or the run folder holding `model`) when it
-    has one, so a model is scored on films it was not trained on; else the data's splits.csv
-    (`splits.find_splits_file`); else a new split (logged as a warning). Nothing but
+    Split: the training run's splits.csv (`run_dir`, or the run folder, marked by its
+    metrics.csv, holding `model` or its checkpoints/) when it lists every film found under
+    `root` or the data has no splits.csv of its own, so a model is scored on films it was not
+    trained on; else the data's splits.csv (`splits.find_splits_file`); else a new split
+    (logged as a warning). Nothing but
     OUT/splits.csv is written when no pair can be evaluated (ValueError); `strict` stops on any
     pairing or loading problem."""
     if threshold is not None and not 0 < threshold < 1:

@@ -45,9 +45,11 @@ FIELDS = [
 
 def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[list[Path], list[str]]:
     """Expand files, folders (recursive) and globs -> (image files, inputs that matched nothing).
-    Folders and globs skip what is not a film (`imageio.is_byproduct`: masks, lungseg's own
-    outputs, DICOMDIR, macOS metadata; in folders also *mask(s)/ subfolders) and an `out` folder
-    inside a searched folder; a file named explicitly is always taken."""
+    Folders and globs skip what is not a film (`imageio.is_byproduct`: masks and lungseg's own
+    outputs by name, DICOMDIR, OS leftovers such as `._*`, .DS_Store, Thumbs.db, `__MACOSX/`,
+    and, below the searched folder or a glob's fixed prefix, anything in mask/, masks/,
+    ManualMask/, leftMask/ or rightMask/) and an `out` folder inside a searched folder; a file
+    named explicitly is always taken."""
     out_dir = Path(out).resolve() if out is not None else None
     files, missing, skipped = [], [], 0
     for p in paths:
@@ -147,7 +149,7 @@ def predict_paths(
     for p in missing:
         log.error("%s: no such file, or no supported image in it", p)
     if not files:
-        raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP or DICOM)")
+        raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     seg = segmenter or Segmenter(

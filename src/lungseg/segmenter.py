@@ -112,7 +112,7 @@ class Segmenter:
     """Segment the lungs in chest radiographs.
 
     >>> seg = Segmenter.default()
-    >>> result = seg("film.dcm")   # or a float32 HxW array in [0,1]
+    >>> result = seg("film.dcm")   # or an HxW[xC] array (imageio.from_array)
     >>> result.mask.shape == result.prob.shape
     """
 
