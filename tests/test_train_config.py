@@ -12,6 +12,10 @@ from dataclasses import asdict
 import pytest
 import torch
 
+# Lightning binds its log handlers to the sys.stderr of the moment it is first imported: first
+# imported inside a capsys test, later logs go to that test's closed stream ("--- Logging
+# error ---" and a traceback on stderr). Imported here, it binds to pytest's lasting stream.
+import lungseg.train  # noqa: F401
 from lungseg import cli
 from lungseg.augment import CORRUPTIONS, Augmenter
 from lungseg.model import (
@@ -42,6 +46,7 @@ from lungseg.runconfig import RESUMABLE, TrainConfig, run_config
         ({"epochs": 0}, "--epochs"),
         ({"fit": "stretch"}, "--fit"),
         ({"device": "gpu"}, "--device"),
+        ({"datasets": ["shenzhen", "Shenzen"]}, "--datasets"),
     ],
 )
 def test_config_refuses_settings_that_cannot_train(settings, option):
@@ -52,6 +57,7 @@ def test_config_refuses_settings_that_cannot_train(settings, option):
 def test_config_accepts_valid_settings():
     cfg = TrainConfig(size=48, max_minutes=0.05, p_corrupt=1.0, min_lr=1e-3, corruptions=[])
     assert cfg.model_config().size == 48  # DeepLabV3+ needs multiples of 16, not of 32
+    assert TrainConfig(datasets=["Shenzhen", " JSRT"]).datasets == ["shenzhen", "jsrt"]
     ModelConfig(size=64)
     with pytest.raises(ValueError, match="multiple of 16"):
         ModelConfig(size=100)
@@ -167,15 +173,22 @@ def test_resume_ignores_unknown_saved_settings(run, caplog):
     assert "from_the_future" in caplog.text
 
 
-def test_new_run_refuses_a_folder_holding_a_run(run, tmp_path):
+def test_new_run_refuses_a_folder_holding_a_run(run):
     with pytest.raises(ValueError, match="already holds a run: --resume"):
         run_config({"out": str(run)})
-    (run / "config.json").unlink()  # checkpoints/ alone is a run too
+    (run / "config.json").unlink()  # a checkpoint alone is a run too
     with pytest.raises(ValueError, match="already holds a run"):
         run_config({"out": str(run)})
-    (tmp_path / "fresh").mkdir()
-    (tmp_path / "fresh" / "splits.csv").write_text("")  # left by a run that found no data
-    assert run_config({"out": str(tmp_path / "fresh")}).out == str(tmp_path / "fresh")
+    (run / "checkpoints" / "last.ckpt").rename(run / "checkpoints" / "best.ckpt")
+    with pytest.raises(ValueError, match="already holds a run"):
+        run_config({"out": str(run)})
+    # config.json and splits.csv of a start that failed before its first checkpoint: no run
+    (run / "checkpoints" / "best.ckpt").unlink()
+    (run / "config.json").write_text("{}")
+    (run / "splits.csv").write_text("dataset,id,split\n")
+    assert run_config({"out": str(run)}).out == str(run)
+    with pytest.raises(FileNotFoundError, match="start a new run"):
+        run_config({"out": str(run)}, resume=True)
 
 
 # ---------------------------------------------------------------- through the command line
@@ -202,9 +215,14 @@ def _fails(args, caplog, capsys) -> str:
         (["--p-corrupt", "2"], "--p-corrupt"),
         (["--lr", "1e-4", "--min-lr", "1e-3"], "--min-lr"),
         (["--init", "missing.safetensors"], "--init"),
+        (["--datasets", "shenzen"], "valid names are jsrt, montgomery, shenzhen"),
+        (["--device", "cuda"], "--device cuda: PyTorch sees no CUDA GPU"),
     ],
 )
-def test_cli_bad_options_stop_before_anything_is_written(tmp_path, caplog, capsys, args, expected):
+def test_cli_bad_options_stop_before_anything_is_written(
+    tmp_path, caplog, capsys, monkeypatch, args, expected
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "run"
     args = ["--out", str(out), "--data", str(tmp_path), "--encoder", "resnet18", *args]
     assert expected in _fails(args, caplog, capsys)
@@ -224,11 +242,49 @@ def test_cli_bad_weight_files_stop_before_anything_is_written(
     assert not out.exists()
 
 
+def test_device_cuda_without_a_gpu_is_refused_before_anything_is_written(
+    run, tmp_path, monkeypatch
+):
+    """Lightning would stop later with a MisconfigurationException traceback, after config.json
+    and splits.csv are written. A run made on a GPU resumes elsewhere with --device cpu."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "new"
+    for call in (lambda: run_config({"out": str(out), "device": "cuda"}),
+                 lambda: lungseg.train.fit(TrainConfig(out=str(out), device="cuda"))):  # fmt: skip
+        with pytest.raises(ValueError, match="--device cuda: PyTorch sees no CUDA GPU"):
+            call()
+    assert not out.exists()
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "device": "cuda"}))
+    with pytest.raises(ValueError, match="--device cuda"):
+        run_config({"out": str(run)}, resume=True)
+    assert run_config({"out": str(run), "device": "cpu"}, resume=True).device == "cpu"
+
+
 def test_cli_resume_with_a_changed_setting_leaves_the_run_alone(run, caplog, capsys):
     before = (run / "config.json").read_bytes()
     message = _fails(["--out", str(run), "--resume", "--size", "512"], caplog, capsys)
     assert "--size 512 (run: 64)" in message
     assert (run / "config.json").read_bytes() == before
+
+
+def test_resume_without_a_run_is_an_error(tmp_path, caplog, capsys):
+    out = tmp_path / "empty_run"
+    message = _fails(["--data", str(tmp_path), "--out", str(out), "--resume"], caplog, capsys)
+    assert "--resume" in message and "config.json" in message
+    assert not out.exists()
+
+
+def test_train_on_missing_data_is_an_error(tmp_path, caplog, capsys):
+    args = [
+        "--data",
+        str(tmp_path / "none"),
+        "--out",
+        str(tmp_path / "run"),
+        "--encoder",
+        "resnet18",
+    ]
+    assert "folder not found" in _fails(args, caplog, capsys)
 
 
 def test_train_options_default_to_none_and_help_shows_the_config_defaults():
@@ -241,7 +297,7 @@ def test_train_options_default_to_none_and_help_shows_the_config_defaults():
         if action.dest in ("help", "verbose", "resume", "out", "no_corruptions", "no_geometry_aug"):
             continue
         assert action.default is None, action.dest
-        shown = re.search(r"\(default: ([^)]+)\)", action.help or "")
+        shown = re.search(r"\(default: ([^);]+)", action.help or "")  # (default: 8; at least 2)
         if shown:
             want = getattr(defaults, action.dest)
             text = shown.group(1)

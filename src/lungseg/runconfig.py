@@ -8,14 +8,20 @@ import logging
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import torch
+
 from .augment import CORRUPTIONS, Augmenter, check_corruptions
 from .model import ModelConfig
 from .preprocess import FITS, HIST_METHODS
+from .splits import check_dataset_names
 
 log = logging.getLogger(__name__)
 
 # the options `--resume` takes from the command line; all others stay as the run's config.json
 RESUMABLE = ("data", "epochs", "max_minutes", "workers", "device")
+# a folder holds a run once it has one of these; config.json and splits.csv alone are what a
+# start that failed before its first checkpoint leaves, and a new run may overwrite them
+RUN_CHECKPOINTS = ("checkpoints/last.ckpt", "checkpoints/best.ckpt")
 
 
 @dataclass
@@ -51,6 +57,7 @@ class TrainConfig:
         """ValueError naming the option (and how to fix it) for settings that cannot train."""
         self.model_config()  # checks --size
         check_corruptions(self.corruptions, "--corruptions")
+        self.datasets = check_dataset_names(self.datasets)
         checks = [
             ("--fit", self.fit, self.fit in FITS, f"use {' or '.join(FITS)}"),
             ("--hist", self.hist, self.hist in HIST_METHODS, f"use {', '.join(HIST_METHODS)}"),
@@ -80,9 +87,18 @@ def _option(name: str) -> str:
     return "--no-geometry-aug" if name == "geometry_aug" else "--" + name.replace("_", "-")
 
 
-def check_run_folder(out: Path, resume: bool) -> None:
-    """A new run needs a folder without a run in it; `resume` needs config.json and last.ckpt."""
-    if not resume and ((out / "config.json").exists() or (out / "checkpoints").exists()):
+def check_device(device: str) -> None:
+    """--device cuda needs a GPU PyTorch can use (checked when a run starts, not in TrainConfig:
+    a checkpoint trained on a GPU is read on machines without one)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu or auto")
+
+
+def check_run_folder(out: Path, resume: bool) -> list[str]:
+    """A new run needs a folder without a run (a checkpoint) in it, and returns the files of a
+    start that failed before its first checkpoint, which it overwrites; `resume` needs
+    config.json and last.ckpt."""
+    if not resume and any((out / name).exists() for name in RUN_CHECKPOINTS):
         raise ValueError(
             f"{out} already holds a run: --resume to continue it, or choose another --out"
         )
@@ -90,8 +106,10 @@ def check_run_folder(out: Path, resume: bool) -> None:
         if not (out / need).is_file():
             raise FileNotFoundError(
                 f"--resume: {out / need} not found, so {out} holds no run to continue (or one "
-                "that stopped before its first epoch ended); check --out, or start a new run"
+                "that stopped before its first epoch ended); check --out, or start a new run "
+                "(without --resume) in it"
             )
+    return [] if resume else [n for n in ("config.json", "splits.csv") if (out / n).exists()]
 
 
 def run_config(options: dict, resume: bool = False) -> TrainConfig:
@@ -102,15 +120,18 @@ def run_config(options: dict, resume: bool = False) -> TrainConfig:
     out, path = Path(cfg.out), Path(cfg.out) / "config.json"
     check_run_folder(out, resume)
     if not resume:
+        check_device(cfg.device)
         return cfg
+    new = {k: getattr(cfg, k) for k in options if k in RESUMABLE}
     try:
         saved = json.loads(path.read_text())
         if unknown := sorted(set(saved) - {f.name for f in fields(TrainConfig)}):
             log.warning("%s: ignoring settings this version does not know: %s", path, unknown)
-        saved = TrainConfig(**{k: v for k, v in saved.items() if k not in unknown})
+        # (with the new RESUMABLE values: a GPU run's device may change to cpu on resume)
+        saved = TrainConfig(**{**{k: v for k, v in saved.items() if k not in unknown}, **new})
     except (OSError, TypeError, AttributeError, json.JSONDecodeError) as e:
         raise ValueError(f"--resume: cannot read the run's settings from {path} ({e})") from e
-    fixed = {k: v for k, v in options.items() if k not in (*RESUMABLE, "out")}
+    fixed = {k: getattr(cfg, k) for k in options if k not in (*RESUMABLE, "out")}
     if differ := [k for k, v in fixed.items() if v != getattr(saved, k)]:
         shown = ", ".join(f"{_option(k)} {fixed[k]!r} (run: {getattr(saved, k)!r})" for k in differ)
         raise ValueError(
@@ -118,4 +139,5 @@ def run_config(options: dict, resume: bool = False) -> TrainConfig:
             f"would change; leave them out (only {', '.join(map(_option, RESUMABLE))} may "
             "change on --resume), or choose another --out for a new run"
         )
-    return replace(saved, out=str(out), **{k: v for k, v in options.items() if k in RESUMABLE})
+    check_device(saved.device)
+    return replace(saved, out=str(out))

@@ -31,8 +31,10 @@ def _examples(items, n: int = 5) -> str:
 
 def make_splits(samples: list[Sample], fractions=(0.7, 0.1, 0.2), salt: str = "lungseg"):
     """Deterministic split stratified by (dataset, label), ordered by a salted sha256 of the id.
-    Counts per group are `round(n * fraction)` for val and test, but every group of 3 or more
-    films gets at least one val and one test film (so a small data set can still be validated)."""
+    Counts per group are `round(n * .7)` train, `round(n * .1)` val and the rest test. A group
+    this gives no val or no test film (fewer than 6) gets `round(n * .1)` val and `round(n * .2)`
+    test films instead, at least one each from 3 films on, so a small data set can still be
+    validated."""
     groups: dict[tuple, list[Sample]] = {}
     for s in samples:
         groups.setdefault((s.dataset, s.label), []).append(s)
@@ -40,11 +42,11 @@ def make_splits(samples: list[Sample], fractions=(0.7, 0.1, 0.2), salt: str = "l
     for members in groups.values():
         members.sort(key=lambda s: hashlib.sha256(f"{salt}{s.id}".encode()).hexdigest())
         n = len(members)
-        n_val = round(n * fractions[1])
-        n_test = round(n * fractions[2])
-        if n >= 3:
-            n_val, n_test = max(1, n_val), max(1, n_test)
-        n_train = n - n_val - n_test
+        n_train, n_val = round(n * fractions[0]), round(n * fractions[1])
+        if n_val < 1 or n_train + n_val >= n:  # a small group: no val or no test film
+            least = 1 if n >= 3 else 0
+            n_val, n_test = (max(least, round(n * f)) for f in fractions[1:])
+            n_train = n - n_val - n_test
         for i, s in enumerate(members):
             out[(s.dataset, s.id)] = (
                 "train" if i < n_train else "val" if i < n_train + n_val else "test"

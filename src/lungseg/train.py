@@ -20,7 +20,8 @@ from . import datasets
 from .augment import PairDataset
 from .metrics import confusion
 from .model import build_model, load_encoder_weights, load_init, save_safetensors
-from .runconfig import TrainConfig, check_run_folder
+from .runconfig import TrainConfig, check_device, check_run_folder
+from .splits import assign_splits, read_splits, select
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +80,28 @@ class LungSegModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def load_split_pairs(cfg: TrainConfig, out: Path):
-    """Discover, check and split the data -> {split: [(sample, image, mask)]}; logs a summary."""
+def load_split_pairs(cfg: TrainConfig, out: Path, resume: bool = False):
+    """Discover, check and split the data -> {split: [(sample, image, mask)]}; logs a summary.
+    The split is written to out/splits.csv; `resume` keeps and uses the run's own, and leaves
+    out films it does not list (a new split could move trained-on films into val)."""
     samples, problems = datasets.discover(cfg.data)
     if problems and cfg.strict:
         raise ValueError("pairing problems (--strict):\n" + "\n".join(map(str, problems)))
-    splits = datasets.assign_splits(Path(cfg.data), samples, out)
+    run_split = out / "splits.csv"
+    if resume and run_split.is_file():
+        listed = read_splits(run_split)
+        if new := [f"{s.dataset}/{s.id}" for s in samples if (s.dataset, s.id) not in listed]:
+            log.warning(
+                "%d films under %s are not in %s, the split this run started with: left out "
+                "of the resumed run (e.g. %s)", len(new), cfg.data, run_split, ", ".join(new[:3])
+            )  # fmt: skip
+            samples = [s for s in samples if (s.dataset, s.id) in listed]
+        splits = assign_splits(Path(cfg.data), samples, split_file=run_split)
+    else:
+        splits = assign_splits(Path(cfg.data), samples, out)
     pairs = {}
     for split in ("train", "val"):
-        chosen = datasets.select(samples, splits, split, cfg.datasets, cfg.limit)
+        chosen = select(samples, splits, split, cfg.datasets, cfg.limit)
         pairs[split], bad = datasets.check_pairs(chosen, strict=cfg.strict)
         problems += bad
     log.info("data: %s", datasets.summarize(sum(map(len, pairs.values())), problems))
@@ -116,6 +130,17 @@ class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
     def __init__(self, out: Path, name: str, **kwargs):
         super().__init__(out / "checkpoints", name, enable_version_counter=False, **kwargs)
 
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's key (Lightning keys a callback's state by its class name): runs
+        started before this class saved their best score under it, and resumed they would
+        silently lose it."""
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    @property
+    def _legacy_state_key(self) -> str:  # Lightning's second choice: the key RunCheckpoint's
+        return super().state_key  # first version saved under (RunCheckpoint{...})
+
     def load_state_dict(self, state_dict: dict) -> None:
         if state_dict.get("dirpath", self.dirpath) != self.dirpath:  # moved: its files are here
             here = {k: self._here(v) for k, v in state_dict.items() if k.endswith("_path")}
@@ -132,10 +157,11 @@ class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
 
 def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (`resume`: continue cfg.out's run from checkpoints/last.ckpt); returns the path of
-    the best model exported as fp16 safetensors. The run folder, encoder and weight files are
-    checked before the data is read or anything is written."""
+    the best model exported as fp16 safetensors. The run folder, device, encoder and weight
+    files are checked before the data is read or anything is written."""
     out = Path(cfg.out)
-    check_run_folder(out, resume)
+    leftovers = check_run_folder(out, resume)
+    check_device(cfg.device)
     L.seed_everything(cfg.seed, workers=True)
     module = LungSegModule(asdict(cfg))
     if not resume:  # a resumed run's weights come from its checkpoint
@@ -143,8 +169,13 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
             load_encoder_weights(module.model, cfg.encoder_weights)
         if cfg.init:
             load_init(module.model, cfg.init, cfg.encoder)
+    if leftovers:
+        log.warning(
+            "%s holds %s of a start that failed before its first checkpoint (no run): "
+            "overwritten by this run", out, " and ".join(leftovers)
+        )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    pairs = load_split_pairs(cfg, out)
+    pairs = load_split_pairs(cfg, out, resume)
     loaders = {
         s: DataLoader(
             PairDataset(p, cfg.size, cfg.fit, cfg.hist, cfg.augmenter() if s == "train" else None),
