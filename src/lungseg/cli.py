@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
     dev = dict(choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
+    names = "only these: montgomery, shenzhen, jsrt, other (any case)"
 
     t = sub.add_parser(
         "train",
@@ -165,9 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-corruptions", action="store_true", help="train on clean films only")
     t.add_argument("--p-corrupt", type=float, help="(default: 0.4)")
     t.add_argument("--no-geometry-aug", action="store_true")
-    t.add_argument(
-        "--datasets", nargs="+", help="only these: montgomery, shenzhen, jsrt, other (any case)"
-    )
+    t.add_argument("--datasets", nargs="+", help=names)
     t.add_argument(
         "--balance", action="store_true", default=None, help="draw each dataset equally often"
     )
@@ -188,9 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=_train)
 
-    e = sub.add_parser(
-        "evaluate", parents=[common], help="IoU/Dice/accuracy per dataset on a split"
-    )
+    e = sub.add_parser("evaluate", parents=[common], help="IoU/Dice/accuracy on a split")
     e.add_argument("--model", help="model file (default: shipped model)")
     e.add_argument("--data", default="../shared/data", help="root holding the data layouts")
     e.add_argument(
@@ -202,9 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or up to 3 folders above), else a new stratified split",
     )
     e.add_argument("--out", required=True, help="folder for metrics, per-image table, figures")
-    e.add_argument(
-        "--datasets", nargs="+", help="only these: montgomery, shenzhen, jsrt, other (any case)"
-    )
+    e.add_argument("--datasets", nargs="+", help=names)
     e.add_argument("--limit", type=_positive, help="at most N images in all (quick checks)")
     e.add_argument("--no-postprocess", action="store_true", help="score the raw thresholded mask")
     e.add_argument("--threshold", type=float, help="probability threshold (default: the model's)")
@@ -217,9 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", **dev)
     e.set_defaults(func=_evaluate)
 
-    r = sub.add_parser(
-        "predict", parents=[common], help="segment radiographs (PNG/JPEG/TIFF/DICOM)"
-    )
+    r = sub.add_parser("predict", parents=[common], help="segment radiographs (PNG/JPEG/DICOM)")
     r.add_argument(
         "paths",
         nargs="+",
