@@ -40,7 +40,7 @@ def test_folders_skip_masks_outputs_and_dicomdir_but_named_files_are_taken(tmp_p
     (d / "notes.txt").write_text("not a film")
     files, _ = collect_inputs([str(d / "*.png")])
     assert files == [film]
-    files, _ = collect_inputs([str(d / "*")])  # as a folder: what is not a film is left out
+    files, _ = collect_inputs([str(d / "*")], out=d / "res")  # folders it matches are searched
     assert files == [film]
 
 
@@ -71,6 +71,29 @@ def test_predicting_twice_into_the_input_folder_does_not_segment_its_own_outputs
     rows = list(csv.DictReader(open(d / "results.csv")))
     assert [Path(r["file"]).name for r in rows] == ["a.png", "b.png"]
     assert sorted(p.name for p in d.glob("*mask*")) == ["a_mask.png", "b_mask.png"]
+
+
+def test_ground_truth_masks_beside_the_films_are_never_overwritten(tiny_model, tmp_path, caplog):
+    """--out on the films' own folder: a.png's ground truth a_mask.png must survive; an earlier
+    lungseg run's outputs there are replaced as usual."""
+    d = tmp_path / "in"
+    _film(d / "a.png")
+    truth = _film(d / "a_mask.png").read_bytes()
+    assert main(["predict", str(d), "--out", str(d), "--model", str(tiny_model)]) == 2
+    assert "a_mask.png exists and is not an earlier lungseg output" in caplog.text
+    assert (d / "a_mask.png").read_bytes() == truth and not (d / "results.csv").exists()
+    out = tmp_path / "out"
+    for _ in range(2):  # the second run replaces the first's outputs
+        assert (
+            main(["predict", str(d / "a.png"), "--out", str(out), "--model", str(tiny_model)]) == 0
+        )
+    (out / "results.csv").unlink()  # an overlay beside the mask also marks lungseg's own output
+    assert main(["predict", str(d / "a.png"), "--out", str(out), "--model", str(tiny_model)]) == 0
+
+
+def test_a_quoted_glob_matching_folders_searches_them(tmp_path):
+    films = [_film(tmp_path / "dup" / sub / "film.png") for sub in ("a", "b")]
+    assert collect_inputs([str(tmp_path / "dup" / "[ab]")]) == (films, [])
 
 
 def test_output_names_never_collide():

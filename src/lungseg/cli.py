@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # pydicom logs, with a traceback, each decoder it tries that fails
+        logging.getLogger().handlers[0].addFilter(lambda r: not r.name.startswith("pydicom"))
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:

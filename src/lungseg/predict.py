@@ -61,9 +61,11 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
             found = [f for f in path.rglob("*") if f.is_file() and is_supported(f)]
             root, inner = path, out_dir if out_dir and path.resolve() in out_dir.parents else None
         else:
-            found = [Path(f) for f in glob.glob(p, recursive=True)]
+            matches = [Path(f) for f in glob.glob(p, recursive=True)]  # folders searched too
+            found = [g for m in matches for g in ([m] if m.is_file() else m.rglob("*"))]
             found = [f for f in found if f.is_file() and is_supported(f)]
-            root, inner = _glob_root(p), None
+            root = _glob_root(p)
+            inner = out_dir if out_dir and root.resolve() in out_dir.parents else None
         if not found:
             missing.append(p)
         kept = [
@@ -151,6 +153,8 @@ def predict_paths(
     if not files:
         raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
     out_dir = Path(out)
+    stems = _stems(files)
+    _check_overwrites(out_dir, stems)
     out_dir.mkdir(parents=True, exist_ok=True)
     seg = segmenter or Segmenter(
         model, device=device, postprocess=postprocess, work_size=None if full_grid else WORK_SIZE
@@ -161,7 +165,7 @@ def predict_paths(
     with ThreadPoolExecutor(workers) as pool:
         loading: deque = deque()  # decode + preprocess, ahead of the model
         writing: deque = deque()  # post-process + PNGs, behind the model
-        todo = iter(enumerate(zip(files, _stems(files), strict=True)))
+        todo = iter(enumerate(zip(files, stems, strict=True)))
         bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 2)
 
         def fill():
@@ -209,6 +213,36 @@ def predict_paths(
     ok = sum(r["quality"] != "error" for r in table)
     log.info("%d images segmented, %d failed -> %s", ok, len(failed), out_dir)
     return failed
+
+
+def _check_overwrites(out_dir: Path, stems: list[str]) -> None:
+    """Refuse to replace a <stem>_mask.png that lungseg did not write: with --out on the films'
+    own folder it may be a ground-truth mask. One of an earlier run (listed in the folder's
+    results.csv, or with its <stem>_overlay.png beside it) is replaced as usual."""
+    if not out_dir.is_dir():
+        return
+    present = set(os.listdir(out_dir))
+    ours = _earlier_outputs(out_dir / "results.csv")
+    foreign = [
+        f"{s}_mask.png"
+        for s in stems
+        if f"{s}_mask.png" in present and f"{s}_overlay.png" not in present and s not in ours
+    ]
+    if foreign:
+        raise ValueError(
+            f"{out_dir / foreign[0]} exists and is not an earlier lungseg output (it may be a "
+            f"ground-truth mask; {len(foreign)} such files): choose another --out"
+        )
+
+
+def _earlier_outputs(table: Path) -> set[str]:
+    """Output stems an earlier run wrote, from its results.csv (empty when there is none)."""
+    if not table.is_file():
+        return set()
+    with open(table, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("file")]
+    return {r["mask"].removesuffix("_mask.png") if r.get("mask") else Path(r["file"]).stem
+            for r in rows}  # fmt: skip
 
 
 def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overlays: bool) -> dict:
