@@ -270,11 +270,21 @@ def test_dicom_window_without_rescale_differs(tmp_path):
     assert row[0] < 0.6
 
 
-@pytest.mark.parametrize("orient,flipped", [(None, False), (["L", "F"], False), (["R", "F"], True)])
-def test_dicom_patient_orientation(tmp_path, orient, flipped):
+@pytest.mark.parametrize(
+    "orient,flipped,upside_down",
+    [
+        (None, False, False),
+        (["L", "F"], False, False),
+        (["R", "F"], True, False),
+        (["L", "H"], False, True),
+        (["R", "H"], True, True),  # turned by 180 degrees
+        (["R"], True, False),
+    ],
+)
+def test_dicom_patient_orientation(tmp_path, orient, flipped, upside_down):
     attrs = {} if orient is None else {"PatientOrientation": orient}
     rad = read_image(write_dicom(tmp_path / "o.dcm", dicom_ramp(), **attrs))
-    assert rad.flipped is flipped
+    assert rad.flipped is flipped and rad.upside_down is upside_down
     np.testing.assert_allclose(rad.image, dicom_ramp() / 4095.0, atol=1e-5)  # pixels unchanged
 
 

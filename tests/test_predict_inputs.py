@@ -152,13 +152,18 @@ def test_verbose_flag_after_the_subcommand(tiny_model, tmp_path):
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")
-def test_a_film_displayed_mirrored_is_segmented_as_well_as_the_same_film_unmirrored():
-    """PatientOrientation 'R': the model sees the film un-mirrored, and the lungs come back on the
-    film's own (mirrored) grid with the patient's right lung labelled right."""
+@pytest.mark.parametrize("flipped,upside_down", [(True, False), (False, True), (True, True)])
+def test_a_film_displayed_mirrored_or_upside_down_is_segmented_as_the_upright_film(
+    flipped, upside_down
+):
+    """PatientOrientation 'R' and/or 'H': the model sees the film upright, and the lungs come back
+    on the film's own grid with the patient's right lung labelled right."""
     ph = make_phantom(size=512, seed=1)
     seg = Segmenter.default(device="cpu")
     plain = seg(Radiograph(ph.image))
-    mirrored = seg(Radiograph(np.ascontiguousarray(ph.image[:, ::-1]), flipped=True))
-    assert confusion(mirrored.mask, plain.mask[:, ::-1]).dice > 0.999
-    assert confusion(mirrored.labels == 1, ph.right[:, ::-1]).dice > 0.85
-    assert mirrored.stats["right_area_px"] == pytest.approx(plain.stats["right_area_px"], rel=0.01)
+    turn = (slice(None, None, -1 if upside_down else 1), slice(None, None, -1 if flipped else 1))
+    shown = np.ascontiguousarray(ph.image[turn])
+    res = seg(Radiograph(shown, flipped=flipped, upside_down=upside_down))
+    assert confusion(res.mask, plain.mask[turn]).dice > 0.999
+    assert confusion(res.labels == 1, ph.right[turn]).dice > 0.85
+    assert res.stats["right_area_px"] == pytest.approx(plain.stats["right_area_px"], rel=0.01)

@@ -35,7 +35,8 @@ def read_dicom(path: Path) -> Radiograph:
     inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
     if inverse or str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         image = 1.0 - image  # once: DX files often say both, meaning one inversion
-    return Radiograph(image, spacing=_dicom_spacing(ds), flipped=_dicom_flipped(ds))
+    flipped, upside_down = _dicom_orientation(ds)
+    return Radiograph(image, _dicom_spacing(ds), flipped, upside_down)
 
 
 def _dcmread(path: Path):
@@ -103,11 +104,16 @@ def _gdcm_first_frame(path: Path, ds) -> np.ndarray:
     return arr[..., 0] if arr.shape[-1] == 1 else arr
 
 
-def _dicom_flipped(ds) -> bool:
-    """PatientOrientation (0020,0020) gives the direction of the rows: 'L' (towards the patient's
-    left) is the standard display; 'R' means the film is shown mirrored."""
-    orient = ds.get("PatientOrientation")
-    return bool(orient) and str(orient[0]).upper().startswith("R")
+def _dicom_orientation(ds) -> tuple[bool, bool]:
+    """(mirrored, upside down) from PatientOrientation (0020,0020), the directions of the rows
+    and of the columns: 'L' (towards the patient's left) and 'F' (towards the feet) are the
+    standard display; 'R' means the film is shown mirrored, 'H' upside down (with 'R': turned
+    by 180 degrees)."""
+    orient = [str(v).upper() for v in (ds.get("PatientOrientation") or [])]
+    return (
+        len(orient) > 0 and orient[0].startswith("R"),
+        len(orient) > 1 and orient[1].startswith("H"),
+    )
 
 
 def _dicom_spacing(ds) -> tuple[float, float] | None:

@@ -33,6 +33,7 @@ class Radiograph:
     image: np.ndarray
     spacing: tuple[float, float] | None = None
     flipped: bool = False  # True when the header says the patient's right is on the image right
+    upside_down: bool = False  # True when the header says the rows run from the feet to the head
     path: str | None = None
 
 

@@ -92,7 +92,7 @@ def _load(seg: Segmenter, path: Path):
     """Decode + preprocess one file (runs in a worker thread)."""
     try:
         rad = read_image(path)
-        x, g = seg.prepare(rad.image, rad.flipped)
+        x, g = seg.prepare(rad.image, rad)
         return rad, x, g, None
     except (ImageReadError, ValueError, OSError, MemoryError) as e:
         return None, None, None, str(e)

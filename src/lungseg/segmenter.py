@@ -108,6 +108,14 @@ def make_runner(model: str | Path | None = None, device: str = "auto"):
     return TorchRunner(model, device)
 
 
+def _upright(array: np.ndarray, rad: Radiograph | None) -> np.ndarray:
+    """A film's grid as displayed <-> upright (heart on the image right, head at the top), by
+    the orientation its header gave (`rad.flipped`, `rad.upside_down`); its own inverse."""
+    if rad is None or not (rad.flipped or rad.upside_down):
+        return array
+    return np.ascontiguousarray(array[:: -1 if rad.upside_down else 1, :: -1 if rad.flipped else 1])
+
+
 class Segmenter:
     """Segment the lungs in chest radiographs.
 
@@ -139,18 +147,17 @@ class Segmenter:
     def batch(self, images: list) -> list[Result]:
         """Segment several images in one model call (paths, arrays or Radiographs)."""
         rads = [self._radiograph(im) for im in images]
-        inputs, geometries = zip(*(self.prepare(r.image, r.flipped) for r in rads), strict=True)
+        inputs, geometries = zip(*(self.prepare(r.image, r) for r in rads), strict=True)
         probs = self.runner(np.stack(inputs)[:, None])
         return [self.finish(p, g, r) for p, g, r in zip(probs, geometries, rads, strict=True)]
 
-    def prepare(self, image: np.ndarray, flipped: bool = False):
-        """float32 HxW [0,1] -> (model input SxS, Geometry). A film displayed mirrored
-        (`flipped`: the patient's right on the image right) is un-mirrored for the model, which
-        has only seen the heart on the image right; `finish` mirrors the result back."""
+    def prepare(self, image: np.ndarray, rad: Radiograph | None = None):
+        """float32 HxW [0,1] -> (model input SxS, Geometry). A film whose header (`rad`) says it
+        is displayed mirrored or upside down is turned upright for the model, which has only
+        seen films with the heart on the image right and the head at the top; `finish` turns
+        the result back."""
         c = self.config
-        return preprocess(
-            np.ascontiguousarray(image[:, ::-1]) if flipped else image, c.size, c.fit, c.hist
-        )
+        return preprocess(_upright(image, rad), c.size, c.fit, c.hist)
 
     def finish(self, prob_small: np.ndarray, geometry, rad: Radiograph | None = None) -> Result:
         """Model-grid probability -> Result on the original grid of `rad` (the input film:
@@ -158,10 +165,8 @@ class Segmenter:
         whose long side exceeds `work_size` is post-processed on a grid of that size and its
         lungs mapped back with a smooth outline: the model's own grid is far coarser, and
         morphology on a 3000 px film costs several times the model."""
-        prob = to_original(prob_small, geometry)
+        prob = _upright(to_original(prob_small, geometry), rad)  # back to the film's display
         flipped = bool(rad and rad.flipped)
-        if flipped:  # the model saw the film un-mirrored (`prepare`)
-            prob = np.ascontiguousarray(prob[:, ::-1])
         image = rad.image if rad else None
         h, w = prob.shape
         scale = (self.work_size or 0) / max(h, w)
