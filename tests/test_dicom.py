@@ -80,11 +80,13 @@ def test_dicom_presentation_lut_shape(tmp_path, photometric, shape, inverted):
 
 
 @pytest.mark.parametrize("frames", [2, 3, 4])
-def test_dicom_multiframe_first_frame(tmp_path, frames):
-    """frames x H x W: the first frame, also when there are 3 or 4 frames (not colour)."""
+def test_dicom_multiframe_first_frame(tmp_path, frames, caplog):
+    """frames x H x W: the first frame, also when there are 3 or 4 frames (not colour); said."""
     stack = np.stack([dicom_ramp()] + [4095 - dicom_ramp()] * (frames - 1))
     p = write_dicom(tmp_path / "mf.dcm", stack, Rows=H, Columns=W, NumberOfFrames=frames)
-    np.testing.assert_allclose(read_image(p).image, dicom_ramp() / 4095.0, atol=1e-5)
+    with caplog.at_level("INFO", logger="lungseg"):
+        np.testing.assert_allclose(read_image(p).image, dicom_ramp() / 4095.0, atol=1e-5)
+    assert f"mf.dcm: {frames} frames; the first is segmented" in caplog.text
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3])

@@ -134,6 +134,14 @@ def test_unknown_dataset_name_lists_the_valid_ones(root, tmp_path):
     assert not out.exists()
 
 
+def test_a_broken_model_is_refused_before_anything_is_written(root, tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"junk")
+    out = tmp_path / "eval"
+    with pytest.raises(ValueError, match="bad.safetensors: not a readable lungseg model"):
+        evaluate(str(tmp_path / "bad.safetensors"), str(root), "val", str(out), device="cpu")
+    assert not out.exists()
+
+
 def test_missing_run_folder(root, tmp_path):
     out = tmp_path / "eval"
     with pytest.raises(FileNotFoundError, match="--run .*nope: folder not found"):

@@ -4,6 +4,7 @@ line end in a message and exit code 2, not a traceback."""
 from __future__ import annotations
 
 import csv
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,17 @@ def test_user_mistakes_end_in_a_message(tiny_model, tmp_path, caplog):
     if not torch.cuda.is_available():
         assert main([*base, str(tmp_path / "o"), "--model", str(tiny_model), "--device", "cuda"])
         assert "no CUDA GPU" in caplog.text
+
+
+def test_an_oversized_film_is_refused_without_pillows_warning(tiny_model, tmp_path, recwarn):
+    """A header claiming 144 MP: lungseg's refusal, and not Pillow's decompression-bomb warning
+    beside it."""
+    screen = struct.pack("<HHBBB", 12000, 12000, 0, 0, 0)
+    image = b"," + struct.pack("<HHHHB", 0, 0, 12000, 12000, 0)
+    (tmp_path / "big.gif").write_bytes(b"GIF89a" + screen + image + b"\x08\x00;")
+    argv = ["predict", str(tmp_path / "big.gif"), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--model", str(tiny_model)]) == 1
+    assert not [w for w in recwarn if "decompression bomb" in str(w.message)]
 
 
 def test_verbose_flag_after_the_subcommand(tiny_model, tmp_path):

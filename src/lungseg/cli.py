@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 
 log = logging.getLogger("lungseg")
 
@@ -261,11 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--disease", default="none", help="none, opacity, white-out, effusion, devices")
     f.set_defaults(func=_phantom)
 
-    d = sub.add_parser(
-        "demo",
-        parents=[common],
-        help="segment a built-in phantom radiograph with the shipped model",
-    )
+    d = sub.add_parser("demo", parents=[common], help="segment a built-in phantom radiograph")
     d.add_argument("--out", default="demo")
     d.add_argument("--model", help="model file (default: shipped)")
     d.add_argument("--size", type=int, default=1024)
@@ -281,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    warnings.filterwarnings("ignore", message=r"Image size .* decompression bomb")  # refused
     if not args.verbose:  # pydicom logs, with a traceback, each decoder it tries that fails
         logging.getLogger().handlers[0].addFilter(lambda r: not r.name.startswith("pydicom"))
     try:

@@ -3,11 +3,14 @@ decode alone) -> float32 HxW in [0,1] as displayed, pixel spacing in mm and orie
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from .imageio import ImageReadError, Radiograph, _check_size, _minmax
+
+log = logging.getLogger(__name__)
 
 
 def read_dicom(path: Path) -> Radiograph:
@@ -20,6 +23,8 @@ def read_dicom(path: Path) -> Radiograph:
     try:
         _check_size(path, int(ds.Columns), int(ds.Rows))
         arr = pixel_array(ds, index=0)  # the first frame: (rows, cols[, samples])
+        if int(ds.get("NumberOfFrames") or 1) > 1:
+            log.info("%s: %s frames; the first is segmented", path, ds.NumberOfFrames)
     except ImageReadError:
         raise
     except Exception as e:  # pydicom raises many types for broken files

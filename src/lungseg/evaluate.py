@@ -92,6 +92,7 @@ def evaluate(
     if problems and strict:
         raise ValueError("pairing problems (--strict):\n" + "\n".join(map(str, problems)))
     datasets = check_dataset_names(datasets)
+    seg = Segmenter(model, device=device, postprocess=postprocess)  # a bad model: nothing written
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
@@ -100,7 +101,6 @@ def evaluate(
     chosen = data.select(samples, splits, None if split == "all" else split, datasets, limit)
     if not chosen:
         raise ValueError(f"no {split} samples under {root} for datasets {datasets}")
-    seg = Segmenter(model, device=device, postprocess=postprocess)
     if threshold is not None:
         seg.config.threshold = threshold
     rows, thumbs = [], {}
