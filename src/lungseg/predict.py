@@ -58,14 +58,12 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
             files.append(path)
             continue
         if path.is_dir():
-            found = [f for f in path.rglob("*") if f.is_file() and is_supported(f)]
-            root, inner = path, out_dir if out_dir and path.resolve() in out_dir.parents else None
-        else:
-            matches = [Path(f) for f in glob.glob(p, recursive=True)]  # folders searched too
+            root, found = path, path.rglob("*")
+        else:  # a glob; the folders it matches are searched too
+            root, matches = _glob_root(p), [Path(f) for f in glob.glob(p, recursive=True)]
             found = [g for m in matches for g in ([m] if m.is_file() else m.rglob("*"))]
-            found = [f for f in found if f.is_file() and is_supported(f)]
-            root = _glob_root(p)
-            inner = out_dir if out_dir and root.resolve() in out_dir.parents else None
+        found = [f for f in found if f.is_file() and is_supported(f)]
+        inner = out_dir if out_dir and root.resolve() in out_dir.parents else None
         if not found:
             missing.append(p)
         kept = [
@@ -83,7 +81,7 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
 def _glob_root(pattern: str) -> Path:
     """The folder a glob searches: its leading parts without wildcards ('data/**/*.png' ->
     'data'), so that mask folders below it are recognised as in a searched folder."""
-    fixed = [part for part in Path(pattern).parts]
+    fixed = Path(pattern).parts
     fixed = fixed[: next((i for i, part in enumerate(fixed) if glob.has_magic(part)), len(fixed))]
     return Path(*fixed) if fixed else Path()
 
@@ -92,7 +90,7 @@ def _load(seg: Segmenter, path: Path):
     """Decode + preprocess one file (runs in a worker thread)."""
     try:
         rad = read_image(path)
-        x, g = seg.prepare(rad.image, rad)
+        x, g = seg.prepare(rad)
         return rad, x, g, None
     except (ImageReadError, ValueError, OSError, MemoryError) as e:
         return None, None, None, str(e)
@@ -207,7 +205,7 @@ def predict_paths(
         bar.close()
     table = [rows[i] for i in sorted(rows)] + [
         {"file": p, "quality": "error", "error": "no such file, or no supported image in it"}
-        for p in failed[: len(missing)]
+        for p in missing
     ]
     _write_table(out_dir, table)
     ok = sum(r["quality"] != "error" for r in table)

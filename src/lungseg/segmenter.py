@@ -147,17 +147,19 @@ class Segmenter:
     def batch(self, images: list) -> list[Result]:
         """Segment several images in one model call (paths, arrays or Radiographs)."""
         rads = [self._radiograph(im) for im in images]
-        inputs, geometries = zip(*(self.prepare(r.image, r) for r in rads), strict=True)
+        inputs, geometries = zip(*(self.prepare(r) for r in rads), strict=True)
         probs = self.runner(np.stack(inputs)[:, None])
         return [self.finish(p, g, r) for p, g, r in zip(probs, geometries, rads, strict=True)]
 
-    def prepare(self, image: np.ndarray, rad: Radiograph | None = None):
-        """float32 HxW [0,1] -> (model input SxS, Geometry). A film whose header (`rad`) says it
-        is displayed mirrored or upside down is turned upright for the model, which has only
-        seen films with the heart on the image right and the head at the top; `finish` turns
-        the result back."""
+    def prepare(self, film: np.ndarray | Radiograph):
+        """float32 HxW [0,1], or a Radiograph -> (model input SxS, Geometry). A Radiograph whose
+        header says it is displayed mirrored or upside down is turned upright for the model,
+        which has only seen films with the heart on the image right and the head at the top;
+        `finish` turns the result back."""
         c = self.config
-        return preprocess(_upright(image, rad), c.size, c.fit, c.hist)
+        rad = film if isinstance(film, Radiograph) else None
+        image = _upright(rad.image, rad) if rad else film
+        return preprocess(image, c.size, c.fit, c.hist)
 
     def finish(self, prob_small: np.ndarray, geometry, rad: Radiograph | None = None) -> Result:
         """Model-grid probability -> Result on the original grid of `rad` (the input film:
