@@ -33,6 +33,7 @@ from lungseg import datasets as data
 from lungseg.metrics import confusion, largest_disagreement
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.segmenter import Segmenter
+from lungseg.splits import assign_splits, select
 
 KINDS = ("missed under", "missed beside", "extra under", "extra beside")
 
@@ -83,11 +84,9 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
 
     samples, _ = data.discover(a.data)
-    splits = data.assign_splits(Path(a.data), samples)
+    splits = assign_splits(Path(a.data), samples)
     chosen = [
-        s
-        for s in data.select(samples, splits, None, a.datasets)
-        if splits[(s.dataset, s.id)] in a.split
+        s for s in select(samples, splits, None, a.datasets) if splits[(s.dataset, s.id)] in a.split
     ]
     seg = Segmenter(a.model, device="cpu")
     films, datasets = [], {s.dataset for s in chosen}

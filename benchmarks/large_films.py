@@ -24,6 +24,7 @@ from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.segmenter import WORK_SIZE, Segmenter
+from lungseg.splits import assign_splits, select
 
 
 def main(argv=None) -> None:
@@ -37,7 +38,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
 
     samples, _ = data.discover(a.data)
-    chosen = data.select(samples, data.assign_splits(Path(a.data), samples), a.split, limit=a.limit)
+    chosen = select(samples, assign_splits(Path(a.data), samples), a.split, limit=a.limit)
     seg = Segmenter(a.model, device="cpu")
     grids = {f"working grid ({WORK_SIZE} px)": WORK_SIZE, "film's own grid": None}
     iou = {k: [] for k in grids}

@@ -32,6 +32,7 @@ from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.segmenter import Segmenter
+from lungseg.splits import assign_splits, select
 
 SEVERITIES = (0.3, 0.6, 1.0)
 
@@ -74,8 +75,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
 
     samples, _ = datasets.discover(a.data)
-    splits = datasets.assign_splits(Path(a.data), samples)
-    chosen = datasets.select(samples, splits, a.split, limit=a.limit)
+    splits = assign_splits(Path(a.data), samples)
+    chosen = select(samples, splits, a.split, limit=a.limit)
     pairs = [datasets.load_pair(s) for s in chosen]
     conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
     if a.conditions:

@@ -20,6 +20,7 @@ from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion, summarize
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.segmenter import Segmenter
+from lungseg.splits import assign_splits, select
 
 
 class FlipAverage:
@@ -53,8 +54,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
 
     samples, _ = data.discover(a.data)
-    splits = data.assign_splits(Path(a.data), samples)
-    chosen = data.select(samples, splits, a.split, limit=a.limit)
+    splits = assign_splits(Path(a.data), samples)
+    chosen = select(samples, splits, a.split, limit=a.limit)
     seg = Segmenter(a.model, device="cpu")
     size = seg.config.size
     results = {f"plain ({size} px)": score(seg, chosen)}

@@ -13,6 +13,7 @@ import pytest
 from lungseg import datasets
 from lungseg.cli import main
 from lungseg.evaluate import evaluate
+from lungseg.splits import read_splits, write_splits
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def root(tmp_path, synth):
     for s in samples:
         if s.id[-6:-2] in ("0001", "0101"):
             split[(s.dataset, s.id)] = "val"
-    datasets.write_splits(root / "splits.csv", split)
+    write_splits(root / "splits.csv", split)
     return root
 
 
@@ -43,7 +44,7 @@ def test_subfolder_uses_the_data_roots_split(root, tiny_model, tmp_path):
     m = evaluate(str(tiny_model), str(root / "chest-xray-masks"), "val", str(out), device="cpu")
     assert _ids(out) == DATA_VAL
     assert m["protocol"]["split_file"] == str(root / "splits.csv")
-    assert datasets.read_splits(out / "splits.csv") == datasets.read_splits(root / "splits.csv")
+    assert read_splits(out / "splits.csv") == read_splits(root / "splits.csv")
 
 
 def test_run_split_wins_and_protocol_records_the_selection(root, tiny_model, tmp_path, caplog):
@@ -53,13 +54,13 @@ def test_run_split_wins_and_protocol_records_the_selection(root, tiny_model, tmp
     run_split = {(s.dataset, s.id): "train" for s in samples}
     for key in [("montgomery", "MCUCXR_0002_0"), ("shenzhen", "CHNCXR_0103_1")]:
         run_split[key] = "val"
-    datasets.write_splits(run / "splits.csv", run_split)
+    write_splits(run / "splits.csv", run_split)
     out = tmp_path / "eval"
     with caplog.at_level("INFO", logger="lungseg"):
         m = evaluate(str(tiny_model), str(root), "val", str(out), run_dir=str(run), device="cpu")
     assert _ids(out) == ["CHNCXR_0103_1", "MCUCXR_0002_0"]
     assert f"trained with: {run / 'splits.csv'}" in caplog.text
-    assert datasets.read_splits(out / "splits.csv") == run_split
+    assert read_splits(out / "splits.csv") == run_split
     saved = json.loads((out / "metrics.json").read_text())["protocol"]
     assert saved["split_file"] == str(run / "splits.csv") == m["protocol"]["split_file"]
     assert saved["limit"] is None and saved["datasets"] is None
@@ -79,7 +80,7 @@ def test_a_run_split_that_misses_films_gives_way_to_the_datas_own(
     these films, so the data's own splits.csv decides (not a brand-new split)."""
     run = tmp_path / "run"
     run.mkdir()
-    datasets.write_splits(run / "splits.csv", {("jsrt", "JPCLN001"): "train"})
+    write_splits(run / "splits.csv", {("jsrt", "JPCLN001"): "train"})
     out = tmp_path / "eval"
     evaluate(str(tiny_model), str(root), "val", str(out), run_dir=str(run), device="cpu")
     assert _ids(out) == DATA_VAL
@@ -96,7 +97,7 @@ def test_run_folder_of_the_model_gives_the_split(root, tiny_model, tmp_path):
     run_split = {(s.dataset, s.id): "test" for s in samples}
     run_split[("jsrt", "JPCLN999")] = "val"  # not in the data: a warning, not an error
     run_split[("montgomery", "MCUCXR_0003_0")] = "val"
-    datasets.write_splits(run / "splits.csv", run_split)
+    write_splits(run / "splits.csv", run_split)
     out = tmp_path / "eval"
     evaluate(str(model), str(root), "val", str(out), device="cpu")
     assert _ids(out) == ["MCUCXR_0003_0"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lungseg import datasets
+from lungseg.splits import assign_splits, read_splits, select
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -41,17 +42,15 @@ def test_discover_counts_and_no_problems(discovered):
 
 def test_fixed_split_counts(discovered, tmp_path):
     samples, _ = discovered
-    splits = datasets.assign_splits(DATA, samples, tmp_path)
+    splits = assign_splits(DATA, samples, tmp_path)
     assert (tmp_path / "splits.csv").is_file()
-    assert datasets.read_splits(tmp_path / "splits.csv") == datasets.read_splits(
-        DATA / "splits.csv"
-    )
+    assert read_splits(tmp_path / "splits.csv") == read_splits(DATA / "splits.csv")
     for ds, (_, n_train, n_val, n_test) in EXPECTED.items():
-        assert len(datasets.select(samples, splits, "train", [ds])) == n_train, ds
-        assert len(datasets.select(samples, splits, "val", [ds])) == n_val, ds
-        assert len(datasets.select(samples, splits, "test", [ds])) == n_test, ds
-    assert len(datasets.select(samples, splits, "test")) == 28 + 24 + 74
-    assert len(datasets.select(samples, splits, "train")) == 96 + 83 + 149
+        assert len(select(samples, splits, "train", [ds])) == n_train, ds
+        assert len(select(samples, splits, "val", [ds])) == n_val, ds
+        assert len(select(samples, splits, "test", [ds])) == n_test, ds
+    assert len(select(samples, splits, "test")) == 28 + 24 + 74
+    assert len(select(samples, splits, "train")) == 96 + 83 + 149
 
 
 def test_some_pairs_load_binary(discovered):

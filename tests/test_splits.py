@@ -17,6 +17,7 @@ from lungseg.splits import (
     make_splits,
     read_splits,
     select,
+    write_splits,
 )
 from lungseg.train import load_split_pairs
 
@@ -62,14 +63,14 @@ def test_assign_splits_writes_file_and_uses_root_file(dataset_root, tmp_path):
 
     # a splits.csv in the data root wins; samples missing from it get a deterministic split
     fixed = {(s.dataset, s.id): "test" for s in samples[:50]}
-    datasets.write_splits(dataset_root / "splits.csv", fixed)
+    write_splits(dataset_root / "splits.csv", fixed)
     used = assign_splits(dataset_root, samples, out)
     for k in fixed:
         assert used[k] == "test"
     rest = make_splits(samples[50:])
     for s in samples[50:]:
         assert used[(s.dataset, s.id)] == rest[(s.dataset, s.id)]
-    assert datasets.read_splits(out / "splits.csv") == used
+    assert read_splits(out / "splits.csv") == used
 
     assert assign_splits(dataset_root, samples) == used  # out_dir None: nothing written
 
@@ -105,7 +106,7 @@ def test_splits_csv_found_in_a_parent_folder(dataset_root, caplog):
     """--data ROOT/chest-xray-masks uses ROOT/splits.csv, not a new split (leakage)."""
     samples, _ = discover(dataset_root)
     fixed = {(s.dataset, s.id): "train" for s in samples}
-    datasets.write_splits(dataset_root / "splits.csv", fixed)
+    write_splits(dataset_root / "splits.csv", fixed)
     sub = dataset_root / "chest-xray-masks"
     sub_samples, _ = discover(sub)
     assert find_splits_file(sub) == find_splits_file(dataset_root) == dataset_root / "splits.csv"
@@ -138,11 +139,9 @@ def test_new_split_is_a_warning_that_says_where_it_is_saved(dataset_root, tmp_pa
 
 def test_explicit_split_file_wins(dataset_root, tmp_path):
     samples, _ = discover(dataset_root)
-    datasets.write_splits(
-        dataset_root / "splits.csv", {(s.dataset, s.id): "train" for s in samples}
-    )
+    write_splits(dataset_root / "splits.csv", {(s.dataset, s.id): "train" for s in samples})
     run = tmp_path / "run.csv"
-    datasets.write_splits(run, {(s.dataset, s.id): "test" for s in samples})
+    write_splits(run, {(s.dataset, s.id): "test" for s in samples})
     assert set(assign_splits(dataset_root, samples, split_file=run).values()) == {"test"}
 
 
@@ -200,7 +199,7 @@ def test_ids_missing_from_the_data_are_a_warning(dataset_root, caplog):
     samples, _ = discover(dataset_root)
     fixed = {(s.dataset, s.id): "train" for s in samples}
     fixed.update({("jsrt", f"JPCLN9{i:02d}"): "test" for i in range(7)})
-    datasets.write_splits(dataset_root / "splits.csv", fixed)
+    write_splits(dataset_root / "splits.csv", fixed)
     with caplog.at_level("WARNING", logger="lungseg"):
         used = assign_splits(dataset_root, samples)
     assert used == fixed  # not an error: a subset of the data may be evaluated
@@ -265,7 +264,7 @@ def test_resume_trains_on_the_runs_own_split(tmp_path, synth, caplog):
     assert run_split != {k: v for k, v in make_splits(samples).items() if k in run_split}
     out = tmp_path / "run"
     out.mkdir()
-    datasets.write_splits(out / "splits.csv", run_split)
+    write_splits(out / "splits.csv", run_split)
     before = (out / "splits.csv").read_bytes()
     cfg = TrainConfig(data=str(root), out=str(out), encoder="resnet18", size=64)
     with caplog.at_level("WARNING", logger="lungseg"):

@@ -27,6 +27,7 @@ import numpy as np
 
 from lungseg import datasets as data
 from lungseg.preprocess import resize_pair
+from lungseg.splits import assign_splits
 
 # what `lungseg train` needs that the GPU machine's image (Python 3.12) does not have
 WHEELS = [
@@ -47,7 +48,7 @@ def pack_data(root: str, out: Path, size: int, fit: str, splits: list[str]) -> i
     """Write out/CXR_png/<id>.png (8-bit, at the model size) and out/masks/<id>.png (0/255) for
     the chosen splits, and out/splits.csv; returns the number of pairs."""
     samples, _ = data.discover(root)
-    assigned = data.assign_splits(Path(root), samples)
+    assigned = assign_splits(Path(root), samples)
     (out / "CXR_png").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     rows = []

@@ -22,12 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from .imageio import ImageReadError, is_leftover, read_image, read_mask
-from .splits import SPLITS as SPLITS  # re-exported: splits used to live here
-from .splits import assign_splits as assign_splits
-from .splits import make_splits as make_splits
-from .splits import read_splits as read_splits
-from .splits import select as select
-from .splits import write_splits as write_splits
 
 log = logging.getLogger(__name__)
 

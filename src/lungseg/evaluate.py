@@ -18,7 +18,7 @@ from .imageio import Radiograph, write_png
 from .metrics import confusion, largest_disagreement, summarize
 from .postprocess import split_sides
 from .segmenter import Segmenter
-from .splits import check_dataset_names, find_splits_file, read_splits
+from .splits import assign_splits, check_dataset_names, find_splits_file, read_splits, select
 
 log = logging.getLogger(__name__)
 THUMB = 256
@@ -97,8 +97,8 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
     split_file = _split_file(root, run, samples)
-    splits = data.assign_splits(Path(root), samples, out_dir, split_file=split_file)
-    chosen = data.select(samples, splits, None if split == "all" else split, datasets, limit)
+    splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
+    chosen = select(samples, splits, None if split == "all" else split, datasets, limit)
     if not chosen:
         raise ValueError(f"no {split} samples under {root} for datasets {datasets}")
     if threshold is not None:
