@@ -11,8 +11,8 @@ import argparse
 import numpy as np
 
 from lungseg.augment import CORRUPTIONS, corrupt
-from lungseg.imageio import write_png
 from lungseg.phantom import make_phantom
+from lungseg.png import write_png
 from lungseg.report import overlay
 
 SEVERITIES = (0.3, 0.6, 1.0)

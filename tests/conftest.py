@@ -6,6 +6,7 @@ ellipses, so every answer (pairing, union, area, side) is known exactly."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ from PIL import Image
 H, W = 80, 64  # portrait, like a chest film
 
 
-IMG_H, IMG_W = 40, 48  # the reader tests' small images (test_imageio, test_dicom, test_arrays)
+IMG_H, IMG_W = 40, 48  # images of test_gray_levels, test_read_*, test_dicom*, test_arrays
 
 
 def ramp8(h: int = IMG_H, w: int = IMG_W) -> np.ndarray:
@@ -35,6 +36,17 @@ def check_float_image(img: np.ndarray, shape=(IMG_H, IMG_W)):
     assert img.dtype == np.float32
     assert img.shape == shape
     assert img.min() >= 0.0 and img.max() <= 1.0
+
+
+def train_fails(args, caplog, capsys) -> str:
+    """Run `lungseg train ARGS`: exit 2 with a message, no traceback; returns the message."""
+    from lungseg import cli
+
+    with caplog.at_level(logging.ERROR, logger="lungseg"):
+        assert cli.main(["train", *args]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
 def lung_masks(h: int = H, w: int = W, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +84,11 @@ def save_png(path: Path, array: np.ndarray) -> Path:
 def save_mask(path: Path, mask01: np.ndarray) -> Path:
     """Binary {0,255} mask; format from the suffix (.png, .gif)."""
     return save_png(path, (mask01 > 0).astype(np.uint8) * 255)
+
+
+def by_id(samples) -> dict:
+    """Discovered samples by their id."""
+    return {s.id: s for s in samples}
 
 
 # ---------------------------------------------------------------- layouts

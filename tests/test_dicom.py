@@ -1,52 +1,18 @@
-"""DICOM: the displayed film (rescale, window, VOI LUT, inversions, frames, colour), spacing
-at the patient, orientation, compressed transfer syntaxes, and refusals naming the file."""
+"""DICOM: the displayed film (rescale, window, VOI LUT, inversions, frames, colour), files
+without a preamble or a suffix, and refusals naming the file. Spacing and orientation are in
+test_dicom_geometry.py, compressed transfer syntaxes in test_dicom_compressed.py."""
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import pydicom
 import pytest
 from conftest import IMG_H, IMG_W, check_float_image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, JPEGExtended12Bit, generate_uid
+from dicomfiles import dicom_ramp, write_dicom
 
 from lungseg.imageio import ImageReadError, is_supported, read_image
 
 H, W = IMG_H, IMG_W
-
-
-def write_dicom(path, pixels: np.ndarray, photometric="MONOCHROME2", **attrs):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.PatientName = "Phantom^Test"
-    ds.Rows, ds.Columns = pixels.shape[:2]  # multi-frame, colour: Rows and Columns in attrs
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    for k, v in attrs.items():
-        setattr(ds, k, v)
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
-    return path
-
-
-def dicom_ramp() -> np.ndarray:
-    """12-bit horizontal ramp 0..4095 (each column constant)."""
-    row = np.round(np.linspace(0, 4095, W)).astype(np.uint16)
-    return np.tile(row, (H, 1))
 
 
 def test_dicom_monochrome2(tmp_path):
@@ -137,106 +103,10 @@ def test_dicom_without_preamble_or_pixels_refused(tmp_path):
         read_image(tmp_path / "nopix.dcm")
 
 
-def fake_jpeg12(path):
-    """A DICOM claiming 12-bit JPEG Extended pixel data, holding an empty JPEG."""
-    ds = pydicom.dcmread(write_dicom(path, dicom_ramp()))
-    ds.file_meta.TransferSyntaxUID = JPEGExtended12Bit
-    ds.PixelData = encapsulate([b"\xff\xd8\xff\xd9"])
-    ds["PixelData"].VR = "OB"
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def test_compressed_dicom_without_decoder_says_how(tmp_path, monkeypatch):
-    """12-bit JPEG Extended: no decoder pydicom has reads it (GDCM only through lungseg): with
-    GDCM hidden, the message names the file, the transfer syntax and the extra to install."""
-    p = fake_jpeg12(tmp_path / "jpeg12.dcm")
-    monkeypatch.setitem(sys.modules, "gdcm", None)  # `import gdcm` -> ImportError
-    with pytest.raises(
-        ImageReadError, match=r"jpeg12\.dcm: .*JPEG Extended.*pip install 'lungseg\[dicom\]'"
-    ):
-        read_image(p)
-
-
-def test_private_transfer_syntax_refused_naming_the_file(tmp_path):
-    p = fake_jpeg12(tmp_path / "private.dcm")
-    ds = pydicom.dcmread(p)
-    ds.file_meta.TransferSyntaxUID = (
-        "1.2.826.0.1.3680043.9999.1"  # no transfer syntax pydicom knows
-    )
-    ds.save_as(p, enforce_file_format=True)
-    with pytest.raises(ImageReadError, match=r"private\.dcm: unknown transfer syntax .*re-export"):
-        read_image(p)
-
-
-def test_corrupt_compressed_dicom_with_gdcm(tmp_path):
-    pytest.importorskip("gdcm")
-    p = fake_jpeg12(tmp_path / "broken.dcm")
-    with pytest.raises(ImageReadError, match=r"broken\.dcm: cannot decode its JPEG Extended"):
-        read_image(p)
-
-
-@pytest.mark.parametrize(
-    "syntax", ["JPEGLosslessProcess14_1", "JPEGLSLossless", "JPEGExtendedProcess2_4"]
-)
-def test_compressed_dicom_decoded_with_gdcm(tmp_path, syntax):
-    """The `dicom` extra (GDCM): JPEG Lossless (.70), JPEG-LS and 12-bit JPEG Extended (which
-    pydicom 3 does not pass to GDCM) of a 12-bit ramp, compressed by GDCM itself."""
-    gdcm = pytest.importorskip("gdcm")
-    raw = write_dicom(tmp_path / "raw.dcm", dicom_ramp())
-    reader = gdcm.ImageReader()
-    reader.SetFileName(str(raw))
-    assert reader.Read()
-    change = gdcm.ImageChangeTransferSyntax()
-    change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
-    change.SetInput(reader.GetImage())
-    assert change.Change()
-    writer = gdcm.ImageWriter()
-    writer.SetFileName(str(tmp_path / "c.dcm"))
-    writer.SetFile(reader.GetFile())
-    writer.SetImage(change.GetOutput())
-    assert writer.Write()
-    assert pydicom.dcmread(tmp_path / "c.dcm").file_meta.TransferSyntaxUID.is_compressed
-    img = read_image(tmp_path / "c.dcm").image
-    np.testing.assert_allclose(img, dicom_ramp() / 4095.0, atol=2 / 4095)  # JPEG Extended: lossy
-
-
-@pytest.mark.parametrize(
-    "attrs,spacing",
-    [
-        ({"ImagerPixelSpacing": [0.15, 0.18]}, (0.15, 0.18)),
-        ({"ImagerPixelSpacing": [0.15, 0.18], "EstimatedRadiographicMagnificationFactor": 1.2},
-         (0.125, 0.15)),
-        ({"ImagerPixelSpacing": [0.15, 0.15], "EstimatedRadiographicMagnificationFactor": 0},
-         (0.15, 0.15)),
-        ({"PixelSpacing": [0.14, 0.14], "ImagerPixelSpacing": [0.15, 0.15],
-          "EstimatedRadiographicMagnificationFactor": 1.1}, (0.14, 0.14)),
-    ],
-    ids=["detector", "magnified", "factor-0", "pixel-spacing-already-at-patient"],
-)  # fmt: skip
-def test_dicom_spacing_at_the_patient(tmp_path, attrs, spacing):
-    """ImagerPixelSpacing is at the detector: divided by the estimated magnification factor."""
-    p = write_dicom(tmp_path / "m.dcm", dicom_ramp(), **attrs)
-    assert read_image(p).spacing == pytest.approx(spacing)
-
-
 def test_dicom_detected_by_magic_without_suffix(tmp_path):
     p = write_dicom(tmp_path / "IM0001", dicom_ramp())
     assert is_supported(p)
     np.testing.assert_allclose(read_image(p).image, dicom_ramp() / 4095.0, atol=1e-5)
-
-
-@pytest.mark.parametrize("tag", ["PixelSpacing", "ImagerPixelSpacing"])
-def test_dicom_spacing(tmp_path, tag):
-    p = write_dicom(tmp_path / "s.dcm", dicom_ramp(), **{tag: [0.143, 0.15]})
-    assert read_image(p).spacing == pytest.approx((0.143, 0.15))
-
-
-def test_dicom_pixel_spacing_preferred_over_imager(tmp_path):
-    p = write_dicom(
-        tmp_path / "s.dcm", dicom_ramp(), PixelSpacing=[0.2, 0.2], ImagerPixelSpacing=[0.1, 0.1]
-    )
-    assert read_image(p).spacing == pytest.approx((0.2, 0.2))
 
 
 def test_dicom_rescale_and_window_applied(tmp_path):
@@ -270,24 +140,6 @@ def test_dicom_window_without_rescale_differs(tmp_path):
     row, stored = img[0], raw[0].astype(float)
     assert np.all(row[stored > 220] == 1.0)
     assert row[0] < 0.6
-
-
-@pytest.mark.parametrize(
-    "orient,flipped,upside_down",
-    [
-        (None, False, False),
-        (["L", "F"], False, False),
-        (["R", "F"], True, False),
-        (["L", "H"], False, True),
-        (["R", "H"], True, True),  # turned by 180 degrees
-        (["R"], True, False),
-    ],
-)
-def test_dicom_patient_orientation(tmp_path, orient, flipped, upside_down):
-    attrs = {} if orient is None else {"PatientOrientation": orient}
-    rad = read_image(write_dicom(tmp_path / "o.dcm", dicom_ramp(), **attrs))
-    assert rad.flipped is flipped and rad.upside_down is upside_down
-    np.testing.assert_allclose(rad.image, dicom_ramp() / 4095.0, atol=1e-5)  # pixels unchanged
 
 
 def test_dicom_huge_header_refused(tmp_path):

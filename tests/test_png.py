@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lungseg.imageio import write_png
+from lungseg.png import write_png
 
 H, W = 40, 48
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lungseg.imageio import write_png
+from lungseg.png import write_png
 from lungseg.postprocess import LEFT, RIGHT
 from lungseg.report import (
     LEFT_COLOR,

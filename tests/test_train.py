@@ -1,6 +1,7 @@
 """Tiny end-to-end training through the CLI (64 px, 1-2 epochs, 4 images), resume, and the
 self-describing model files, the run folder's rules. (Settings and their checks, without
-training: test_train_config.py; parts of training checked without a run: test_train_parts.py.)
+training: test_train_config.py and test_run_folder.py; parts of training checked without a run:
+test_train_parts.py; --max-minutes: test_schedule.py.)
 """
 
 from __future__ import annotations

@@ -1,16 +1,14 @@
-"""`lungseg train`'s settings without training: TrainConfig checks, the run folder rules of a new
-run and of --resume (which continues with the run's saved config), and the fix-it messages for
-bad --encoder, --encoder-weights and --init inputs, all before anything is written."""
+"""`lungseg train`'s settings without training: TrainConfig checks, and the fix-it messages for
+bad --encoder, --encoder-weights, --init and --data inputs, all before anything is written. The
+run folder rules of a new run and of --resume are in test_run_folder.py."""
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-from dataclasses import asdict
 
 import pytest
 import torch
+from conftest import train_fails
 
 # Lightning binds its log handlers to the sys.stderr of the moment it is first imported: first
 # imported inside a capsys test, later logs go to that test's closed stream ("--- Logging
@@ -25,7 +23,7 @@ from lungseg.model import (
     load_init,
     save_safetensors,
 )
-from lungseg.runconfig import RESUMABLE, TrainConfig, run_config
+from lungseg.runconfig import TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -117,90 +115,7 @@ def test_init_checks_the_file_and_its_encoder(tmp_path, mobilenet_file):
     assert not torch.equal(target.decoder.block1[0].weight, source.decoder.block1[0].weight)
 
 
-# ---------------------------------------------------------------- run folders and --resume
-
-
-@pytest.fixture
-def run(tmp_path):
-    """A run folder as `lungseg train` leaves it (the checkpoint's content is not read here)."""
-    out = tmp_path / "run"
-    saved = TrainConfig(
-        data="films", out=str(out), encoder="resnet18", size=64, epochs=1, workers=0
-    )
-    (out / "checkpoints").mkdir(parents=True)
-    (out / "checkpoints" / "last.ckpt").write_bytes(b"")
-    (out / "config.json").write_text(json.dumps(asdict(saved), indent=2))
-    return out
-
-
-def test_resume_continues_with_the_runs_settings(run):
-    cfg = run_config({"out": str(run), "data": "films"}, resume=True)
-    assert (cfg.encoder, cfg.size, cfg.epochs, cfg.workers) == ("resnet18", 64, 1, 0)
-    # the same values given again are fine; RESUMABLE options may change
-    changed = {"data": "moved/films", "epochs": 3, "max_minutes": 5.0, "workers": 2}
-    cfg = run_config(
-        {"out": str(run), "encoder": "resnet18", "size": 64, "device": "cpu", **changed},
-        resume=True,
-    )
-    assert asdict(cfg) == {**asdict(TrainConfig(**json.loads((run / "config.json").read_text()))),
-                           "out": str(run), "device": "cpu", **changed}  # fmt: skip
-    assert set(changed) | {"device"} == set(RESUMABLE)
-
-
-def test_resume_refuses_other_changed_settings(run):
-    before = (run / "config.json").read_bytes()
-    with pytest.raises(ValueError, match=r"--size 512 \(run: 64\)") as e:
-        run_config({"out": str(run), "size": 512, "encoder": "resnet50"}, resume=True)
-    assert "--encoder 'resnet50' (run: 'resnet18')" in str(e.value)
-    with pytest.raises(ValueError, match="--no-geometry-aug"):
-        run_config({"out": str(run), "geometry_aug": False}, resume=True)
-    assert (run / "config.json").read_bytes() == before
-
-
-def test_resume_needs_config_and_last_checkpoint(run, tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
-        run_config({"out": str(tmp_path / "none")}, resume=True)
-    (run / "checkpoints" / "last.ckpt").unlink()
-    with pytest.raises(FileNotFoundError, match="last.ckpt"):
-        run_config({"out": str(run)}, resume=True)
-
-
-def test_resume_ignores_unknown_saved_settings(run, caplog):
-    saved = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**saved, "from_the_future": 1}))
-    with caplog.at_level(logging.WARNING):
-        assert run_config({"out": str(run)}, resume=True).size == 64
-    assert "from_the_future" in caplog.text
-
-
-def test_new_run_refuses_a_folder_holding_a_run(run):
-    with pytest.raises(ValueError, match="already holds a run: --resume"):
-        run_config({"out": str(run)})
-    (run / "config.json").unlink()  # a checkpoint alone is a run too
-    with pytest.raises(ValueError, match="already holds a run"):
-        run_config({"out": str(run)})
-    (run / "checkpoints" / "last.ckpt").rename(run / "checkpoints" / "best.ckpt")
-    with pytest.raises(ValueError, match="already holds a run"):
-        run_config({"out": str(run)})
-    # config.json and splits.csv of a start that failed before its first checkpoint: no run
-    (run / "checkpoints" / "best.ckpt").unlink()
-    (run / "config.json").write_text("{}")
-    (run / "splits.csv").write_text("dataset,id,split\n")
-    assert run_config({"out": str(run)}).out == str(run)
-    with pytest.raises(FileNotFoundError, match="start a new run"):
-        run_config({"out": str(run)}, resume=True)
-
-
 # ---------------------------------------------------------------- through the command line
-
-
-def _fails(args, caplog, capsys) -> str:
-    """Run `lungseg train ARGS`: exit 2 with a message, no traceback; returns the message."""
-    with caplog.at_level(logging.ERROR, logger="lungseg"):
-        assert cli.main(["train", *args]) == 2
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    return " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
 @pytest.mark.parametrize(
@@ -225,7 +140,7 @@ def test_cli_bad_options_stop_before_anything_is_written(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "run"
     args = ["--out", str(out), "--data", str(tmp_path), "--encoder", "resnet18", *args]
-    assert expected in _fails(args, caplog, capsys)
+    assert expected in train_fails(args, caplog, capsys)
     assert not out.exists()
 
 
@@ -235,43 +150,12 @@ def test_cli_bad_weight_files_stop_before_anything_is_written(
     out = tmp_path / "run"
     (tmp_path / "garbage.pth").write_bytes(b"\x80\x02garbage")
     base = ["--out", str(out), "--data", str(tmp_path), "--encoder", "resnet18"]
-    message = _fails([*base, "--encoder-weights", str(tmp_path / "garbage.pth")], caplog, capsys)
+    message = train_fails(
+        [*base, "--encoder-weights", str(tmp_path / "garbage.pth")], caplog, capsys
+    )
     assert "garbage.pth" in message and "state dict" in message
-    message = _fails([*base, "--init", str(mobilenet_file)], caplog, capsys)
+    message = train_fails([*base, "--init", str(mobilenet_file)], caplog, capsys)
     assert "--encoder mobilenet_v2" in message
-    assert not out.exists()
-
-
-def test_device_cuda_without_a_gpu_is_refused_before_anything_is_written(
-    run, tmp_path, monkeypatch
-):
-    """Lightning would stop later with a MisconfigurationException traceback, after config.json
-    and splits.csv are written. A run made on a GPU resumes elsewhere with --device cpu."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    out = tmp_path / "new"
-    for call in (lambda: run_config({"out": str(out), "device": "cuda"}),
-                 lambda: lungseg.train.fit(TrainConfig(out=str(out), device="cuda"))):  # fmt: skip
-        with pytest.raises(ValueError, match="--device cuda: PyTorch sees no CUDA GPU"):
-            call()
-    assert not out.exists()
-    saved = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**saved, "device": "cuda"}))
-    with pytest.raises(ValueError, match="--device cuda"):
-        run_config({"out": str(run)}, resume=True)
-    assert run_config({"out": str(run), "device": "cpu"}, resume=True).device == "cpu"
-
-
-def test_cli_resume_with_a_changed_setting_leaves_the_run_alone(run, caplog, capsys):
-    before = (run / "config.json").read_bytes()
-    message = _fails(["--out", str(run), "--resume", "--size", "512"], caplog, capsys)
-    assert "--size 512 (run: 64)" in message
-    assert (run / "config.json").read_bytes() == before
-
-
-def test_resume_without_a_run_is_an_error(tmp_path, caplog, capsys):
-    out = tmp_path / "empty_run"
-    message = _fails(["--data", str(tmp_path), "--out", str(out), "--resume"], caplog, capsys)
-    assert "--resume" in message and "config.json" in message
     assert not out.exists()
 
 
@@ -284,7 +168,7 @@ def test_train_on_missing_data_is_an_error(tmp_path, caplog, capsys):
         "--encoder",
         "resnet18",
     ]
-    assert "folder not found" in _fails(args, caplog, capsys)
+    assert "folder not found" in train_fails(args, caplog, capsys)
 
 
 def test_train_options_default_to_none_and_help_shows_the_config_defaults():

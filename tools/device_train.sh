@@ -6,7 +6,7 @@
 # at most 16 MiB; join them with `cat model.safetensors.part* > model.safetensors` and check
 # with `sha256sum -c model.safetensors.sha256`).
 #
-#   tools/device_train.sh --size 512 --epochs 50 --max-minutes 8 [other `lungseg train` options]
+#   tools/device_train.sh --size 512 --epochs 50 --max-minutes 7 [other `lungseg train` options]
 set -euo pipefail
 # the pack holds films resized for one size and fit: training at another would not get the inputs
 # the protocol means (at a larger size, enlarged films), so refuse before anything else

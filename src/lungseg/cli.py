@@ -4,7 +4,6 @@ only: each parses its flags and calls the module that does the work."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import warnings
@@ -91,28 +90,9 @@ def _phantom(a) -> int:
 
 
 def _demo(a) -> int:
-    """Phantom -> shipped model -> mask, overlay and stats, with Dice against the phantom truth."""
-    from pathlib import Path
+    from .predict import demo
 
-    from .imageio import read_mask, write_png
-    from .metrics import confusion
-    from .model import DEFAULT_WEIGHTS
-    from .phantom import make_phantom
-    from .predict import predict_paths
-
-    out = Path(a.out)
-    (out / "input").mkdir(parents=True, exist_ok=True)
-    ph = make_phantom(size=a.size, seed=a.seed)
-    write_png(out / "input" / "phantom.png", (ph.image * 255 + 0.5).astype("uint8"))
-    write_png(out / "phantom_truth.png", ph.lungs * 255)
-    failed = predict_paths([str(out / "input")], str(out / "output"), model=a.model)
-    dice = confusion(read_mask(out / "output" / "phantom_mask.png") > 0, ph.lungs).dice
-    model = a.model or str(DEFAULT_WEIGHTS)
-    record = {"dice": dice, "model": model, "size": a.size, "seed": a.seed}
-    (out / "demo.json").write_text(json.dumps(record, indent=2))  # what gates compare
-    print(f"wrote {out / 'output'}: phantom_mask.png, phantom_overlay.png, results.csv")
-    print(f"Dice against the phantom's own lung mask: {dice:.3f} (also in {out / 'demo.json'})")
-    return 1 if failed else 0
+    return demo(a.out, a.size, a.seed, a.model)
 
 
 def _positive(text: str) -> int:
@@ -183,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--max-minutes",
         type=float,
-        help="stop training after this wall time (a job's time limit; with --resume the earlier "
-        "run's time counts too); the best model so far is still written",
+        help="a wall-time limit (a job's time slot; with --resume the earlier run's time counts "
+        "too): after each epoch the run and its cosine schedule are shortened to the epochs that "
+        "fit, and it stops at the limit in any case; the best model so far is written",
     )
     t.set_defaults(func=_train)
 
@@ -271,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _hide_pydicom(record: logging.LogRecord) -> bool:
+    """Without -v: pydicom logs, with a traceback, each decoder it tries that fails."""
+    return not record.name.startswith("pydicom")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -279,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     warnings.filterwarnings("ignore", message=r"Image size .* decompression bomb")  # refused
-    if not args.verbose:  # pydicom logs, with a traceback, each decoder it tries that fails
-        logging.getLogger().handlers[0].addFilter(lambda r: not r.name.startswith("pydicom"))
+    handler = logging.getLogger().handlers[0]  # (one filter however often main() is called)
+    (handler.removeFilter if args.verbose else handler.addFilter)(_hide_pydicom)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import ImageReadError, is_leftover, read_image, read_mask
+from .imageio import ImageReadError, is_leftover, orientation, read_image, read_mask
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,14 @@ def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
     Raises ValueError/FileNotFoundError naming the file and what to do."""
     image = read_image(s.image).image
     mask = np.zeros(image.shape, dtype=np.uint8)
+    turn = orientation(s.image)
     for p in s.masks:
+        if orientation(p) != turn:
+            raise ValueError(
+                f"{p}: the mask's EXIF orientation ({orientation(p)}) differs from its image "
+                f"{s.image.name}'s ({turn}); both are read as displayed, so one of them would "
+                "be turned against the other: save both upright without an EXIF orientation"
+            )
         raw = read_mask(p)
         if raw.shape != image.shape:
             raise ValueError(

@@ -14,8 +14,9 @@ from tqdm import tqdm
 
 from . import datasets as data
 from . import report
-from .imageio import Radiograph, write_png
+from .imageio import Radiograph
 from .metrics import confusion, largest_disagreement, summarize
+from .png import write_png
 from .postprocess import split_sides
 from .segmenter import Segmenter
 from .splits import assign_splits, check_dataset_names, find_splits_file, read_splits, select

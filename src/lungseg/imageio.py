@@ -20,6 +20,9 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
 MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
+# EXIF Orientation 2..8 -> (transpose, then flip rows, flip columns): stored pixels -> displayed
+EXIF_ORIENTATION = {2: (0, 0, 1), 3: (0, 1, 1), 4: (0, 1, 0), 5: (1, 0, 0), 6: (1, 0, 1)}
+EXIF_ORIENTATION |= {7: (1, 1, 1), 8: (1, 1, 0)}
 
 
 class ImageReadError(ValueError):
@@ -132,14 +135,16 @@ def _check_size(path: Path, w: int, h: int) -> None:
 
 
 def _read_raster(path: Path) -> np.ndarray:
-    fast = _read_gray_png(path)
+    from .png import read_png  # here: png.py builds on this module
+
+    fast = read_png(path)
     if fast is not None:
         return fast
-    try:
-        with Image.open(path) as im:
+    try:  # opened from a file object: Pillow 13 scrambles uncompressed TIFFs turned by EXIF 5-8
+        with open(path, "rb") as f, Image.open(f) as im:  # when it opens them by name
             _check_size(path, *im.size)
             im.load()
-            return to_gray_float(im)
+            return as_displayed(to_gray_float(im, path), _orientation(im))
     except ImageReadError:
         raise
     except (OSError, SyntaxError, ValueError, *BOMB) as e:
@@ -148,36 +153,50 @@ def _read_raster(path: Path) -> np.ndarray:
         raise ImageReadError(f"{path}: not a readable image ({e}); {hint}") from e
 
 
-def _read_gray_png(path: Path) -> np.ndarray | None:
-    """The common case, an 8- or 16-bit grayscale PNG, decoded by OpenCV: the same pixels as
-    Pillow's in 15% less time; a header claiming over MAX_PIXELS is refused. None for anything
-    else (other formats and colour types, files OpenCV cannot decode): Pillow reads those, and
-    says why a broken file is broken. (Like any libpng reader, and unlike Pillow, it accepts a
-    film whose only damage is a bad checksum in an optional chunk such as a text comment.)"""
-    import cv2
+def as_displayed(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """An HxW array of stored pixels -> as displayed: turned and flipped by its EXIF Orientation
+    (2..8; other values: as stored), as viewers and OpenCV's imread show it (photos of films,
+    some JPEG/TIFF/PNG exports). A film stored sideways is then segmented upright, and its mask
+    and overlay come out the displayed size (width and height swapped for a quarter turn)."""
+    turn = EXIF_ORIENTATION.get(orientation)
+    if turn is None:
+        return arr
+    transpose, rows, cols = turn
+    a = arr.T if transpose else arr
+    return np.ascontiguousarray(a[:: -1 if rows else 1, :: -1 if cols else 1])
 
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken film: read as stored
+        return 1
+
+
+def orientation(path: str | Path) -> int:
+    """The EXIF Orientation a raster file is displayed with (1..8; 1, as stored, for files
+    without one and for DICOM). Reads headers only, except for PNGs (a walk of the chunks)."""
+    from .png import PNG_SIGNATURE, _chunks, exif_orientation
+
+    path = Path(path)
+    if is_dicom(path):
+        return 1
     with open(path, "rb") as f:
-        head = f.read(26)  # signature and IHDR: other files are not read twice
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    _check_size(path, w, h)
-    depth, colour = head[24], head[25]
-    if colour != 0 or depth not in (8, 16):
-        return None
-    data = np.fromfile(path, np.uint8)
-    if data[-8:-4].tobytes() != b"IEND":  # truncated: Pillow's error, not OpenCV's warning
-        return None
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.shape != (h, w):
-        return None
-    return np.divide(arr, np.float32(255), dtype=np.float32) if depth == 8 else _scale16(arr)
+        if f.read(8) == PNG_SIGNATURE:  # Pillow would decode the image to look past its data
+            exif = _chunks(np.fromfile(path, np.uint8), (b"eXIf",)).get(b"eXIf")
+            return 1 if exif is None else exif_orientation(exif)
+        f.seek(0)
+        try:
+            with Image.open(f) as im:
+                return _orientation(im)
+        except (OSError, SyntaxError, ValueError, *BOMB):
+            return 1  # an unreadable file: the reader that follows says why
 
 
-def to_gray_float(im: Image.Image) -> np.ndarray:
+def to_gray_float(im: Image.Image, where: str | Path = "image") -> np.ndarray:
     """PIL image of any mode -> float32 HxW in [0,1]. 16-bit modes by `_scale16`, mode I (32-bit
-    integers) too (from 2^8-1 up) within 0..65535, else stretched as floats are (`_minmax`)."""
-    where = getattr(im, "filename", "") or "image"
+    integers) too (from 2^8-1 up) within 0..65535, else stretched as floats are (`_minmax`).
+    `where` names the image in errors."""
     if im.mode in ("I;16", "I;16B", "I;16L"):
         return _scale16(np.asarray(im))
     if im.mode in ("I", "F"):
@@ -223,77 +242,9 @@ def read_mask(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: mask file missing")
     try:
-        with Image.open(path) as im:
-            if im.mode == "P":
-                im = im.convert("L")
-            arr = np.asarray(im.convert("L") if im.mode not in ("L", "1") else im)
+        with open(path, "rb") as f, Image.open(f) as im:  # (see _read_raster)
+            gray = im if im.mode in ("L", "1") else im.convert("L")
+            arr = as_displayed(np.asarray(gray), _orientation(im))
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: mask is not a readable image ({e})") from e
     return (arr.astype(np.uint8) * 255) if arr.dtype == bool else arr.astype(np.uint8)
-
-
-def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = None) -> None:
-    """Write a uint8 HxW (gray: masks, labels) or HxWx3 (RGB) array as an 8-bit PNG. With
-    `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
-    palette PNG (overlays: a third of the bytes of RGB). Encoded by `_encode_png`."""
-    array = np.asarray(array)
-    if (
-        array.dtype != np.uint8
-        or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3 and palette is None))
-        or min(array.shape[:2], default=0) < 1
-    ):
-        raise ValueError(
-            f"{path}: PNGs are written from uint8 HxW or HxWx3 (H, W >= 1), "
-            f"got {array.dtype} {array.shape}"
-        )
-    if palette is not None:  # checked before encoding: a bad palette costs no compression
-        palette = np.asarray(palette, np.uint8)
-        if palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= len(palette) <= 256:
-            raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {palette.shape}")
-        if int(array.max(initial=0)) >= len(palette):
-            raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
-    Path(path).write_bytes(_encode_png(array, palette))
-
-
-def _encode_png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
-    """uint8 HxW / HxWx3 (checked by write_png) -> PNG bytes, tuned for speed: every row gets the
-    'up' filter (minus the row above; a filter search costs more than the compression) and is
-    deflated by ISA-L at level 1 when `isal` is installed (an overlay of a 1024 px film: 2.3 ms,
-    against 6-9 ms for zlib), else by zlib level 1 with run-length matching only (fast; films
-    then compress a little less than with full zlib)."""
-    import struct
-    import zlib
-
-    h, w = array.shape[:2]
-    rows = array.reshape(h, -1)
-    data = np.empty((h, rows.shape[1] + 1), np.uint8)
-    data[:, 0] = 2  # filter type 'up'; the first row's "row above" is zeros
-    data[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=data[1:, 1:])  # mod 256, as PNG defines it
-    colour = 2 if array.ndim == 3 else 0 if palette is None else 3  # RGB, gray, palette
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(body, zlib.crc32(kind))
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)),
-            chunk(b"PLTE", palette.tobytes()) if palette is not None else b"",
-            chunk(b"IDAT", _deflate(data)),
-            chunk(b"IEND", b""),
-        ]
-    )
-
-
-def _deflate(data: np.ndarray) -> bytes:
-    try:
-        from isal import isal_zlib
-
-        return isal_zlib.compress(data, 1)
-    except ImportError:
-        import zlib
-
-        z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-        return z.compress(data) + z.flush()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
+import time
 from collections import Counter
 from dataclasses import asdict
 from datetime import timedelta
@@ -50,6 +52,7 @@ class LungSegModule(L.LightningModule):
         x, y = batch
         loss = self.loss(self(x), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch, _):
@@ -155,6 +158,56 @@ class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         return str(Path(self.dirpath) / Path(path).name) if path else path
 
 
+_clock = time.monotonic  # (tests replace it)
+
+
+class FitToTime(L.Callback):
+    """--max-minutes: after each epoch, the run and its cosine schedule end at the last epoch
+    that fits in the time left (at most --epochs), judged by the last epoch's wall time with a
+    5% margin (the first epoch of a start, which holds the start-up's time, never ends the run
+    while time is left). A run in a time slot then still decays to --min-lr, rather than
+    stopping at a high rate when the limit hits; Lightning's max_time stays as the hard stop,
+    and, as it does, the time of the run before a --resume counts."""
+
+    def __init__(self, minutes: float, epochs: int):
+        self.limit, self.epochs = minutes * 60, epochs
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        timer = [c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)]
+        self.mark, self.first = _clock(), trainer.current_epoch + 1
+        self.start = self.mark - (timer[0].time_elapsed("train") if timer else 0.0)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        now = _clock()
+        took, self.mark = now - self.mark, now
+        done = trainer.current_epoch + 1
+        left = 0.95 * self.limit - (now - self.start)
+        fits = done + int(max(0.0, left) // max(took, 1e-9))
+        if done == self.first and left > 0:  # the first epoch's time holds the start-up's too:
+            fits = max(fits, done + 1)  # the next one, timed alone, decides
+        last = max(done, min(self.epochs, fits))
+        if last != trainer.fit_loop.max_epochs:
+            log.info(
+                "--max-minutes %g: epoch %d took %.1f s; the run and its LR schedule now end "
+                "after epoch %d (of --epochs %d)", self.limit / 60, done - 1, took, last - 1,
+                self.epochs,
+            )  # fmt: skip
+            trainer.fit_loop.max_epochs = last
+            for c in trainer.lr_scheduler_configs:
+                _recosine(c.scheduler, last)
+
+
+def _recosine(sched: torch.optim.lr_scheduler.CosineAnnealingLR, epochs: int) -> None:
+    """A cosine schedule, mid-run, re-planned to end after `epochs`. Lightning has already
+    stepped it into the next epoch when on_train_epoch_end runs, so that epoch's rate is set to
+    the new cosine's too (closed form; the steps after it follow from that rate)."""
+    sched.T_max = epochs
+    t, low = sched.last_epoch, sched.eta_min
+    for group, base in zip(sched.optimizer.param_groups, sched.base_lrs, strict=True):
+        group["lr"] = low + (base - low) * (1 + math.cos(math.pi * t / epochs)) / 2
+    sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
+
+
 def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (`resume`: continue cfg.out's run from checkpoints/last.ckpt); returns the path of
     the best model exported as fp16 safetensors. The run folder, device, encoder and weight
@@ -200,7 +253,8 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         accelerator="gpu" if gpu else "cpu",
         devices=1,
         precision="bf16-mixed" if gpu else "32-true",
-        callbacks=[best_ckpt, last_ckpt],
+        callbacks=[best_ckpt, last_ckpt]
+        + ([FitToTime(cfg.max_minutes, cfg.epochs)] if cfg.max_minutes else []),
         logger=L.pytorch.loggers.CSVLogger(out, name="", version=""),
         log_every_n_steps=10,
         deterministic=False,

@@ -1,0 +1,153 @@
+"""PNG files, the format lungseg reads most and writes all of: a fast reader for grayscale and
+16-bit colour PNGs (`read_png`, used by `imageio.read_image`) and a fast writer for masks,
+labels and overlays (`write_png`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .imageio import BITS16, _check_size, _scale16, as_displayed
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_png(path: Path) -> np.ndarray | None:
+    """PNGs decoded by OpenCV: 8- and 16-bit grayscale (the common case: the same pixels as
+    Pillow's in 15% less time) and 16-bit colour, which Pillow cuts to 8 bits (`_gray16`); an
+    eXIf orientation is applied as `imageio.as_displayed` applies it. A header claiming over
+    MAX_PIXELS is refused. None for anything else (other formats and colour types, files OpenCV
+    cannot decode): Pillow reads those, and says why a broken file is broken. (Like any libpng
+    reader, and unlike Pillow, it accepts a film whose only damage is a bad checksum in an
+    optional chunk such as a text comment.)"""
+    import cv2
+
+    with open(path, "rb") as f:
+        head = f.read(26)  # signature and IHDR: other files are not read twice
+    if len(head) < 26 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    _check_size(path, w, h)
+    depth, colour = head[24], head[25]
+    if not (colour == 0 and depth in (8, 16) or colour in (2, 4, 6) and depth == 16):
+        return None
+    data = np.fromfile(path, np.uint8)
+    if data[-8:-4].tobytes() != b"IEND":  # truncated: Pillow's error
+        return None
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.shape[:2] != (h, w):
+        return None
+    extra = _chunks(data, (b"eXIf", b"tRNS"))
+    if arr.ndim == 3:  # tRNS on RGB: OpenCV makes it alpha; ignored, as for 8-bit RGB films
+        img = _gray16(arr[..., :3] if colour == 2 else arr)
+    else:
+        img = np.divide(arr, np.float32(255), dtype=np.float32) if depth == 8 else _scale16(arr)
+    return as_displayed(img, exif_orientation(extra[b"eXIf"])) if b"eXIf" in extra else img
+
+
+def _chunks(data: np.ndarray, kinds: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    """The bodies of the first chunk of each of `kinds` in a PNG (bytes as uint8), found by
+    walking the chunk lengths up to IEND (eXIf may come before or after the image data)."""
+    found: dict[bytes, bytes] = {}
+    at = 8
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4].tobytes(), "big")
+        kind = data[at + 4 : at + 8].tobytes()
+        if kind == b"IEND":
+            break
+        if kind in kinds and kind not in found:
+            found[kind] = data[at + 8 : at + 8 + size].tobytes()
+        at += 12 + size
+    return found
+
+
+def exif_orientation(exif: bytes) -> int:
+    """The Orientation tag of a raw EXIF block (1, as stored, when it has none or is broken)."""
+    try:
+        tags = Image.Exif()
+        tags.load(exif)
+        return int(tags.get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken film: read as stored
+        return 1
+
+
+def _gray16(arr: np.ndarray) -> np.ndarray:
+    """16-bit colour from OpenCV (HxWx3 BGR or HxWx4 BGRA) -> float32 HxW in [0,1]: the luma
+    weights of Pillow's 8-bit conversion, over alpha on black as `to_gray_float`, divided by the
+    significant bits of the colour channels as `_scale16` picks them (so 12-bit data in 16-bit
+    RGB are not darkened, as 16-bit gray are not, and a faint alpha does not brighten them)."""
+    b, g, r = (arr[..., i].astype(np.float32) for i in range(3))
+    gray = np.rint(0.299 * r + 0.587 * g + 0.114 * b)
+    if arr.shape[2] == 4:
+        gray *= arr[..., 3] / np.float32(65535)
+    top = next(t for t in BITS16 if t >= arr[..., :3].max())
+    return np.divide(gray, np.float32(top), dtype=np.float32)
+
+
+def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = None) -> None:
+    """Write a uint8 HxW (gray: masks, labels) or HxWx3 (RGB) array as an 8-bit PNG. With
+    `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
+    palette PNG (overlays: a third of the bytes of RGB). Encoded by `_encode_png`."""
+    array = np.asarray(array)
+    if (
+        array.dtype != np.uint8
+        or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3 and palette is None))
+        or min(array.shape[:2], default=0) < 1
+    ):
+        raise ValueError(
+            f"{path}: PNGs are written from uint8 HxW or HxWx3 (H, W >= 1), "
+            f"got {array.dtype} {array.shape}"
+        )
+    if palette is not None:  # checked before encoding: a bad palette costs no compression
+        palette = np.asarray(palette, np.uint8)
+        if palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= len(palette) <= 256:
+            raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {palette.shape}")
+        if int(array.max(initial=0)) >= len(palette):
+            raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
+    Path(path).write_bytes(_encode_png(array, palette))
+
+
+def _encode_png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+    """uint8 HxW / HxWx3 (checked by write_png) -> PNG bytes, tuned for speed: every row gets the
+    'up' filter (minus the row above; a filter search costs more than the compression) and is
+    deflated by ISA-L at level 1 when `isal` is installed (an overlay of a 1024 px film: 2.3 ms,
+    against 6-9 ms for zlib), else by zlib level 1 with run-length matching only (fast; films
+    then compress a little less than with full zlib)."""
+    import struct
+    import zlib
+
+    h, w = array.shape[:2]
+    rows = array.reshape(h, -1)
+    data = np.empty((h, rows.shape[1] + 1), np.uint8)
+    data[:, 0] = 2  # filter type 'up'; the first row's "row above" is zeros
+    data[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=data[1:, 1:])  # mod 256, as PNG defines it
+    colour = 2 if array.ndim == 3 else 0 if palette is None else 3  # RGB, gray, palette
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(body, zlib.crc32(kind))
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    return b"".join(
+        [
+            PNG_SIGNATURE,
+            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)),
+            chunk(b"PLTE", palette.tobytes()) if palette is not None else b"",
+            chunk(b"IDAT", _deflate(data)),
+            chunk(b"IEND", b""),
+        ]
+    )
+
+
+def _deflate(data: np.ndarray) -> bytes:
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib.compress(data, 1)
+    except ImportError:
+        import zlib
+
+        z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+        return z.compress(data) + z.flush()

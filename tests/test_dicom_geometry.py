@@ -1,0 +1,60 @@
+"""DICOM geometry: pixel spacing at the patient (PixelSpacing, or ImagerPixelSpacing divided
+by the estimated magnification) and PatientOrientation (mirrored, upside down)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dicomfiles import dicom_ramp, write_dicom
+
+from lungseg.imageio import read_image
+
+
+@pytest.mark.parametrize(
+    "attrs,spacing",
+    [
+        ({"ImagerPixelSpacing": [0.15, 0.18]}, (0.15, 0.18)),
+        ({"ImagerPixelSpacing": [0.15, 0.18], "EstimatedRadiographicMagnificationFactor": 1.2},
+         (0.125, 0.15)),
+        ({"ImagerPixelSpacing": [0.15, 0.15], "EstimatedRadiographicMagnificationFactor": 0},
+         (0.15, 0.15)),
+        ({"PixelSpacing": [0.14, 0.14], "ImagerPixelSpacing": [0.15, 0.15],
+          "EstimatedRadiographicMagnificationFactor": 1.1}, (0.14, 0.14)),
+    ],
+    ids=["detector", "magnified", "factor-0", "pixel-spacing-already-at-patient"],
+)  # fmt: skip
+def test_dicom_spacing_at_the_patient(tmp_path, attrs, spacing):
+    """ImagerPixelSpacing is at the detector: divided by the estimated magnification factor."""
+    p = write_dicom(tmp_path / "m.dcm", dicom_ramp(), **attrs)
+    assert read_image(p).spacing == pytest.approx(spacing)
+
+
+@pytest.mark.parametrize("tag", ["PixelSpacing", "ImagerPixelSpacing"])
+def test_dicom_spacing(tmp_path, tag):
+    p = write_dicom(tmp_path / "s.dcm", dicom_ramp(), **{tag: [0.143, 0.15]})
+    assert read_image(p).spacing == pytest.approx((0.143, 0.15))
+
+
+def test_dicom_pixel_spacing_preferred_over_imager(tmp_path):
+    p = write_dicom(
+        tmp_path / "s.dcm", dicom_ramp(), PixelSpacing=[0.2, 0.2], ImagerPixelSpacing=[0.1, 0.1]
+    )
+    assert read_image(p).spacing == pytest.approx((0.2, 0.2))
+
+
+@pytest.mark.parametrize(
+    "orient,flipped,upside_down",
+    [
+        (None, False, False),
+        (["L", "F"], False, False),
+        (["R", "F"], True, False),
+        (["L", "H"], False, True),
+        (["R", "H"], True, True),  # turned by 180 degrees
+        (["R"], True, False),
+    ],
+)
+def test_dicom_patient_orientation(tmp_path, orient, flipped, upside_down):
+    attrs = {} if orient is None else {"PatientOrientation": orient}
+    rad = read_image(write_dicom(tmp_path / "o.dcm", dicom_ramp(), **attrs))
+    assert rad.flipped is flipped and rad.upside_down is upside_down
+    np.testing.assert_allclose(rad.image, dicom_ramp() / 4095.0, atol=1e-5)  # pixels unchanged

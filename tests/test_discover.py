@@ -1,0 +1,179 @@
+"""Discovery of the official layouts (Montgomery, Shenzhen, "Chest Xray Masks and Labels",
+JSRT, SCR): pairing, left/right lungs joined, ids and labels, one root holding every layout, and
+the files discovery ignores or refuses."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from conftest import by_id
+from PIL import Image
+
+from lungseg.datasets import discover, load_pair
+
+# ---------------------------------------------------------------- discovery per layout
+
+
+def test_montgomery_official_left_right_union(montgomery_root, synth):
+    samples, problems = discover(montgomery_root)
+    assert problems == []
+    assert [(s.dataset, s.id, s.label) for s in samples] == [
+        ("montgomery", "MCUCXR_0001_0", 0),
+        ("montgomery", "MCUCXR_0002_1", 1),
+    ]
+    s = samples[0]
+    assert s.image.name == "MCUCXR_0001_0.png"
+    assert s.image.parent.name == "CXR_png"
+    assert set(s.extra) == {"left_lung", "right_lung"}
+    assert s.extra["left_lung"].parent.name == "leftMask"
+    assert s.extra["right_lung"].parent.name == "rightMask"
+    assert sorted(p.parent.name for p in s.masks) == ["leftMask", "rightMask"]
+
+    image, mask = load_pair(s)
+    left, right = synth.lung_masks()
+    assert image.shape == mask.shape == (synth.H, synth.W)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 1}
+    np.testing.assert_array_equal(mask, left | right)  # union of both lung files
+    # Montgomery's leftMask holds the patient's left lung: the image-right ellipse only
+    with Image.open(s.extra["left_lung"]) as im:
+        assert im.getbbox()[0] > synth.W // 2
+
+
+def test_shenzhen_official(shenzhen_root, synth):
+    samples, problems = discover(shenzhen_root)
+    assert problems == []
+    assert [(s.dataset, s.id, s.label) for s in samples] == [
+        ("shenzhen", "CHNCXR_0001_0", 0),
+        ("shenzhen", "CHNCXR_0002_1", 1),
+    ]
+    assert samples[0].masks[0].name == "CHNCXR_0001_0_mask.png"
+    assert samples[0].masks[0].parent.name == "mask"
+    image, mask = load_pair(samples[0])
+    left, right = synth.lung_masks()
+    np.testing.assert_array_equal(mask, left | right)
+    assert image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+
+
+def test_combined_chest_xray_masks_and_labels(combined_root):
+    samples, problems = discover(combined_root)
+    assert problems == []
+    got = {(s.dataset, s.id, s.label, s.masks[0].name) for s in samples}
+    assert got == {
+        ("montgomery", "MCUCXR_0001_0", 0, "MCUCXR_0001_0.png"),
+        ("montgomery", "MCUCXR_0002_1", 1, "MCUCXR_0002_1.png"),
+        ("shenzhen", "CHNCXR_0001_0", 0, "CHNCXR_0001_0_mask.png"),
+        ("shenzhen", "CHNCXR_0002_1", 1, "CHNCXR_0002_1_mask.png"),
+    }
+    assert all(len(s.masks) == 1 and s.masks[0].parent.name == "masks" for s in samples)
+    assert [s.dataset for s in samples] == sorted(s.dataset for s in samples)
+
+
+def test_jsrt_layout(jsrt_root, synth):
+    samples, problems = discover(jsrt_root)
+    assert problems == []
+    assert [(s.dataset, s.id, s.label) for s in samples] == [
+        ("jsrt", "JPCLN001", 1),
+        ("jsrt", "JPCNN001", 0),
+    ]
+    s = samples[0]
+    assert set(s.extra) == {"left_lung", "right_lung", "heart", "left_clavicle", "right_clavicle"}
+    assert sorted(p.parent.name for p in s.masks) == ["left_lung", "right_lung"]
+    _, mask = load_pair(s)
+    left, right = synth.lung_masks()
+    np.testing.assert_array_equal(mask, left | right)  # heart/clavicles not in the lung mask
+
+
+def test_scr_own_naming_with_gif_masks(scr_root, synth):
+    samples, problems = discover(scr_root)
+    assert problems == []
+    assert [(s.dataset, s.id, s.label) for s in samples] == [
+        ("jsrt", "JPCLN002", 1),
+        ("jsrt", "JPCNN001", 0),
+    ]
+    s = by_id(samples)["JPCNN001"]
+    assert all(p.suffix == ".gif" for p in s.masks)
+    assert sorted(p.parent.name for p in s.masks) == ["left lung", "right lung"]
+    assert "heart" in s.extra
+    _, mask = load_pair(s)
+    left, right = synth.lung_masks()
+    np.testing.assert_array_equal(mask, left | right)
+
+
+def test_discover_all_layouts_in_one_root(all_layouts_root):
+    samples, problems = discover(all_layouts_root)
+    assert problems == []
+    counts = Counter(s.dataset for s in samples)
+    assert counts == {"montgomery": 3, "shenzhen": 3, "jsrt": 4}
+    assert len({(s.dataset, s.id) for s in samples}) == len(samples)
+    keys = [(s.dataset, s.id) for s in samples]
+    assert keys == sorted(keys)
+
+
+def test_duplicate_id_reported_once(tmp_path, synth):
+    synth.write_montgomery_official(tmp_path, ids=("MCUCXR_0001_0",))
+    synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=())
+    samples, problems = discover(tmp_path)
+    assert [s.id for s in samples] == ["MCUCXR_0001_0"]
+    assert len(problems) == 1 and problems[0].problem == "duplicate id"
+    assert "MCUCXR_0001_0.png" in str(problems[0])
+
+
+def test_discover_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        discover(tmp_path / "nope")
+
+
+def test_discover_folder_without_pairs(tmp_path, synth):
+    synth.save_png(tmp_path / "random" / "a.png", synth.chest_image())
+    with pytest.raises(FileNotFoundError) as e:
+        discover(tmp_path)
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "no image/mask pairs" in msg
+    assert "CXR_png" in msg and "left_lung" in msg  # says which layouts are expected
+
+
+# ---------------------------------------------------------------- mask suffixes, leftovers
+
+
+def test_mask_suffix_is_case_insensitive(tmp_path, synth):
+    base = synth.write_montgomery_official(tmp_path, ids=("MCUCXR_0004_0",))
+    for side in ("leftMask", "rightMask"):
+        p = base / "ManualMask" / side / "MCUCXR_0004_0.png"
+        p.rename(p.with_suffix(".PNG"))
+    scr = synth.write_scr(tmp_path, ids=("JPCLN002",))
+    p = scr / "masks" / "left lung" / "JPCLN002.gif"
+    p.rename(p.with_suffix(".GIF"))
+    chn = synth.write_shenzhen_official(tmp_path, ids=("CHNCXR_0002_0",))
+    p = chn / "mask" / "CHNCXR_0002_0_mask.png"
+    p.rename(p.with_suffix(".PNG"))
+    samples, problems = discover(tmp_path)
+    assert problems == []
+    got = {s.id: sorted(p.suffix for p in s.masks) for s in samples}
+    assert got == {
+        "MCUCXR_0004_0": [".PNG", ".PNG"],
+        "JPCLN002": [".GIF", ".gif"],
+        "CHNCXR_0002_0": [".PNG"],
+    }
+    for s in samples:
+        load_pair(s)
+
+
+def test_macos_and_windows_leftovers_are_ignored(combined_root, jsrt_root, synth):
+    base = combined_root / "chest-xray-masks"
+    junk = b"\x00\x05\x16\x07AppleDouble"
+    for folder in (base / "CXR_png", base / "masks", jsrt_root / "jsrt" / "images"):
+        (folder / "._MCUCXR_0001_0.png").write_bytes(junk)
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (folder / "Thumbs.db").write_bytes(b"xx")
+    (jsrt_root / "jsrt" / "masks" / "left_lung" / "._JPCLN001.png").write_bytes(junk)
+    mac = combined_root / "__MACOSX" / "chest-xray-masks"
+    for sub in ("CXR_png", "masks"):
+        (mac / sub).mkdir(parents=True)
+        (mac / sub / "._MCUCXR_0001_0.png").write_bytes(junk)
+    synth.save_png(mac / "CXR_png" / "MCUCXR_0009_0.png", synth.chest_image())  # even a real one
+    samples, problems = discover(combined_root)
+    assert problems == []
+    assert len(samples) == 6
+    assert not any("MACOSX" in str(s.image) or s.id.startswith(".") for s in samples)

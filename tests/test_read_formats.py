@@ -1,0 +1,101 @@
+"""Raster formats and colour modes: RGB as luma, RGBA on black, palette PNGs, JPEG, TIFF, BMP
+and GIF films; masks from PNG, GIF and bilevel files; rasters are never flipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import IMG_H, IMG_W, check_float_image, ramp8
+from PIL import Image
+
+from lungseg.imageio import read_image, read_mask
+
+H, W = IMG_H, IMG_W
+
+
+def test_rgb_png_uses_luma(tmp_path):
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, :16] = (200, 200, 200)
+    rgb[:, 16:32] = (255, 0, 0)
+    rgb[:, 32:] = (0, 0, 255)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    img = read_image(tmp_path / "rgb.png").image
+    check_float_image(img)
+    np.testing.assert_allclose(img[:, :16], 200 / 255, atol=1 / 255)
+    np.testing.assert_allclose(img[:, 16:32], 0.299 * 255 / 255, atol=1 / 255)  # ITU-R 601
+    np.testing.assert_allclose(img[:, 32:], 0.114 * 255 / 255, atol=1 / 255)
+
+
+def test_rgba_composited_on_black(tmp_path):
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., :3] = 200
+    rgba[:, : W // 2, 3] = 255  # opaque
+    rgba[:, W // 2 :, 3] = 128  # half transparent
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    img = read_image(tmp_path / "rgba.png").image
+    check_float_image(img)
+    np.testing.assert_allclose(img[:, : W // 2], 200 / 255, atol=1 / 255)
+    np.testing.assert_allclose(img[:, W // 2 :], 200 * 128 / 255 / 255, atol=2 / 255)
+
+
+def test_palette_png(tmp_path):
+    idx = np.zeros((H, W), np.uint8)
+    idx[:, W // 2 :] = 1
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([10, 10, 10, 240, 240, 240] + [0, 0, 0] * 254)
+    im.save(tmp_path / "pal.png")
+    with Image.open(tmp_path / "pal.png") as check:
+        assert check.mode == "P"
+    img = read_image(tmp_path / "pal.png").image
+    check_float_image(img)
+    np.testing.assert_allclose(img[:, : W // 2], 10 / 255, atol=1e-6)
+    np.testing.assert_allclose(img[:, W // 2 :], 240 / 255, atol=1e-6)
+
+
+def test_jpeg(tmp_path):
+    a = np.full((H, W), 60, np.uint8)
+    a[:, W // 2 :] = 200
+    Image.fromarray(a).save(tmp_path / "x.jpg", quality=95)
+    img = read_image(tmp_path / "x.jpg").image
+    check_float_image(img)
+    # lossy: compare away from the edge
+    assert abs(float(img[:, 4:16].mean()) - 60 / 255) < 3 / 255
+    assert abs(float(img[:, -16:-4].mean()) - 200 / 255) < 3 / 255
+
+
+@pytest.mark.parametrize("dtype,top", [(np.uint8, 255.0), (np.uint16, 65535.0)])
+def test_tiff(tmp_path, dtype, top):
+    a = (np.arange(H * W).reshape(H, W) * (1 if dtype == np.uint8 else 31)) % (int(top) + 1)
+    a = a.astype(dtype)
+    Image.fromarray(a).save(tmp_path / "x.tif")
+    img = read_image(tmp_path / "x.tif").image
+    check_float_image(img)
+    np.testing.assert_allclose(img, a / top, atol=1e-6)
+
+
+def test_bmp_and_gif(tmp_path):
+    a = ramp8()
+    Image.fromarray(a).save(tmp_path / "x.bmp")
+    np.testing.assert_allclose(read_image(tmp_path / "x.bmp").image, a / 255, atol=1e-6)
+    b = np.where(ramp8() > 127, 255, 0).astype(np.uint8)
+    Image.fromarray(b).save(tmp_path / "x.gif")
+    np.testing.assert_allclose(read_image(tmp_path / "x.gif").image, b / 255, atol=1e-6)
+
+
+def test_read_mask_png_gif_and_bilevel(tmp_path):
+    m = np.zeros((H, W), np.uint8)
+    m[10:30, 5:20] = 255
+    Image.fromarray(m).save(tmp_path / "m.gif")
+    Image.fromarray(m > 0).save(tmp_path / "m1.png")  # mode "1"
+    Image.fromarray(m).save(tmp_path / "m.png")
+    for name in ("m.gif", "m1.png", "m.png"):
+        got = read_mask(tmp_path / name)
+        assert got.dtype == np.uint8 and got.shape == (H, W)
+        np.testing.assert_array_equal(got, m, err_msg=name)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read_mask(tmp_path / "missing.png")
+
+
+def test_raster_not_flipped(tmp_path):
+    Image.fromarray(ramp8()).save(tmp_path / "g.png")
+    assert read_image(tmp_path / "g.png").flipped is False
