@@ -64,9 +64,11 @@ def test_repeated_calls_keep_one_filter_and_verbose_removes_it(monkeypatch, tmp_
         for _ in range(3):
             assert main(argv) == 0
         (handler,) = root.handlers
-        assert handler.filters == [lungseg.cli._hide_pydicom]
+        assert handler.filters == [lungseg.cli._hide_pydicom] and root.level == logging.INFO
         assert main([*argv, "-v"]) == 0
         assert root.handlers == [handler] and handler.filters == []
+        assert root.level == logging.DEBUG  # -v on a later call still turns on debug records
+        assert main(argv) == 0 and root.level == logging.INFO
     finally:
         root.handlers = handlers
         root.setLevel(level)

@@ -156,3 +156,26 @@ def test_text_file_named_dcm(tmp_path):
     p.write_text("not a dicom file\n" * 20)
     with pytest.raises(ImageReadError, match="notes.dcm"):
         read_image(p)
+
+
+def test_dicom_palette_colour_is_read_through_its_colour_tables(tmp_path):
+    """PALETTE COLOR stores indices; the film is what its tables map them to. Here the table
+    runs backwards (index 0 is white), so reading the raw indices would show a negative."""
+    ramp = (dicom_ramp() // 16).astype(np.uint16)  # indices 0..255
+    lut = (np.arange(255, -1, -1) * 257).astype("<u2").tobytes()  # 16-bit entries, reversed
+    p = write_dicom(
+        tmp_path / "pal.dcm", ramp, "PALETTE COLOR", BitsStored=8, HighBit=7,
+        RedPaletteColorLookupTableDescriptor=[256, 0, 16],
+        GreenPaletteColorLookupTableDescriptor=[256, 0, 16],
+        BluePaletteColorLookupTableDescriptor=[256, 0, 16],
+        RedPaletteColorLookupTableData=lut,
+        GreenPaletteColorLookupTableData=lut,
+        BluePaletteColorLookupTableData=lut,
+    )  # fmt: skip
+    np.testing.assert_allclose(read_image(p).image, 1 - ramp / 255.0, atol=1e-6)
+
+
+def test_dicom_palette_colour_without_tables_is_refused(tmp_path):
+    p = write_dicom(tmp_path / "pal.dcm", dicom_ramp() // 16, "PALETTE COLOR")
+    with pytest.raises(ImageReadError, match=r"pal\.dcm: PALETTE COLOR .*\(MONOCHROME2\)"):
+        read_image(p)

@@ -259,11 +259,9 @@ def _hide_pydicom(record: logging.LogRecord) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(level)  # every call: basicConfig acts only on the first
     warnings.filterwarnings("ignore", message=r"Image size .* decompression bomb")  # refused
     handler = logging.getLogger().handlers[0]  # (one filter however often main() is called)
     (handler.removeFilter if args.verbose else handler.addFilter)(_hide_pydicom)

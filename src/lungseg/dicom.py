@@ -29,11 +29,14 @@ def read_dicom(path: Path) -> Radiograph:
         raise
     except Exception as e:  # pydicom raises many types for broken files
         arr = _undecoded(path, ds, e)
-    if int(ds.get("SamplesPerPixel") or 1) > 1 and arr.ndim == 3:
+    palette = str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR"
+    if palette and arr.ndim == 2:  # indices into the file's colour tables: their colours
+        arr = _palette_rgb(path, ds, arr)
+    if (palette or int(ds.get("SamplesPerPixel") or 1) > 1) and arr.ndim == 3:
         arr = arr[..., :3].mean(axis=-1)
     if arr.ndim != 2:
         raise ImageReadError(f"{path}: pixel data of shape {arr.shape} is not one 2-D image")
-    arr = apply_modality_lut(arr, ds).astype(np.float32)
+    arr = arr.astype(np.float32) if palette else apply_modality_lut(arr, ds).astype(np.float32)
     if "VOILUTSequence" in ds or "WindowCenter" in ds:
         arr = apply_voi_lut(arr, ds).astype(np.float32)
     image = _minmax(arr, path)
@@ -68,6 +71,19 @@ def _dcmread(path: Path):
     except Exception as e:
         error = e
     raise ImageReadError(f"{path}: not a readable DICOM image ({error})")
+
+
+def _palette_rgb(path: Path, ds, indices: np.ndarray) -> np.ndarray:
+    """PALETTE COLOR pixel data (indices) -> HxWx3 colours through the file's LUTs."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        return apply_color_lut(indices, ds)
+    except Exception as e:  # noqa: BLE001 - missing or malformed LUTs: the file is broken
+        raise ImageReadError(
+            f"{path}: PALETTE COLOR image whose colour tables cannot be applied ({e}); "
+            "re-export the film as grayscale (MONOCHROME2)"
+        ) from e
 
 
 def _undecoded(path: Path, ds, error: Exception) -> np.ndarray:
