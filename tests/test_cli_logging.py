@@ -64,11 +64,30 @@ def test_repeated_calls_keep_one_filter_and_verbose_removes_it(monkeypatch, tmp_
         for _ in range(3):
             assert main(argv) == 0
         (handler,) = root.handlers
+        assert handler is lungseg.cli._handler
         assert handler.filters == [lungseg.cli._hide_pydicom] and root.level == logging.INFO
         assert main([*argv, "-v"]) == 0
         assert root.handlers == [handler] and handler.filters == []
         assert root.level == logging.DEBUG  # -v on a later call still turns on debug records
         assert main(argv) == 0 and root.level == logging.INFO
+    finally:
+        root.handlers = handlers
+        root.setLevel(level)
+
+
+def test_a_host_applications_logging_is_left_alone(monkeypatch, tmp_path):
+    """main() inside an application that configured logging: no handler, filter or level of its
+    own is added or changed."""
+    monkeypatch.setattr(lungseg.phantom, "write_phantoms", lambda *a, **k: [])
+    root = logging.getLogger()
+    handlers, level = root.handlers, root.level
+    app = logging.StreamHandler()
+    root.handlers = [app]
+    root.setLevel(logging.WARNING)
+    try:
+        assert main(["phantom", "--out", str(tmp_path), "-v"]) == 0
+        assert main(["phantom", "--out", str(tmp_path)]) == 0
+        assert root.handlers == [app] and app.filters == [] and root.level == logging.WARNING
     finally:
         root.handlers = handlers
         root.setLevel(level)

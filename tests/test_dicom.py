@@ -160,11 +160,13 @@ def test_text_file_named_dcm(tmp_path):
 
 def test_dicom_palette_colour_is_read_through_its_colour_tables(tmp_path):
     """PALETTE COLOR stores indices; the film is what its tables map them to. Here the table
-    runs backwards (index 0 is white), so reading the raw indices would show a negative."""
+    runs backwards (index 0 is white), so reading the raw indices would show a negative. A
+    rescale or window in the file (defined for gray images) is not applied to the colours."""
     ramp = (dicom_ramp() // 16).astype(np.uint16)  # indices 0..255
     lut = (np.arange(255, -1, -1) * 257).astype("<u2").tobytes()  # 16-bit entries, reversed
     p = write_dicom(
         tmp_path / "pal.dcm", ramp, "PALETTE COLOR", BitsStored=8, HighBit=7,
+        RescaleSlope=-1, RescaleIntercept=0, WindowCenter=100, WindowWidth=50,  # gray-only
         RedPaletteColorLookupTableDescriptor=[256, 0, 16],
         GreenPaletteColorLookupTableDescriptor=[256, 0, 16],
         BluePaletteColorLookupTableDescriptor=[256, 0, 16],

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from lungseg.cli import main
+from lungseg.imageio import exif_orientation, read_image, read_mask
 from lungseg.imageio import orientation as orientation_of
-from lungseg.imageio import read_image, read_mask
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.phantom import make_phantom
@@ -111,6 +111,20 @@ def test_a_broken_exif_block_reads_the_film_as_stored(tmp_path):
     path = tmp_path / "f.jpg"
     Image.fromarray(STORED).save(path, exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7f")
     assert read_image(path).image.shape == STORED.shape
+    assert orientation_of(path) == 1
+    (tmp_path / "g.png").write_bytes(_png(STORED, 0, before=_chunk(b"eXIf", b"MM\x00*junk")))
+    np.testing.assert_array_equal(read_mask(tmp_path / "g.png"), STORED)
+    assert orientation_of(tmp_path / "g.png") == 1
+    assert exif_orientation(b"\x00" * 40) == exif_orientation(b"II*\x00\x08\x00") == 1
+
+
+@pytest.mark.parametrize("value", [0, 9, 65535])
+def test_an_orientation_outside_1_to_8_reads_the_film_as_stored(tmp_path, value):
+    """Film and mask alike, so a pair with such a tag on one side is not refused."""
+    for suffix in (".png", ".jpg", ".tif"):
+        path = _save(tmp_path / f"f{suffix}", STORED, value)
+        assert read_image(path).image.shape == STORED.shape
+        assert read_mask(path).shape == STORED.shape and orientation_of(path) == 1
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped model not present")

@@ -38,11 +38,12 @@ def _trainer(epochs: int, lr=1e-3, min_lr=1e-6, callbacks=()):
 
 
 def _run(trainer, cb: FitToTime) -> list[float]:
-    """Lightning's order: on_train_start; per epoch, after its last batch the scheduler steps,
-    then on_train_epoch_end. Returns the learning rate each epoch ran at."""
+    """Lightning's order: on_train_start; per epoch, on_train_epoch_start, its batches, then
+    the scheduler steps, then on_train_epoch_end. Returns the learning rate each epoch ran at."""
     cb.on_train_start(trainer, None)
     lrs = []
     while trainer.current_epoch < trainer.fit_loop.max_epochs:
+        cb.on_train_epoch_start(trainer, None)
         lrs.append(trainer.opt.param_groups[0]["lr"])
         trainer.opt.step()
         trainer.lr_scheduler_configs[0].scheduler.step()
@@ -52,9 +53,9 @@ def _run(trainer, cb: FitToTime) -> list[float]:
 
 
 def test_a_run_longer_than_its_slot_ends_its_schedule_inside_it(monkeypatch):
-    """50 epochs of 10 s in a 1-minute slot: 5 epochs run (57 s of 60 with the margin) and the
-    learning rate decays over them to --min-lr, instead of stopping at the 6th epoch of a 50-epoch
-    cosine, near the top."""
+    """50 epochs of 10 s in a 1-minute slot: 5 epochs run (57 s of 60 with the margin). The
+    second epoch, the first timed without start-up, plans them; the rate then decays from where
+    it is to --min-lr over the last three, instead of stopping near the top of a 50-epoch cosine."""
     monkeypatch.setattr(lungseg.train, "_clock", FakeClock(10.0))
     trainer = _trainer(50)
     lrs = _run(trainer, FitToTime(1.0, 50))
@@ -62,8 +63,10 @@ def test_a_run_longer_than_its_slot_ends_its_schedule_inside_it(monkeypatch):
     assert lrs[0] == 1e-3 and all(a > b for a, b in itertools.pairwise(lrs))
     sched = trainer.lr_scheduler_configs[0].scheduler
     assert sched.T_max == 5 and sched.get_last_lr()[0] == pytest.approx(1e-6)  # end of cosine
-    cosine = [1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi * t / 5)) / 2 for t in range(5)]
-    assert lrs == pytest.approx(cosine, rel=1e-6)  # a 5-epoch cosine from the first epoch on
+    low, top = 1e-6, 1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi / 50)) / 2  # epoch 1: 50-cosine
+    tail = [low + (top - low) * (1 + math.cos(math.pi * t / 5)) / (1 + math.cos(math.pi / 5))
+            for t in range(2, 5)]  # fmt: skip
+    assert lrs == pytest.approx([1e-3, top, *tail], rel=1e-6)  # a 5-epoch cosine from epoch 1
 
 
 def test_a_run_that_fits_its_slot_is_left_alone(monkeypatch):
@@ -74,16 +77,18 @@ def test_a_run_that_fits_its_slot_is_left_alone(monkeypatch):
 
 
 def test_the_plan_follows_the_epochs_as_they_speed_up(monkeypatch):
-    """A first epoch slowed by start-up (workers, cuDNN tuning) shortens the plan; faster epochs
-    after it lengthen it again, never past --epochs."""
+    """A first epoch slowed by start-up (workers, cuDNN tuning) is not used to plan; the faster
+    epochs after it are, never past --epochs."""
     times = iter([0, 30, *range(32, 1000, 2)])  # 30 s, then 2 s per epoch, in a 90 s slot
     monkeypatch.setattr(lungseg.train, "_clock", lambda: next(times))
     trainer = _trainer(40)
     cb = FitToTime(1.5, 40)
     cb.on_train_start(trainer, None)
+    cb.on_train_epoch_start(trainer, None)
     cb.on_train_epoch_end(trainer, None)
-    assert trainer.fit_loop.max_epochs == 2  # 30 s more would fit once in 85.5 s
+    assert trainer.fit_loop.max_epochs == 40  # the first epoch plans nothing
     trainer.current_epoch = 1
+    cb.on_train_epoch_start(trainer, None)
     cb.on_train_epoch_end(trainer, None)
     assert trainer.fit_loop.max_epochs == 28  # 30 + 27 x 2 = 84 s <= 85.5 s
     times = iter([0, 30, *range(32, 1000, 2)])
@@ -100,19 +105,37 @@ def test_a_slow_first_epoch_does_not_end_the_run(monkeypatch):
 
 
 def test_a_resumed_run_counts_the_time_it_ran_before(monkeypatch):
-    """As Lightning's max_time does: 40 s of the 60 s slot were spent before --resume. The first
-    10 s epoch after it (a start: it may hold start-up time) is followed by one more, and that
-    one, at 60 s, past the 57 s margin, ends the run."""
+    """As Lightning's max_time does: 40 s of the 60 s slot were spent before --resume at epoch 3.
+    The first 10 s epoch after it (a start: it may hold start-up time) is followed by one more,
+    and that one, at 60 s, past the 57 s margin, ends the run."""
     monkeypatch.setattr(lungseg.train, "_clock", FakeClock(10.0))
     timer = L.pytorch.callbacks.Timer(duration=timedelta(minutes=1))
     timer.load_state_dict({"time_elapsed": {"train": 40.0}})  # as restored from last.ckpt
-    assert len(_run(_trainer(50, callbacks=[timer]), FitToTime(1.0, 50))) == 2
+    trainer = _trainer(50, callbacks=[timer])
+    trainer.current_epoch = 3
+    assert len(_run(trainer, FitToTime(1.0, 50))) == 2
+
+
+@pytest.mark.parametrize("minutes", [1.0, 100.0])  # re-planned, or not
+def test_a_resumed_run_goes_on_from_the_rate_it_stopped_at(monkeypatch, minutes):
+    """A run cut to 5 epochs ended at --min-lr; resumed with --epochs 50 (the module sets T_max
+    back to 50), it goes on at that rate whether the new slot is short or long."""
+    monkeypatch.setattr(lungseg.train, "_clock", FakeClock(10.0))
+    trainer = _trainer(5)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    for _ in range(5):
+        trainer.opt.step()
+        sched.step()
+    sched.T_max, trainer.current_epoch, trainer.fit_loop.max_epochs = 50, 5, 50
+    lrs = _run(trainer, FitToTime(minutes, 50))
+    assert len(lrs) == (5 if minutes == 1.0 else 45)
+    assert lrs == pytest.approx([1e-6] * len(lrs), rel=1e-9)
 
 
 @pytest.mark.slow
 def test_train_with_max_minutes_runs_the_epochs_that_fit(tmp_path, monkeypatch, synth):
     """Through the CLI and Lightning: each epoch 'takes' 12 s of a 1-minute slot, so 4 of the 500
-    epochs run, on a 4-epoch cosine from --lr towards --min-lr."""
+    epochs run, planned after the second, the last of them near the end of the cosine."""
     root = tmp_path / "data"
     ids = range(1, 7)
     synth.write_combined(
@@ -134,5 +157,8 @@ def test_train_with_max_minutes_runs_the_epochs_that_fit(tmp_path, monkeypatch, 
     assert sorted({int(r["epoch"]) for r in rows}) == [0, 1, 2, 3]
     lrs = [float(r["lr"]) for r in rows if r.get("lr")]
     assert len(lrs) == 4 and lrs[0] == pytest.approx(1e-3)
-    assert lrs[-1] == pytest.approx(1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi * 3 / 4)) / 2)
+    top = 1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi / 500)) / 2  # planned after epoch 1
+    later = [1e-6 + (top - 1e-6) * (1 + math.cos(math.pi * t / 4)) / (1 + math.cos(math.pi / 4))
+             for t in (2, 3)]  # fmt: skip
+    assert lrs[1:] == pytest.approx([top, *later], rel=1e-5)  # (logged in float32)
     assert (out / "model.safetensors").is_file()

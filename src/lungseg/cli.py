@@ -257,14 +257,29 @@ def _hide_pydicom(record: logging.LogRecord) -> bool:
     return not record.name.startswith("pydicom")
 
 
+_handler: logging.Handler | None = None  # the stderr handler main() installed, if it did
+
+
+def _setup_logging(verbose: bool) -> None:
+    """The command line's log on stderr, DEBUG with -v, else INFO without pydicom's records.
+    Set on every call (tests and notebooks call main() again), on lungseg's own handler only:
+    when the host application set up logging itself, its handlers and level are left alone."""
+    global _handler
+    root = logging.getLogger()
+    if _handler not in root.handlers:
+        if root.handlers:
+            return
+        _handler = logging.StreamHandler(sys.stderr)
+        _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(_handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    (_handler.removeFilter if verbose else _handler.addFilter)(_hide_pydicom)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger().setLevel(level)  # every call: basicConfig acts only on the first
+    _setup_logging(args.verbose)
     warnings.filterwarnings("ignore", message=r"Image size .* decompression bomb")  # refused
-    handler = logging.getLogger().handlers[0]  # (one filter however often main() is called)
-    (handler.removeFilter if args.verbose else handler.addFilter)(_hide_pydicom)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:

@@ -233,13 +233,13 @@ def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros(image.shape, dtype=np.uint8)
     turn = orientation(s.image)
     for p in s.masks:
-        if orientation(p) != turn:
+        raw = read_mask(p)
+        if (mask_turn := orientation(p)) != turn:
             raise ValueError(
-                f"{p}: the mask's EXIF orientation ({orientation(p)}) differs from its image "
+                f"{p}: the mask's EXIF orientation ({mask_turn}) differs from its image "
                 f"{s.image.name}'s ({turn}); both are read as displayed, so one of them would "
                 "be turned against the other: save both upright without an EXIF orientation"
             )
-        raw = read_mask(p)
         if raw.shape != image.shape:
             raise ValueError(
                 f"{p}: mask is {raw.shape[1]}x{raw.shape[0]} but image {s.image.name} "

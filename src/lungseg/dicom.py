@@ -29,7 +29,8 @@ def read_dicom(path: Path) -> Radiograph:
         raise
     except Exception as e:  # pydicom raises many types for broken files
         arr = _undecoded(path, ds, e)
-    palette = str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR"
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    palette = photometric == "PALETTE COLOR"
     if palette and arr.ndim == 2:  # indices into the file's colour tables: their colours
         arr = _palette_rgb(path, ds, arr)
     if (palette or int(ds.get("SamplesPerPixel") or 1) > 1) and arr.ndim == 3:
@@ -37,11 +38,12 @@ def read_dicom(path: Path) -> Radiograph:
     if arr.ndim != 2:
         raise ImageReadError(f"{path}: pixel data of shape {arr.shape} is not one 2-D image")
     arr = arr.astype(np.float32) if palette else apply_modality_lut(arr, ds).astype(np.float32)
-    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+    mono = photometric in ("MONOCHROME1", "MONOCHROME2")  # (windows are defined for gray only)
+    if mono and ("VOILUTSequence" in ds or "WindowCenter" in ds):
         arr = apply_voi_lut(arr, ds).astype(np.float32)
     image = _minmax(arr, path)
     inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
-    if inverse or str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+    if inverse or photometric == "MONOCHROME1":
         image = 1.0 - image  # once: DX files often say both, meaning one inversion
     flipped, upside_down = _dicom_orientation(ds)
     return Radiograph(image, _dicom_spacing(ds), flipped, upside_down)

@@ -167,30 +167,50 @@ def as_displayed(arr: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _orientation(im: Image.Image) -> int:
+    """The EXIF Orientation of an open image, read as the PNG reader and OpenCV read it: from
+    the EXIF block only (an XMP orientation is ignored). TIFF: the tag of its first directory,
+    which Pillow 13 applies itself when it loads the pixels, and then removes."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is not None:
+        return _valid(tags.get(0x0112, 1))
+    raw = im.info.get("exif")
+    return exif_orientation(raw) if raw else 1
+
+
+def exif_orientation(exif: bytes) -> int:
+    """The Orientation of a raw EXIF block (1, as stored, when it has none, one outside 1..8, or
+    the block is broken)."""
     try:
-        return int(im.getexif().get(0x0112, 1))
+        tags = Image.Exif()
+        tags.load(exif)
+        return _valid(tags.get(0x0112, 1))
     except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken film: read as stored
         return 1
 
 
+def _valid(orientation) -> int:
+    return orientation if type(orientation) is int and 1 <= orientation <= 8 else 1
+
+
 def orientation(path: str | Path) -> int:
     """The EXIF Orientation a raster file is displayed with (1..8; 1, as stored, for files
-    without one and for DICOM). Reads headers only, except for PNGs (a walk of the chunks)."""
-    from .png import PNG_SIGNATURE, _chunks, exif_orientation
+    without one, DICOM and files that cannot be read). Reads headers only, except for PNGs (a
+    walk of the chunks, as the PNG reader finds eXIf)."""
+    from .png import PNG_SIGNATURE, _chunks
 
     path = Path(path)
-    if is_dicom(path):
-        return 1
-    with open(path, "rb") as f:
-        if f.read(8) == PNG_SIGNATURE:  # Pillow would decode the image to look past its data
-            exif = _chunks(np.fromfile(path, np.uint8), (b"eXIf",)).get(b"eXIf")
-            return 1 if exif is None else exif_orientation(exif)
-        f.seek(0)
-        try:
+    try:
+        if is_dicom(path):
+            return 1
+        with open(path, "rb") as f:
+            if f.read(8) == PNG_SIGNATURE:  # Pillow would decode the image to look past its data
+                exif = _chunks(np.fromfile(path, np.uint8), (b"eXIf",)).get(b"eXIf")
+                return exif_orientation(exif) if exif else 1
+            f.seek(0)
             with Image.open(f) as im:
                 return _orientation(im)
-        except (OSError, SyntaxError, ValueError, *BOMB):
-            return 1  # an unreadable file: the reader that follows says why
+    except (OSError, SyntaxError, ValueError, *BOMB):
+        return 1  # unreadable: the readers say why
 
 
 def to_gray_float(im: Image.Image, where: str | Path = "image") -> np.ndarray:
@@ -243,8 +263,9 @@ def read_mask(path: str | Path) -> np.ndarray:
         raise FileNotFoundError(f"{path}: mask file missing")
     try:
         with open(path, "rb") as f, Image.open(f) as im:  # (see _read_raster)
-            gray = im if im.mode in ("L", "1") else im.convert("L")
-            arr = as_displayed(np.asarray(gray), _orientation(im))
+            im.load()  # (a PNG's eXIf may follow its pixels)
+            arr = np.asarray(im if im.mode in ("L", "1") else im.convert("L"))
+            arr = as_displayed(arr, _orientation(im))
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: mask is not a readable image ({e})") from e
     return (arr.astype(np.uint8) * 255) if arr.dtype == bool else arr.astype(np.uint8)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .imageio import BITS16, _check_size, _scale16, as_displayed
+from .imageio import BITS16, _check_size, _scale16, as_displayed, exif_orientation
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -44,12 +43,13 @@ def read_png(path: Path) -> np.ndarray | None:
         img = _gray16(arr[..., :3] if colour == 2 else arr)
     else:
         img = np.divide(arr, np.float32(255), dtype=np.float32) if depth == 8 else _scale16(arr)
-    return as_displayed(img, exif_orientation(extra[b"eXIf"])) if b"eXIf" in extra else img
+    return as_displayed(img, exif_orientation(extra[b"eXIf"])) if extra.get(b"eXIf") else img
 
 
 def _chunks(data: np.ndarray, kinds: tuple[bytes, ...]) -> dict[bytes, bytes]:
-    """The bodies of the first chunk of each of `kinds` in a PNG (bytes as uint8), found by
-    walking the chunk lengths up to IEND (eXIf may come before or after the image data)."""
+    """The bodies of the last chunk of each of `kinds` in a PNG (bytes as uint8; the last, as
+    Pillow keeps it), found by walking the chunk lengths up to IEND (eXIf may come before or
+    after the image data)."""
     found: dict[bytes, bytes] = {}
     at = 8
     while at + 8 <= len(data):
@@ -57,20 +57,10 @@ def _chunks(data: np.ndarray, kinds: tuple[bytes, ...]) -> dict[bytes, bytes]:
         kind = data[at + 4 : at + 8].tobytes()
         if kind == b"IEND":
             break
-        if kind in kinds and kind not in found:
+        if kind in kinds:
             found[kind] = data[at + 8 : at + 8 + size].tobytes()
         at += 12 + size
     return found
-
-
-def exif_orientation(exif: bytes) -> int:
-    """The Orientation tag of a raw EXIF block (1, as stored, when it has none or is broken)."""
-    try:
-        tags = Image.Exif()
-        tags.load(exif)
-        return int(tags.get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken film: read as stored
-        return 1
 
 
 def _gray16(arr: np.ndarray) -> np.ndarray:

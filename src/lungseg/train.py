@@ -164,27 +164,32 @@ _clock = time.monotonic  # (tests replace it)
 class FitToTime(L.Callback):
     """--max-minutes: after each epoch, the run and its cosine schedule end at the last epoch
     that fits in the time left (at most --epochs), judged by the last epoch's wall time with a
-    5% margin (the first epoch of a start, which holds the start-up's time, never ends the run
-    while time is left). A run in a time slot then still decays to --min-lr, rather than
-    stopping at a high rate when the limit hits; Lightning's max_time stays as the hard stop,
-    and, as it does, the time of the run before a --resume counts."""
+    5% margin. The first epoch of a start holds the start-up's time too: it plans nothing while
+    time is left, the next one does. The rate decays from where it is to --min-lr at the new end
+    (as a --resume with a longer --epochs does), rather than stopping high when the limit hits;
+    Lightning's max_time stays as the hard stop, and, as it does, the time of the run before a
+    --resume counts."""
 
     def __init__(self, minutes: float, epochs: int):
         self.limit, self.epochs = minutes * 60, epochs
 
     def on_train_start(self, trainer, pl_module) -> None:
         timer = [c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)]
-        self.mark, self.first = _clock(), trainer.current_epoch + 1
+        self.mark, self.first = _clock(), trainer.current_epoch
         self.start = self.mark - (timer[0].time_elapsed("train") if timer else 0.0)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.rates = [[g["lr"] for g in c.scheduler.optimizer.param_groups]
+                      for c in trainer.lr_scheduler_configs]  # fmt: skip
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         now = _clock()
         took, self.mark = now - self.mark, now
         done = trainer.current_epoch + 1
         left = 0.95 * self.limit - (now - self.start)
+        if trainer.current_epoch == self.first and left > 0:
+            return
         fits = done + int(max(0.0, left) // max(took, 1e-9))
-        if done == self.first and left > 0:  # the first epoch's time holds the start-up's too:
-            fits = max(fits, done + 1)  # the next one, timed alone, decides
         last = max(done, min(self.epochs, fits))
         if last != trainer.fit_loop.max_epochs:
             log.info(
@@ -193,18 +198,20 @@ class FitToTime(L.Callback):
                 self.epochs,
             )  # fmt: skip
             trainer.fit_loop.max_epochs = last
-            for c in trainer.lr_scheduler_configs:
-                _recosine(c.scheduler, last)
+            for c, rates in zip(trainer.lr_scheduler_configs, self.rates, strict=True):
+                _recosine(c.scheduler, last, rates)
 
 
-def _recosine(sched: torch.optim.lr_scheduler.CosineAnnealingLR, epochs: int) -> None:
-    """A cosine schedule, mid-run, re-planned to end after `epochs`. Lightning has already
-    stepped it into the next epoch when on_train_epoch_end runs, so that epoch's rate is set to
-    the new cosine's too (closed form; the steps after it follow from that rate)."""
+def _recosine(sched, epochs: int, rates: list[float]) -> None:
+    """A CosineAnnealingLR re-planned mid-run to reach eta_min after `epochs`, from `rates`, those
+    its param groups ran the epoch just ended at. Lightning has already stepped it into the next
+    epoch when on_train_epoch_end runs, so that step is redone with the new length (torch's own
+    recursive step; the steps after it follow from the rate it sets)."""
     sched.T_max = epochs
-    t, low = sched.last_epoch, sched.eta_min
-    for group, base in zip(sched.optimizer.param_groups, sched.base_lrs, strict=True):
-        group["lr"] = low + (base - low) * (1 + math.cos(math.pi * t / epochs)) / 2
+    t, low = sched.last_epoch, sched.eta_min  # t <= epochs: the new end is not behind
+    step = (1 + math.cos(math.pi * t / epochs)) / (1 + math.cos(math.pi * (t - 1) / epochs))
+    for group, rate in zip(sched.optimizer.param_groups, rates, strict=True):
+        group["lr"] = low + (rate - low) * step
     sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
 
 
