@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-import lungseg.cli
+import lungseg.console
 import lungseg.phantom
 from lungseg.cli import main
 
@@ -64,8 +64,8 @@ def test_repeated_calls_keep_one_filter_and_verbose_removes_it(monkeypatch, tmp_
         for _ in range(3):
             assert main(argv) == 0
         (handler,) = root.handlers
-        assert handler is lungseg.cli._handler
-        assert handler.filters == [lungseg.cli._hide_pydicom] and root.level == logging.INFO
+        assert handler is lungseg.console._handler
+        assert handler.filters == [lungseg.console._hide_pydicom] and root.level == logging.INFO
         assert main([*argv, "-v"]) == 0
         assert root.handlers == [handler] and handler.filters == []
         assert root.level == logging.DEBUG  # -v on a later call still turns on debug records

@@ -8,6 +8,8 @@ import logging
 import sys
 import warnings
 
+from . import console
+
 log = logging.getLogger("lungseg")
 
 
@@ -19,6 +21,7 @@ def _train(a) -> int:
     from .runconfig import TrainConfig, run_config
     from .train import fit
 
+    console.lightning_through_ours()
     given = {f.name: getattr(a, f.name, None) for f in fields(TrainConfig)}
     given = {k: v for k, v in given.items() if v is not None}
     if a.no_corruptions:
@@ -252,33 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _hide_pydicom(record: logging.LogRecord) -> bool:
-    """Without -v: pydicom logs, with a traceback, each decoder it tries that fails."""
-    return not record.name.startswith("pydicom")
-
-
-_handler: logging.Handler | None = None  # the stderr handler main() installed, if it did
-
-
-def _setup_logging(verbose: bool) -> None:
-    """The command line's log on stderr, DEBUG with -v, else INFO without pydicom's records.
-    Set on every call (tests and notebooks call main() again), on lungseg's own handler only:
-    when the host application set up logging itself, its handlers and level are left alone."""
-    global _handler
-    root = logging.getLogger()
-    if _handler not in root.handlers:
-        if root.handlers:
-            return
-        _handler = logging.StreamHandler(sys.stderr)
-        _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(_handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    (_handler.removeFilter if verbose else _handler.addFilter)(_hide_pydicom)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    console.setup(args.verbose)
     warnings.filterwarnings("ignore", message=r"Image size .* decompression bomb")  # refused
     try:
         return args.func(args)

@@ -57,8 +57,8 @@ def _dcmread(path: Path):
 
     try:
         return pydicom.dcmread(path)
-    except pydicom.errors.InvalidDicomError as e:
-        error: Exception | str = f"{e} Read with force=True, it has no pixel data"
+    except pydicom.errors.InvalidDicomError:
+        error: Exception | str = "no DICOM file marker, and read without one it has no pixel data"
         try:
             ds = pydicom.dcmread(path, force=True)
             if "PixelData" in ds:

@@ -150,7 +150,14 @@ def _read_raster(path: Path) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, *BOMB) as e:
         bomb = isinstance(e, BOMB)
         hint = "downsample it first" if bomb else "is it corrupt or truncated?"
-        raise ImageReadError(f"{path}: not a readable image ({e}); {hint}") from e
+        raise ImageReadError(f"{path}: not a readable image ({_why(e)}); {hint}") from e
+
+
+def _why(e: Exception) -> str:
+    """Pillow's reason, without the file object it names when opened from one."""
+    if isinstance(e, Image.UnidentifiedImageError):
+        return "not an image format Pillow recognises"
+    return str(e)
 
 
 def as_displayed(arr: np.ndarray, orientation: int) -> np.ndarray:
@@ -267,5 +274,5 @@ def read_mask(path: str | Path) -> np.ndarray:
             arr = np.asarray(im if im.mode in ("L", "1") else im.convert("L"))
             arr = as_displayed(arr, _orientation(im))
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: mask is not a readable image ({e})") from e
+        raise ImageReadError(f"{path}: mask is not a readable image ({_why(e)})") from e
     return (arr.astype(np.uint8) * 255) if arr.dtype == bool else arr.astype(np.uint8)

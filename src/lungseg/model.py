@@ -212,9 +212,10 @@ def load_model(path: str | Path | None = None) -> tuple[torch.nn.Module, ModelCo
     config)."""
     path = Path(path) if path else DEFAULT_WEIGHTS
     if not path.is_file():
+        what = "is a folder, not a model file" if path.is_dir() else "not found"
         raise FileNotFoundError(
-            f"model file {path} not found; pass --model FILE (a .safetensors, "
-            ".ckpt from `lungseg train`, or .onnx)"
+            f"model file {path} {what}; pass --model FILE (a .safetensors, "
+            ".ckpt from `lungseg train`, or .onnx; a run folder holds model.safetensors)"
         )
     if path.suffix not in (".safetensors", ".ckpt"):
         raise ValueError(f"{path}: unknown model format; use .safetensors, .ckpt or .onnx")

@@ -94,6 +94,7 @@ def _load(seg: Segmenter, path: Path):
         x, g = seg.prepare(rad)
         return rad, x, g, None
     except (ImageReadError, ValueError, OSError, MemoryError) as e:
+        log.debug("%s: not segmented", path, exc_info=True)  # -v: the traceback
         return None, None, None, str(e)
 
 

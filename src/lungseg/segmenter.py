@@ -103,7 +103,8 @@ def make_runner(model: str | Path | None = None, device: str = "auto"):
     """A runner for a model file: .onnx -> ONNX Runtime, else PyTorch (default: shipped model)."""
     if model is not None and Path(model).suffix == ".onnx":
         if not Path(model).is_file():
-            raise FileNotFoundError(f"model file {model} not found")
+            what = "is a folder, not a model file" if Path(model).is_dir() else "not found"
+            raise FileNotFoundError(f"model file {model} {what}")
         return OnnxRunner(model)
     return TorchRunner(model, device)
 

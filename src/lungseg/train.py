@@ -6,8 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
-import time
+import warnings
 from collections import Counter
 from dataclasses import asdict
 from datetime import timedelta
@@ -23,6 +22,7 @@ from .augment import PairDataset
 from .metrics import confusion
 from .model import build_model, load_encoder_weights, load_init, save_safetensors
 from .runconfig import TrainConfig, check_device, check_run_folder
+from .schedule import FitToTime
 from .splits import assign_splits, read_splits, select
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,14 @@ class LungSegModule(L.LightningModule):
         # --epochs then decays from the current rate to --min-lr at the new last epoch
         for c in self.trainer.lr_scheduler_configs:
             c.scheduler.T_max = max(1, self.cfg.epochs)
+        if self.current_epoch > 0:
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            done = " (the run had finished its schedule: start a new one with --init to train "
+            done += "at a higher rate)" if lr <= self.cfg.min_lr * 1.001 else ""
+            log.info(
+                "resumed at epoch %d, learning rate %.3g: it goes on to --min-lr %g at the last "
+                "epoch%s", self.current_epoch, lr, self.cfg.min_lr, done,
+            )  # fmt: skip
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(
@@ -158,63 +166,6 @@ class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         return str(Path(self.dirpath) / Path(path).name) if path else path
 
 
-_clock = time.monotonic  # (tests replace it)
-
-
-class FitToTime(L.Callback):
-    """--max-minutes: after each epoch, the run and its cosine schedule end at the last epoch
-    that fits in the time left (at most --epochs), judged by the last epoch's wall time with a
-    5% margin. The first epoch of a start holds the start-up's time too: it plans nothing while
-    time is left, the next one does. The rate decays from where it is to --min-lr at the new end
-    (as a --resume with a longer --epochs does), rather than stopping high when the limit hits;
-    Lightning's max_time stays as the hard stop, and, as it does, the time of the run before a
-    --resume counts."""
-
-    def __init__(self, minutes: float, epochs: int):
-        self.limit, self.epochs = minutes * 60, epochs
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        timer = [c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)]
-        self.mark, self.first = _clock(), trainer.current_epoch
-        self.start = self.mark - (timer[0].time_elapsed("train") if timer else 0.0)
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.rates = [[g["lr"] for g in c.scheduler.optimizer.param_groups]
-                      for c in trainer.lr_scheduler_configs]  # fmt: skip
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        now = _clock()
-        took, self.mark = now - self.mark, now
-        done = trainer.current_epoch + 1
-        left = 0.95 * self.limit - (now - self.start)
-        if trainer.current_epoch == self.first and left > 0:
-            return
-        fits = done + int(max(0.0, left) // max(took, 1e-9))
-        last = max(done, min(self.epochs, fits))
-        if last != trainer.fit_loop.max_epochs:
-            log.info(
-                "--max-minutes %g: epoch %d took %.1f s; the run and its LR schedule now end "
-                "after epoch %d (of --epochs %d)", self.limit / 60, done - 1, took, last - 1,
-                self.epochs,
-            )  # fmt: skip
-            trainer.fit_loop.max_epochs = last
-            for c, rates in zip(trainer.lr_scheduler_configs, self.rates, strict=True):
-                _recosine(c.scheduler, last, rates)
-
-
-def _recosine(sched, epochs: int, rates: list[float]) -> None:
-    """A CosineAnnealingLR re-planned mid-run to reach eta_min after `epochs`, from `rates`, those
-    its param groups ran the epoch just ended at. Lightning has already stepped it into the next
-    epoch when on_train_epoch_end runs, so that step is redone with the new length (torch's own
-    recursive step; the steps after it follow from the rate it sets)."""
-    sched.T_max = epochs
-    t, low = sched.last_epoch, sched.eta_min  # t <= epochs: the new end is not behind
-    step = (1 + math.cos(math.pi * t / epochs)) / (1 + math.cos(math.pi * (t - 1) / epochs))
-    for group, rate in zip(sched.optimizer.param_groups, rates, strict=True):
-        group["lr"] = low + (rate - low) * step
-    sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
-
-
 def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (`resume`: continue cfg.out's run from checkpoints/last.ckpt); returns the path of
     the best model exported as fp16 safetensors. The run folder, device, encoder and weight
@@ -269,9 +220,11 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     )
     last = out / "checkpoints" / "last.ckpt"
     earlier = _read_log(out / "metrics.csv") if resume else []  # Lightning overwrites the file
-    trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=last if resume else None)
-    if earlier:
-        _merge_log(out / "metrics.csv", earlier)
+    with warnings.catch_warnings():  # about the run's own files (config.json, a resume's
+        # checkpoints and log, merged back below): alarming and not true here
+        warnings.filterwarnings("ignore", message=r"(Experiment logs|Checkpoint) directory")
+        trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=last if resume else None)
+    _tidy_log(out / "metrics.csv", earlier)
     best = LungSegModule.load_from_checkpoint(best_ckpt.best_model_path or last, map_location="cpu")
     target = out / "model.safetensors"
     score = best_ckpt.best_model_score  # (a tensor: `score or nan` would turn 0.0 into nan)
@@ -288,13 +241,20 @@ def _read_log(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _merge_log(path: Path, earlier: list[dict]) -> None:
-    """Put the epochs logged before a resume back in front of the resumed run's rows."""
+def _tidy_log(path: Path, earlier: list[dict]) -> None:
+    """metrics.csv as one row per epoch (Lightning writes the training and the validation
+    figures of an epoch on two rows), with the epochs logged before a resume put back in front."""
     new = _read_log(path)
     first = min((int(r["epoch"]) for r in new if r.get("epoch")), default=None)
-    rows = [r for r in earlier if first is None or int(r["epoch"]) < first] + new
-    fields = list(dict.fromkeys(k for r in rows for k in r))
+    rows: dict[int, dict] = {}
+    for r in [r for r in earlier if first is None or int(r["epoch"]) < first] + new:
+        if r.get("epoch"):
+            merged = rows.setdefault(int(r["epoch"]), {})
+            merged.update({k: v for k, v in r.items() if v not in ("", None)})
+    if not rows:
+        return
+    fields = list(dict.fromkeys(k for r in rows.values() for k in r))
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(rows[e] for e in sorted(rows))
