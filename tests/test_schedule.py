@@ -37,9 +37,10 @@ def _trainer(epochs: int, lr=1e-3, min_lr=1e-6, callbacks=()):
     )
 
 
-def _run(trainer, cb: FitToTime) -> list[float]:
+def _run(trainer, cb: FitToTime, plans: list[int] | None = None) -> list[float]:
     """Lightning's order: on_train_start; per epoch, on_train_epoch_start, its batches, then
-    the scheduler steps, then on_train_epoch_end. Returns the learning rate each epoch ran at."""
+    the scheduler steps, then on_train_epoch_end. Returns the learning rate each epoch ran at;
+    `plans` gets the planned number of epochs after each."""
     cb.on_train_start(trainer, None)
     lrs = []
     while trainer.current_epoch < trainer.fit_loop.max_epochs:
@@ -48,6 +49,8 @@ def _run(trainer, cb: FitToTime) -> list[float]:
         trainer.opt.step()
         trainer.lr_scheduler_configs[0].scheduler.step()
         cb.on_train_epoch_end(trainer, None)
+        if plans is not None:
+            plans.append(trainer.fit_loop.max_epochs)
         trainer.current_epoch += 1
     return lrs
 
@@ -110,16 +113,8 @@ def test_epoch_times_that_wobble_do_not_re_plan_every_epoch(monkeypatch):
     ends = itertools.accumulate(itertools.cycle([9.5, 10.5]), initial=0.0)
     monkeypatch.setattr(lungseg.schedule, "_clock", lambda: next(ends))
     trainer = _trainer(100)
-    plans = []
-    cb = FitToTime(10.0, 100)
-    cb.on_train_start(trainer, None)
-    while trainer.current_epoch < trainer.fit_loop.max_epochs:
-        cb.on_train_epoch_start(trainer, None)
-        trainer.opt.step()
-        trainer.lr_scheduler_configs[0].scheduler.step()
-        cb.on_train_epoch_end(trainer, None)
-        plans.append(trainer.fit_loop.max_epochs)
-        trainer.current_epoch += 1
+    plans: list[int] = []
+    _run(trainer, FitToTime(10.0, 100), plans)
     changes = sum(a != b for a, b in itertools.pairwise(plans))
     assert changes <= 3  # a plan, and a few more as the estimate firms up (not every epoch)
     assert 10 * len(plans) <= 570  # inside 95% of the slot

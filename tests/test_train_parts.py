@@ -90,6 +90,18 @@ def test_load_model_missing_and_unknown_format(tmp_path):
         load_model(tmp_path / "m.bin")
 
 
+def test_a_folder_given_as_the_model_is_called_a_folder(tmp_path):
+    """Torch and ONNX runners alike (one check serves both)."""
+    from lungseg.segmenter import make_runner
+
+    (tmp_path / "run.onnx").mkdir()
+    for folder in (tmp_path, tmp_path / "run.onnx"):
+        with pytest.raises(FileNotFoundError, match="is a folder, not a model file; pass --model"):
+            make_runner(folder)
+    with pytest.raises(FileNotFoundError, match=r"none\.onnx not found; pass --model"):
+        make_runner(tmp_path / "none.onnx")
+
+
 # ---------------------------------------------------------------- training pieces
 
 

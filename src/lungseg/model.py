@@ -207,16 +207,21 @@ def _read_ckpt(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_model(path: str | Path | None = None) -> tuple[torch.nn.Module, ModelConfig]:
-    """Load a .safetensors (default: the shipped model) or Lightning .ckpt -> (fp32 eval model,
-    config)."""
-    path = Path(path) if path else DEFAULT_WEIGHTS
+def check_model_file(path: Path) -> None:
+    """Raise FileNotFoundError, saying what to pass, unless `path` is a file."""
     if not path.is_file():
         what = "is a folder, not a model file" if path.is_dir() else "not found"
         raise FileNotFoundError(
             f"model file {path} {what}; pass --model FILE (a .safetensors, "
             ".ckpt from `lungseg train`, or .onnx; a run folder holds model.safetensors)"
         )
+
+
+def load_model(path: str | Path | None = None) -> tuple[torch.nn.Module, ModelConfig]:
+    """Load a .safetensors (default: the shipped model) or Lightning .ckpt -> (fp32 eval model,
+    config)."""
+    path = Path(path) if path else DEFAULT_WEIGHTS
+    check_model_file(path)
     if path.suffix not in (".safetensors", ".ckpt"):
         raise ValueError(f"{path}: unknown model format; use .safetensors, .ckpt or .onnx")
     try:

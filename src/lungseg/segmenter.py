@@ -18,7 +18,7 @@ import numpy as np
 
 from . import postprocess as pp
 from .imageio import Radiograph, from_array, read_image
-from .model import DEFAULT_WEIGHTS, ModelConfig, config_from_metadata
+from .model import DEFAULT_WEIGHTS, ModelConfig, check_model_file, config_from_metadata
 from .preprocess import preprocess, resize_labels, to_original
 from .stats import measure
 
@@ -102,9 +102,7 @@ class OnnxRunner:
 def make_runner(model: str | Path | None = None, device: str = "auto"):
     """A runner for a model file: .onnx -> ONNX Runtime, else PyTorch (default: shipped model)."""
     if model is not None and Path(model).suffix == ".onnx":
-        if not Path(model).is_file():
-            what = "is a folder, not a model file" if Path(model).is_dir() else "not found"
-            raise FileNotFoundError(f"model file {model} {what}")
+        check_model_file(Path(model))
         return OnnxRunner(model)
     return TorchRunner(model, device)
 
