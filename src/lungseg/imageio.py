@@ -18,6 +18,7 @@ DICOM_SUFFIXES = {".dcm", ".dicom"}
 MAX_PIXELS = 128_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
 # EXIF Orientation 2..8 -> (transpose, then flip rows, flip columns): stored pixels -> displayed
@@ -91,6 +92,26 @@ def read_image(path: str | Path) -> Radiograph:
     if h < 16 or w < 16:
         raise ImageReadError(f"{path}: image is {w}x{h} px, too small to be a radiograph")
     return rad
+
+
+def film_pixels(path: str | Path) -> int:
+    """Width x height of a film from its header, without decoding it (a DICOM's first frame);
+    0 when the header cannot be read (`read_image` then says why)."""
+    try:
+        if is_dicom(Path(path)):
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            return int(ds.Rows) * int(ds.Columns)
+        with open(path, "rb") as f:
+            head = f.read(24)
+            if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":  # most films
+                return int.from_bytes(head[16:20], "big") * int.from_bytes(head[20:24], "big")
+            f.seek(0)
+            with Image.open(f) as im:  # the header only: pixels load lazily
+                return im.size[0] * im.size[1]
+    except Exception:  # any failure here is read_image's to report, with its message
+        return 0
 
 
 def from_array(arr) -> np.ndarray:
@@ -203,7 +224,7 @@ def orientation(path: str | Path) -> int:
     """The EXIF Orientation a raster file is displayed with (1..8; 1, as stored, for files
     without one, DICOM and files that cannot be read). Reads headers only, except for PNGs (a
     walk of the chunks, as the PNG reader finds eXIf)."""
-    from .png import PNG_SIGNATURE, _chunks
+    from .png import _chunks
 
     path = Path(path)
     try:

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import BITS16, _check_size, _scale16, as_displayed, exif_orientation
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from .imageio import (
+    BITS16,
+    PNG_SIGNATURE,
+    _check_size,
+    _scale16,
+    as_displayed,
+    exif_orientation,
+)
 
 
 def read_png(path: Path) -> np.ndarray | None:

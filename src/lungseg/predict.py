@@ -1,8 +1,8 @@
 """`lungseg predict`: segment files, folders or globs and write mask, overlay and measurements.
 
 Decoding and preprocessing run in a thread pool ahead of the model, post-processing and PNG writing
-behind it (both queues bounded, so memory stays flat on folders of any size); a bad file is
-reported by name and skipped.
+behind it (the films in flight bounded in number and in pixels, so memory stays flat on folders of
+any size and any film size); a bad file is reported by name and skipped.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .imageio import ImageReadError, is_byproduct, is_supported, read_image
+from .imageio import ImageReadError, film_pixels, is_byproduct, is_supported, read_image
 from .png import write_png
 from .report import PALETTE, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
 
 log = logging.getLogger(__name__)
+# Films read ahead of the model or waiting to be written, in pixels (float32: about 1 GB): besides
+# the count limit, so that a folder of 40-128 megapixel scans does not hold several GB at once.
+READ_AHEAD_PIXELS = 256_000_000
 FIELDS = [
     "file",
     "quality",
@@ -136,6 +139,7 @@ def predict_paths(
     workers: int | None = None,
     segmenter: Segmenter | None = None,
     full_grid: bool = False,
+    read_ahead_pixels: int = READ_AHEAD_PIXELS,
 ) -> list[str]:
     """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png
     (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv and
@@ -143,7 +147,8 @@ def predict_paths(
     grid (slower) instead of a working grid of that size.
     `workers`: threads that decode, post-process and write beside the model (default: one per
     CPU core, at most 8; with a GPU the model is fast and these threads set the pace).
-    Returns the inputs that failed."""
+    `read_ahead_pixels`: films in flight are limited to this many pixels in all (from their
+    headers; one film at a time may exceed it). Returns the inputs that failed."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     files, missing = collect_inputs(paths, out)
@@ -167,41 +172,57 @@ def predict_paths(
         writing: deque = deque()  # post-process + PNGs, behind the model
         todo = iter(enumerate(zip(files, stems, strict=True)))
         bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 2)
+        held = 0  # pixels of the films in `loading`, in the model and in `writing`
+        ahead = None  # the next film, with its pixel count, when memory held it back
 
         def fill():
+            nonlocal held, ahead
             while len(loading) < 2 * batch_size + workers:
-                item = next(todo, None)
-                if item is None:
-                    return
-                loading.append((item, pool.submit(_load, seg, item[1][0])))
+                if ahead is None:
+                    item = next(todo, None)
+                    if item is None:
+                        return
+                    ahead = item, film_pixels(item[1][0])
+                item, pixels = ahead
+                if held and held + pixels > read_ahead_pixels:
+                    return  # until films in flight have been written
+                ahead, held = None, held + pixels
+                loading.append((item, pixels, pool.submit(_load, seg, item[1][0])))
 
         def drain(keep: int):
+            nonlocal held
             while len(writing) > keep:
-                i, path, fut = writing.popleft()
+                i, path, pixels, fut = writing.popleft()
                 rows[i] = fut.result()
+                held -= pixels
                 if rows[i]["error"]:
                     failed.append(str(path))
                 bar.update()
 
         fill()
-        while loading:
+        while loading or ahead:
+            if not loading:  # memory held the next film back: wait for the oldest to be written
+                drain(keep=len(writing) - 1)
+                fill()
+                continue
             batch = []
             while loading and len(batch) < batch_size:
-                (i, (path, stem)), fut = loading.popleft()
+                (i, (path, stem)), pixels, fut = loading.popleft()
                 rad, x, g, err = fut.result()
                 if err:
                     log.error("%s (skipped)", err)
                     failed.append(str(path))
                     rows[i] = {"file": str(path), "quality": "error", "error": err}
+                    held -= pixels
                     bar.update()
                 else:
-                    batch.append((i, path, stem, rad, x, g))
+                    batch.append((i, path, stem, pixels, rad, x, g))
             fill()
             if batch:
-                probs = seg.runner(np.stack([b[4] for b in batch])[:, None])
-                for (i, path, stem, rad, _, g), p in zip(batch, probs, strict=True):
+                probs = seg.runner(np.stack([b[5] for b in batch])[:, None])
+                for (i, path, stem, pixels, rad, _, g), p in zip(batch, probs, strict=True):
                     job = pool.submit(finish, path, stem, rad, g, p)
-                    writing.append((i, path, job))
+                    writing.append((i, path, pixels, job))
                 drain(keep=2 * batch_size)
         drain(keep=0)
         bar.close()
