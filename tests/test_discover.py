@@ -177,3 +177,33 @@ def test_macos_and_windows_leftovers_are_ignored(combined_root, jsrt_root, synth
     assert problems == []
     assert len(samples) == 6
     assert not any("MACOSX" in str(s.image) or s.id.startswith(".") for s in samples)
+
+
+def test_your_own_films_images_beside_masks(tmp_path, synth):
+    """images/ + masks/ (flat): a mask named as its film or with `_mask`, any film format the
+    readers take; a film without a mask is reported with the file to add."""
+    from dicomfiles import write_dicom
+
+    base = tmp_path / "hospital"
+    left, right = synth.lung_masks()
+    film = synth.chest_image(mask=left | right)
+    synth.save_png(base / "images" / "pat1.png", film)
+    synth.save_mask(base / "masks" / "pat1.png", left | right)
+    synth.save_png(base / "images" / "pat2.png", film)
+    synth.save_mask(base / "masks" / "pat2_mask.png", left)
+    write_dicom(base / "images" / "pat3.dcm", film.astype(np.uint16) * 16)
+    synth.save_mask(base / "masks" / "pat3.png", right)
+    synth.save_png(base / "images" / "pat4.png", film)  # no mask
+    samples, problems = discover(tmp_path)
+    assert [(s.dataset, s.id, s.masks[0].name) for s in samples] == [
+        ("other", "pat1", "pat1.png"),
+        ("other", "pat2", "pat2_mask.png"),
+        ("other", "pat3", "pat3.png"),
+    ]
+    assert [(p.problem, p.fix) for p in problems] == [
+        ("no lung mask found", f"add {base / 'masks' / 'pat4'}.png, or remove the image")
+    ]
+    np.testing.assert_array_equal(load_pair(samples[1])[1], left)
+    image, mask = load_pair(samples[2])
+    np.testing.assert_array_equal(mask, right)
+    assert image.shape == film.shape and image.dtype == np.float32

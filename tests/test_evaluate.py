@@ -150,3 +150,19 @@ def test_missing_run_folder(root, tmp_path):
     assert not out.exists()
     argv = ["evaluate", "--data", str(root), "--out", str(out), "--run", str(tmp_path / "nope")]
     assert main(argv) == 2
+
+
+def test_split_all_scores_every_film_of_your_own_folder(tiny_model, tmp_path, synth, caplog):
+    """`--split all` on images/ + masks/ without a splits.csv: every film, no split made,
+    written or warned about."""
+    left, right = synth.lung_masks()
+    for k in range(3):
+        synth.save_png(tmp_path / "mine" / "images" / f"p{k}.png", synth.chest_image(seed=k))
+        synth.save_mask(tmp_path / "mine" / "masks" / f"p{k}.png", left | right)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(tiny_model), "--data", str(tmp_path / "mine")]
+    assert main(argv + ["--split", "all", "--out", str(out), "--device", "cpu"]) == 0
+    assert _ids(out) == ["p0", "p1", "p2"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["other"]["n"] == 3 and metrics["protocol"]["split_file"] is None
+    assert not (out / "splits.csv").exists() and "split" not in caplog.text.lower()

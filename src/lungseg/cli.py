@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="split to score (default: test): from the run's splits.csv when --run (or the "
         "model's run folder) lists every film under --data, else the data's splits.csv (in --data "
-        "or up to 3 folders above), else a new stratified split",
+        "or up to 3 folders above), else a new stratified split; all: every film (e.g. your own "
+        "images/ + masks/)",
     )
     e.add_argument("--out", required=True, help="folder for metrics, per-image table, figures")
     e.add_argument("--datasets", nargs="+", help=names)

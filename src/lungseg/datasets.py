@@ -197,7 +197,9 @@ def _jsrt_layout(images: Path, masks: Path, problems: list[Problem]) -> list[Sam
 
 
 def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
-    """Every known layout under `root` -> (samples sorted by dataset/id, pairing problems)."""
+    """Every known layout under `root` -> (samples sorted by dataset/id, pairing problems): the
+    public sets' and, for other films, `images/` beside `masks/` (one mask per film, named as
+    the film or with `_mask`)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"--data {root}: folder not found; point it at the data root")
@@ -208,8 +210,11 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
         dirnames[:] = sorted(n for n in dirnames if n.lower() != "__macosx")  # zip leftovers
         if d.name.lower() == "cxr_png":
             samples += _cxr_png_layout(d, problems)
-        elif (m := _subdir(d, "masks")) and _subdir(m, "left_lung") and _subdir(d, "images"):
-            samples += _jsrt_layout(_subdir(d, "images"), m, problems)
+        elif (m := _subdir(d, "masks", "mask")) and (images := _subdir(d, "images")):
+            if _subdir(m, "left_lung"):
+                samples += _jsrt_layout(images, m, problems)
+            else:  # your own films: masks/ named as the film, or with `_mask`, as in CXR_png/
+                samples += _cxr_png_layout(images, problems)
     seen: set[tuple[str, str]] = set()
     unique = []
     for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
@@ -221,7 +226,8 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
     if not unique:
         raise FileNotFoundError(
             f"no image/mask pairs found under {root}: expected CXR_png/ with masks/ or "
-            "ManualMask/, or images/ with masks/left_lung/ (see README, 'Data layouts')"
+            "ManualMask/, images/ with masks/left_lung/ (JSRT), or images/ with masks/ "
+            "(see README, 'Data layouts')"
         )
     return unique, problems
 

@@ -97,8 +97,11 @@ def evaluate(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
-    split_file = _split_file(root, run, samples)
-    splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
+    if split == "all":  # every film: no split to find, make or warn about
+        split_file, splits = None, {}
+    else:
+        split_file = _split_file(root, run, samples)
+        splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
     chosen = select(samples, splits, None if split == "all" else split, datasets, limit)
     if not chosen:
         raise ValueError(f"no {split} samples under {root} for datasets {datasets}")
@@ -144,7 +147,9 @@ def evaluate(
     metrics = summarize(rows)
     metrics["protocol"] = {
         "split": split,
-        "split_file": str(split_file or f"new split, saved as {out_dir / 'splits.csv'}"),
+        "split_file": None
+        if split == "all"
+        else str(split_file or f"new split, saved as {out_dir / 'splits.csv'}"),
         "datasets": datasets,
         "limit": limit,
         "model": str(model or "shipped default"),
