@@ -10,7 +10,7 @@ tables, writes JSON with one row per result.
 
     python benchmarks/quality_flag.py --data ../shared/data --split val
     python benchmarks/quality_flag.py --data ../shared/data --split test --conditions clean@0.0 \
-        --no-phantoms --out benchmarks/results/quality_flag_test.json   # report only
+        portable@1.0 opacity@1.0 --no-phantoms --out benchmarks/results/quality_flag_test.json
 """
 
 from __future__ import annotations

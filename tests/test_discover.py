@@ -116,7 +116,7 @@ def test_duplicate_id_reported_once(tmp_path, synth):
     synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=())
     samples, problems = discover(tmp_path)
     assert [s.id for s in samples] == ["MCUCXR_0001_0"]
-    assert len(problems) == 1 and problems[0].problem == "duplicate id"
+    assert len(problems) == 1 and problems[0].problem == "film id MCUCXR_0001_0 found twice"
     assert "MCUCXR_0001_0.png" in str(problems[0])
 
 
@@ -191,14 +191,14 @@ def test_your_own_films_images_beside_masks(tmp_path, synth):
     synth.save_mask(base / "masks" / "pat1.png", left | right)
     synth.save_png(base / "images" / "pat2.png", film)
     synth.save_mask(base / "masks" / "pat2_mask.png", left)
-    write_dicom(base / "images" / "pat3.dcm", film.astype(np.uint16) * 16)
-    synth.save_mask(base / "masks" / "pat3.png", right)
+    write_dicom(base / "images" / "pat3.dicom", film.astype(np.uint16) * 16)
+    Image.fromarray((right * 255).astype(np.uint8)).save(base / "masks" / "pat3.tiff")
     synth.save_png(base / "images" / "pat4.png", film)  # no mask
     samples, problems = discover(tmp_path)
     assert [(s.dataset, s.id, s.masks[0].name) for s in samples] == [
         ("other", "pat1", "pat1.png"),
         ("other", "pat2", "pat2_mask.png"),
-        ("other", "pat3", "pat3.png"),
+        ("other", "pat3", "pat3.tiff"),
     ]
     assert [(p.problem, p.fix) for p in problems] == [
         ("no lung mask found", f"add {base / 'masks' / 'pat4'}.png, or remove the image")
@@ -207,3 +207,33 @@ def test_your_own_films_images_beside_masks(tmp_path, synth):
     image, mask = load_pair(samples[2])
     np.testing.assert_array_equal(mask, right)
     assert image.shape == film.shape and image.dtype == np.float32
+
+
+def test_your_own_films_layout_edge_cases(tmp_path, synth):
+    """`mask/` also pairs; a masks/ folder lungseg predict wrote is refused as truth; the same
+    film name at two sites is reported as such; a JSRT set beside a stray mask/ folder is
+    still JSRT; when nothing pairs, the error shows the first problems."""
+    left, right = synth.lung_masks()
+    film = synth.chest_image()
+    for site in ("siteA", "siteB"):
+        synth.save_png(tmp_path / site / "images" / "0001.png", film)
+        synth.save_mask(tmp_path / site / "mask" / "0001.png", left | right)
+    synth.save_png(tmp_path / "run" / "images" / "x.png", film)  # masks/ = predict --out
+    synth.save_mask(tmp_path / "run" / "masks" / "x_mask.png", left | right)
+    synth.save_png(tmp_path / "run" / "masks" / "x_overlay.png", film)
+    jsrt = synth.write_jsrt(tmp_path / "j")
+    (jsrt / "mask").mkdir()
+    samples, problems = discover(tmp_path)
+    assert [(s.dataset, s.id) for s in samples] == [
+        ("jsrt", "JPCLN001"), ("jsrt", "JPCNN001"), ("other", "0001")
+    ]  # fmt: skip
+    assert samples[-1].image.parts[-3] == "siteA"
+    by_problem = {p.problem: p for p in problems}
+    twice = by_problem["film id 0001 found twice"]
+    assert "siteB" in twice.path and "siteA" in twice.fix
+    predicted = by_problem["holds lungseg predict output, not truth"]
+    assert predicted.path == str(tmp_path / "run" / "masks")
+    with pytest.raises(FileNotFoundError, match="no lung mask found"):
+        synth.save_png(tmp_path / "lone" / "images" / "y.png", film)
+        (tmp_path / "lone" / "masks").mkdir()
+        discover(tmp_path / "lone")

@@ -166,3 +166,14 @@ def test_split_all_scores_every_film_of_your_own_folder(tiny_model, tmp_path, sy
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["other"]["n"] == 3 and metrics["protocol"]["split_file"] is None
     assert not (out / "splits.csv").exists() and "split" not in caplog.text.lower()
+
+
+def test_split_all_warns_about_films_a_split_file_lists_for_training(
+    root, tiny_model, tmp_path, caplog
+):
+    m = evaluate(str(tiny_model), str(root), "all", str(tmp_path / "eval"), device="cpu", limit=2)
+    assert m["protocol"]["split_file"] is None and m["protocol"]["split"] == "all"
+    assert (
+        f"--split all: 12 of the films are train or val films in {root / 'splits.csv'}"
+        in caplog.text
+    )

@@ -26,6 +26,9 @@ def test_film_pixels_reads_headers_of_each_format(tmp_path):
     assert film_pixels(tmp_path / "b16.png") == 1500
     write_dicom(tmp_path / "c.dcm", np.zeros((20, 70)))
     assert film_pixels(tmp_path / "c.dcm") == 20 * 70
+    frames = np.zeros((3, 20, 70))  # all frames are read: all are counted
+    write_dicom(tmp_path / "m.dcm", frames, Rows=20, Columns=70, NumberOfFrames=3)
+    assert film_pixels(tmp_path / "m.dcm") == 3 * 20 * 70
     (tmp_path / "text.png").write_text("not an image")
     (tmp_path / "empty.jpg").write_bytes(b"")
     assert film_pixels(tmp_path / "text.png") == film_pixels(tmp_path / "empty.jpg") == 0

@@ -26,7 +26,15 @@ from .imageio import ImageReadError, is_leftover, orientation, read_image, read_
 log = logging.getLogger(__name__)
 
 JSRT_STRUCTURES = ("left_lung", "right_lung", "heart", "left_clavicle", "right_clavicle")
-MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif")
+MASK_SUFFIXES = (
+    ".png",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".jpg",
+    ".jpeg",
+)  # JPEG: refused as not binary
 
 
 @dataclass
@@ -99,7 +107,7 @@ def _subdir(parent: Path, *names: str) -> Path | None:
 
 
 def _images(folder: Path) -> list[Path]:
-    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"}
+    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"}
     files = (p for p in folder.iterdir() if p.suffix.lower() in exts and not is_leftover(p))
     return sorted(p for p in files if p.is_file())
 
@@ -210,26 +218,35 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
         dirnames[:] = sorted(n for n in dirnames if n.lower() != "__macosx")  # zip leftovers
         if d.name.lower() == "cxr_png":
             samples += _cxr_png_layout(d, problems)
-        elif (m := _subdir(d, "masks", "mask")) and (images := _subdir(d, "images")):
-            if _subdir(m, "left_lung"):
-                samples += _jsrt_layout(images, m, problems)
-            else:  # your own films: masks/ named as the film, or with `_mask`, as in CXR_png/
-                samples += _cxr_png_layout(images, problems)
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
-        if (s.dataset, s.id) in seen:
-            problems.append(Problem(str(s.image), "duplicate id", "keep one copy of each image"))
+        elif not (images := _subdir(d, "images")):
             continue
-        seen.add((s.dataset, s.id))
-        unique.append(s)
-    if not unique:
+        elif (m := _subdir(d, "masks")) and _subdir(m, "left_lung"):
+            samples += _jsrt_layout(images, m, problems)
+        elif m := _subdir(d, "masks", "mask"):  # your own films, paired as in CXR_png/
+            if _predicted(m):
+                fix = "keep ground-truth masks in masks/ and write predictions elsewhere"
+                problems.append(Problem(str(m), "holds lungseg predict output, not truth", fix))
+            else:
+                samples += _cxr_png_layout(images, problems)
+    seen: dict[tuple[str, str], Sample] = {}
+    for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
+        if first := seen.get((s.dataset, s.id)):
+            fix = f"ids must be unique: keep one copy, or rename one if they differ ({first.image})"
+            problems.append(Problem(str(s.image), f"film id {s.id} found twice", fix))
+            continue
+        seen[(s.dataset, s.id)] = s
+    if not seen:
         raise FileNotFoundError(
             f"no image/mask pairs found under {root}: expected CXR_png/ with masks/ or "
             "ManualMask/, images/ with masks/left_lung/ (JSRT), or images/ with masks/ "
-            "(see README, 'Data layouts')"
+            "(see README, 'Data layouts')" + "".join(f"\n  {p}" for p in problems[:5])
         )
-    return unique, problems
+    return list(seen.values()), problems
+
+
+def _predicted(masks: Path) -> bool:
+    """A folder `lungseg predict --out` wrote (its results.csv or overlays): not ground truth."""
+    return (masks / "results.csv").is_file() or any(masks.glob("*_overlay.png"))
 
 
 def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:

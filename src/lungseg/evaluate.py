@@ -35,6 +35,18 @@ def _thumb(a: np.ndarray) -> np.ndarray:
     return cv2.resize(a, (THUMB, THUMB), interpolation=interp)
 
 
+def _warn_trained_on(root, run: Path | None, samples, datasets) -> None:
+    """--split all: say how many films a splits.csv (the run's, else the data's) lists as train
+    or val, as their scores are not held-out figures."""
+    path = run / "splits.csv" if run and (run / "splits.csv").is_file() else find_splits_file(root)
+    if path is None:
+        return
+    listed = read_splits(path)
+    seen = [listed.get((s.dataset, s.id)) for s in samples if not datasets or s.dataset in datasets]
+    if n := sum(x in ("train", "val") for x in seen):
+        log.warning("--split all: %d of the films are train or val films in %s", n, path)
+
+
 def _split_file(root, run: Path | None, samples) -> Path | None:
     """The run's splits.csv (the split the model was trained with) when it lists every film
     found; else the data's own (`find_splits_file`), e.g. for a model evaluated on other data."""
@@ -97,14 +109,16 @@ def evaluate(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
-    if split == "all":  # every film: no split to find, make or warn about
+    if split == "all":  # every film: no split to find or make
         split_file, splits = None, {}
+        _warn_trained_on(root, run, samples, datasets)
     else:
         split_file = _split_file(root, run, samples)
         splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
     chosen = select(samples, splits, None if split == "all" else split, datasets, limit)
     if not chosen:
-        raise ValueError(f"no {split} samples under {root} for datasets {datasets}")
+        which = "" if split == "all" else f"{split} "
+        raise ValueError(f"no {which}samples under {root} for datasets {datasets}")
     if threshold is not None:
         seg.config.threshold = threshold
     rows, thumbs = [], {}
@@ -137,7 +151,7 @@ def evaluate(
                     **{f"largest_{k}": v for k, v in largest_disagreement(res.mask, truth).items()},
                 }
             )
-            thumbs[s.id] = (_thumb(rad.image), _thumb(truth), _thumb(res.mask))
+            thumbs[(s.dataset, s.id)] = (_thumb(rad.image), _thumb(truth), _thumb(res.mask))
     log.info("%s", data.summarize(len(rows), problems))
     if not rows:
         raise ValueError(
@@ -175,12 +189,12 @@ def _figures(rows: list[dict], thumbs: dict, out_dir: Path, n_worst: int) -> Non
     for ds in sorted({r["dataset"] for r in rows}):
         sub = sorted((r for r in rows if r["dataset"] == ds), key=lambda r: r["iou"])
         for r in (sub[-1], sub[len(sub) // 2], sub[0]):
-            grid.append((f"{r['id']}\nIoU {r['iou']:.3f}", *thumbs[r["id"]]))
+            grid.append((f"{r['id']}\nIoU {r['iou']:.3f}", *thumbs[(r["dataset"], r["id"])]))
     report.results_grid(grid, out_dir / "results_grid.png", "best / median / worst per dataset")
     worst_dir = out_dir / "worst"
     worst_dir.mkdir(exist_ok=True)
     for r in sorted(rows, key=lambda r: r["iou"])[:n_worst]:
-        image, truth, pred = thumbs[r["id"]]
+        image, truth, pred = thumbs[(r["dataset"], r["id"])]
         write_png(
             worst_dir / f"{r['id']}_iou{r['iou']:.3f}.png",
             report.overlay_indexed(image, split_sides(pred), truth),

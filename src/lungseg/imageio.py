@@ -95,14 +95,15 @@ def read_image(path: str | Path) -> Radiograph:
 
 
 def film_pixels(path: str | Path) -> int:
-    """Width x height of a film from its header, without decoding it (a DICOM's first frame);
-    0 when the header cannot be read (`read_image` then says why)."""
+    """Width x height of a film from its header, without decoding it (times a DICOM's frames,
+    which are all read); 0 when the header cannot be read (`read_image` then says why)."""
     try:
         if is_dicom(Path(path)):
             import pydicom
 
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-            return int(ds.Rows) * int(ds.Columns)
+            frames = int(ds.get("NumberOfFrames") or 1)  # all are read, the first segmented
+            return int(ds.Rows) * int(ds.Columns) * max(1, frames)
         with open(path, "rb") as f:
             head = f.read(24)
             if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":  # most films

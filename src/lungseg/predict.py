@@ -202,7 +202,10 @@ def predict_paths(
         fill()
         while loading or ahead:
             if not loading:  # memory held the next film back: wait for the oldest to be written
-                drain(keep=len(writing) - 1)
+                if writing:
+                    drain(keep=len(writing) - 1)
+                else:  # nothing in flight (cannot happen while `held` counts right): admit it
+                    held = 0
                 fill()
                 continue
             batch = []
