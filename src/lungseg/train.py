@@ -214,7 +214,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         callbacks=[best_ckpt, last_ckpt]
         + ([FitToTime(cfg.max_minutes, cfg.epochs)] if cfg.max_minutes else []),
         logger=L.pytorch.loggers.CSVLogger(out, name="", version=""),
-        log_every_n_steps=10,
+        log_every_n_steps=min(10, len(loaders["train"])),  # a small run logs too, unwarned
         deterministic=False,
         enable_model_summary=False,
     )
