@@ -237,3 +237,18 @@ def test_your_own_films_layout_edge_cases(tmp_path, synth):
         synth.save_png(tmp_path / "lone" / "images" / "y.png", film)
         (tmp_path / "lone" / "masks").mkdir()
         discover(tmp_path / "lone")
+
+
+def test_your_own_films_names_pair_ignoring_case_and_images_must_be_flat(tmp_path, synth):
+    left, right = synth.lung_masks()
+    film = synth.chest_image()
+    synth.save_png(tmp_path / "a" / "images" / "Patient_006.png", film)
+    synth.save_mask(tmp_path / "a" / "masks" / "patient_006_MASK.PNG", left | right)
+    synth.save_png(tmp_path / "b" / "images" / "train" / "x.png", film)  # not flat
+    synth.save_mask(tmp_path / "b" / "masks" / "train" / "x.png", left | right)
+    samples, problems = discover(tmp_path)
+    assert [(s.id, s.masks[0].name) for s in samples] == [("Patient_006", "patient_006_MASK.PNG")]
+    assert [(p.path, p.problem) for p in problems] == [
+        (str(tmp_path / "b" / "images"), "images/ holds folders: it must be flat")
+    ]
+    assert "images/train/" in problems[0].fix

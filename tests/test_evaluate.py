@@ -174,6 +174,28 @@ def test_split_all_warns_about_films_a_split_file_lists_for_training(
     m = evaluate(str(tiny_model), str(root), "all", str(tmp_path / "eval"), device="cpu", limit=2)
     assert m["protocol"]["split_file"] is None and m["protocol"]["split"] == "all"
     assert (
-        f"--split all: 12 of the films are train or val films in {root / 'splits.csv'}"
+        f"--split all: 2 of the 2 films are train or val films in {root / 'splits.csv'}"
         in caplog.text
     )
+
+
+def test_your_own_films_hints_and_masks_that_are_predictions(tiny_model, tmp_path, synth, caplog):
+    """Without --split all, own films get a hint to use it; masks that are the model's own
+    predictions (every film at IoU 1.0) get a warning."""
+    import shutil
+
+    from lungseg.predict import predict_paths
+
+    for k in range(4):
+        synth.save_png(tmp_path / "mine" / "images" / f"p{k}.png", synth.chest_image(seed=k))
+    predict_paths(
+        [str(tmp_path / "mine" / "images")], str(tmp_path / "pred"), model=str(tiny_model)
+    )
+    (tmp_path / "mine" / "masks").mkdir()
+    for f in (tmp_path / "pred").glob("*_mask.png"):
+        shutil.copy(f, tmp_path / "mine" / "masks" / f.name)
+    evaluate(str(tiny_model), str(tmp_path / "mine"), "all", str(tmp_path / "e1"), device="cpu")
+    assert "every film scores IoU 1.0: are the masks this model's own predictions?" in caplog.text
+    caplog.clear()
+    evaluate(str(tiny_model), str(tmp_path / "mine"), "test", str(tmp_path / "e2"), device="cpu")
+    assert "for every film of your own, use --split all" in caplog.text

@@ -198,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", **dev)
     e.set_defaults(func=_evaluate)
 
-    r = sub.add_parser("predict", parents=[common], help="segment radiographs (PNG/JPEG/DICOM)")
+    r = sub.add_parser(
+        "predict", parents=[common], help="segment radiographs (PNG/JPEG/TIFF/BMP/DICOM)"
+    )
     r.add_argument(
         "paths",
         nargs="+",

@@ -78,16 +78,17 @@ def label_of(stem: str) -> int | None:
 
 
 def _masks_in(folder: Path | None) -> dict[tuple[str, str], Path]:
-    """Mask files of `folder` by (stem, lower-case suffix): `X.PNG` is found as well as `X.png`."""
+    """Mask files of `folder` by (stem, suffix), both in lower case: names are matched ignoring
+    case (`X_MASK.PNG` pairs with `x.png`), as macOS and Windows file systems compare them."""
     out: dict[tuple[str, str], Path] = {}
     for p in sorted(folder.iterdir()) if folder else []:
         if p.suffix.lower() in MASK_SUFFIXES and not is_leftover(p) and p.is_file():
-            out.setdefault((p.stem, p.suffix.lower()), p)
+            out.setdefault((p.stem.casefold(), p.suffix.lower()), p)
     return out
 
 
 def _find(index: dict[tuple[str, str], Path], stem: str) -> Path | None:
-    return next((p for x in MASK_SUFFIXES if (p := index.get((stem, x)))), None)
+    return next((p for x in MASK_SUFFIXES if (p := index.get((stem.casefold(), x)))), None)
 
 
 def _suffix(index: dict[tuple[str, str], Path]) -> str:
@@ -115,8 +116,9 @@ def _images(folder: Path) -> list[Path]:
 def _orphans(films: Path, stems: set[str], masks, problems: list[Problem]) -> None:
     """One problem per missing film whose mask files exist; `masks`: (file, film stem) pairs."""
     by_film: dict[str, list[Path]] = {}
+    known = {s.casefold() for s in stems}
     for p, film in masks:
-        if film not in stems:
+        if film.casefold() not in known:
             by_film.setdefault(film, []).append(p)
     for film, files in sorted(by_film.items()):
         fix = f"add {films / film}.png or remove {', '.join(map(str, files))}"
@@ -163,8 +165,9 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
             problems.append(Problem(str(img), "no lung mask found", fix))
             continue
         found.append(Sample(dataset_of(stem), stem, img, files, label_of(stem), extra))
-    named = [(p, st) for idx in (l_idx, r_idx) for (st, _), p in idx.items()]
-    named += [(p, st.removesuffix("_mask")) for (st, _), p in m_idx.items()]
+    named = [(p, p.stem) for idx in (l_idx, r_idx) for p in idx.values()]
+    named += [(p, p.stem[:-5] if p.stem.casefold().endswith("_mask") else p.stem)
+              for p in m_idx.values()]  # fmt: skip
     _orphans(cxr, {i.stem for i in images}, named, problems)
     return found
 
@@ -199,7 +202,7 @@ def _jsrt_layout(images: Path, masks: Path, problems: list[Problem]) -> list[Sam
                 extra,
             )
         )
-    named = [(p, st) for idx in index.values() for (st, _), p in idx.items()]
+    named = [(p, p.stem) for idx in index.values() for p in idx.values()]
     _orphans(images, {i.stem for i in files}, named, problems)
     return found
 
@@ -222,12 +225,8 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
             continue
         elif (m := _subdir(d, "masks")) and _subdir(m, "left_lung"):
             samples += _jsrt_layout(images, m, problems)
-        elif m := _subdir(d, "masks", "mask"):  # your own films, paired as in CXR_png/
-            if _predicted(m):
-                fix = "keep ground-truth masks in masks/ and write predictions elsewhere"
-                problems.append(Problem(str(m), "holds lungseg predict output, not truth", fix))
-            else:
-                samples += _cxr_png_layout(images, problems)
+        elif m := _subdir(d, "masks", "mask"):
+            samples += _own_films(images, m, problems)
     seen: dict[tuple[str, str], Sample] = {}
     for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
         if first := seen.get((s.dataset, s.id)):
@@ -242,6 +241,23 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
             "(see README, 'Data layouts')" + "".join(f"\n  {p}" for p in problems[:5])
         )
     return list(seen.values()), problems
+
+
+def _own_films(images: Path, masks: Path, problems: list[Problem]) -> list[Sample]:
+    """images/ beside masks/: paired as in CXR_png/ (a mask named as its film or <stem>_mask).
+    Refused with a problem: a masks/ that `lungseg predict` wrote, an images/ of subfolders."""
+    subs = [c.name for c in sorted(images.iterdir()) if c.is_dir() and not is_leftover(c)]
+    if subs and not _images(images):
+        where = ", ".join(f"images/{n}/" for n in subs)
+        fix = f"move the films of {where} into images/ and their masks into masks/ (or make "
+        fix += "<name>/images + <name>/masks per group)"
+        problems.append(Problem(str(images), "images/ holds folders: it must be flat", fix))
+        return []
+    if _predicted(masks):
+        fix = "keep ground-truth masks in masks/ and write predictions elsewhere"
+        problems.append(Problem(str(masks), "holds lungseg predict output, not truth", fix))
+        return []
+    return _cxr_png_layout(images, problems)
 
 
 def _predicted(masks: Path) -> bool:

@@ -35,16 +35,18 @@ def _thumb(a: np.ndarray) -> np.ndarray:
     return cv2.resize(a, (THUMB, THUMB), interpolation=interp)
 
 
-def _warn_trained_on(root, run: Path | None, samples, datasets) -> None:
-    """--split all: say how many films a splits.csv (the run's, else the data's) lists as train
-    or val, as their scores are not held-out figures."""
+def _warn_trained_on(root, run: Path | None, chosen) -> None:
+    """--split all: say how many of the `chosen` films a splits.csv (the run's, else the data's)
+    lists as train or val, as their scores are not held-out figures."""
     path = run / "splits.csv" if run and (run / "splits.csv").is_file() else find_splits_file(root)
     if path is None:
         return
     listed = read_splits(path)
-    seen = [listed.get((s.dataset, s.id)) for s in samples if not datasets or s.dataset in datasets]
-    if n := sum(x in ("train", "val") for x in seen):
-        log.warning("--split all: %d of the films are train or val films in %s", n, path)
+    if n := sum(listed.get((s.dataset, s.id)) in ("train", "val") for s in chosen):
+        log.warning(
+            "--split all: %d of the %d films are train or val films in %s (not held out)",
+            n, len(chosen), path,
+        )  # fmt: skip
 
 
 def _split_file(root, run: Path | None, samples) -> Path | None:
@@ -111,11 +113,17 @@ def evaluate(
     run = _find_run_dir(model, run_dir)
     if split == "all":  # every film: no split to find or make
         split_file, splits = None, {}
-        _warn_trained_on(root, run, samples, datasets)
     else:
         split_file = _split_file(root, run, samples)
         splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
     chosen = select(samples, splits, None if split == "all" else split, datasets, limit)
+    if split == "all":
+        _warn_trained_on(root, run, chosen)
+    elif split_file is None and all(s.dataset == "other" for s in samples):
+        log.warning(
+            "scoring the %s films of a new split (%d of %d): for every film of your own, use "
+            "--split all", split, len(chosen), len(samples)
+        )  # fmt: skip
     if not chosen:
         which = "" if split == "all" else f"{split} "
         raise ValueError(f"no {which}samples under {root} for datasets {datasets}")
@@ -158,6 +166,8 @@ def evaluate(
             f"no {split} pair could be evaluated: all {len(chosen)} failed their checks; first "
             "problems:\n" + "\n".join(f"  {p}" for p in problems[:5])
         )
+    if len(rows) > 1 and all(r["iou"] == 1.0 for r in rows):
+        log.warning("every film scores IoU 1.0: are the masks this model's own predictions?")
     metrics = summarize(rows)
     metrics["protocol"] = {
         "split": split,
