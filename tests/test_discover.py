@@ -116,7 +116,7 @@ def test_duplicate_id_reported_once(tmp_path, synth):
     synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=())
     samples, problems = discover(tmp_path)
     assert [s.id for s in samples] == ["MCUCXR_0001_0"]
-    assert len(problems) == 1 and problems[0].problem == "film id MCUCXR_0001_0 found twice"
+    assert len(problems) == 1 and problems[0].problem == "another film named MCUCXR_0001_0"
     assert "MCUCXR_0001_0.png" in str(problems[0])
 
 
@@ -229,7 +229,7 @@ def test_your_own_films_layout_edge_cases(tmp_path, synth):
     ]  # fmt: skip
     assert samples[-1].image.parts[-3] == "siteA"
     by_problem = {p.problem: p for p in problems}
-    twice = by_problem["film id 0001 found twice"]
+    twice = by_problem["a second copy of film 0001"]  # the same file at both sites
     assert "siteB" in twice.path and "siteA" in twice.fix
     predicted = by_problem["holds lungseg predict output, not truth"]
     assert predicted.path == str(tmp_path / "run" / "masks")

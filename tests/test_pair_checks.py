@@ -105,8 +105,8 @@ def test_summarize_text():
     text = summarize(7, problems)
     lines = text.splitlines()
     assert lines[0] == "7 pairs used, 2 skipped"
-    assert lines[1] == "  skipped /d/a.png: mask is empty -> skipped"
-    assert lines[2] == "  skipped /d/b.png: no lung mask found -> add it"
+    assert lines[1] == "  /d/a.png: mask is empty -> skipped"
+    assert lines[2] == "  /d/b.png: no lung mask found -> add it"
     assert summarize(3, []) == "3 pairs used, 0 skipped"
 
 

@@ -13,6 +13,7 @@ are reported as problems.
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 from collections import Counter
@@ -230,8 +231,11 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
     seen: dict[tuple[str, str], Sample] = {}
     for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
         if first := seen.get((s.dataset, s.id)):
-            fix = f"ids must be unique: keep one copy, or rename one if they differ ({first.image})"
-            problems.append(Problem(str(s.image), f"film id {s.id} found twice", fix))
+            if filecmp.cmp(first.image, s.image, shallow=False):
+                what, fix = f"a second copy of film {s.id}", f"keep one copy (used: {first.image})"
+            else:  # two sites' patient_001: ids must be unique under --data
+                what, fix = f"another film named {s.id}", f"rename one (used: {first.image})"
+            problems.append(Problem(str(s.image), what, fix))
             continue
         seen[(s.dataset, s.id)] = s
     if not seen:
@@ -314,5 +318,5 @@ def check_pairs(samples: list[Sample], strict: bool = False):
 
 def summarize(used: int, problems: list[Problem]) -> str:
     lines = [f"{used} pairs used, {len(problems)} skipped"]
-    lines += [f"  skipped {p}" for p in problems]
+    lines += [f"  {p}" for p in problems]
     return "\n".join(lines)

@@ -157,6 +157,7 @@ def evaluate(
                     "quality": res.stats["quality"],
                     "flags": res.stats["flags"],
                     **{f"largest_{k}": v for k, v in largest_disagreement(res.mask, truth).items()},
+                    "image": str(s.image),  # last: columns read by position keep their place
                 }
             )
             thumbs[(s.dataset, s.id)] = (_thumb(rad.image), _thumb(truth), _thumb(res.mask))
