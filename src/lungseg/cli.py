@@ -52,8 +52,9 @@ def _evaluate(a) -> int:
     )
     for ds, m in metrics.items():
         if isinstance(m, dict) and "iou" in m:
+            n = f"n={m['n']:>4}" if "n" in m else ""  # (mean_of_datasets: a mean of means)
             print(
-                f"{ds:18s} n={m.get('n', ''):>4}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
+                f"{ds:18s} {n:6s}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
                 f"acc {m['pixel_accuracy']:.4f}"
             )
     return 0

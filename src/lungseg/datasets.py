@@ -317,6 +317,6 @@ def check_pairs(samples: list[Sample], strict: bool = False):
 
 
 def summarize(used: int, problems: list[Problem]) -> str:
-    lines = [f"{used} pairs used, {len(problems)} skipped"]
+    lines = [f"{used} pair{'' if used == 1 else 's'} used, {len(problems)} skipped"]
     lines += [f"  {p}" for p in problems]
     return "\n".join(lines)
