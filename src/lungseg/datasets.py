@@ -27,15 +27,8 @@ from .imageio import ImageReadError, is_leftover, orientation, read_image, read_
 log = logging.getLogger(__name__)
 
 JSRT_STRUCTURES = ("left_lung", "right_lung", "heart", "left_clavicle", "right_clavicle")
-MASK_SUFFIXES = (
-    ".png",
-    ".gif",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".jpg",
-    ".jpeg",
-)  # JPEG: refused as not binary
+# (JPEG masks are paired, then refused by load_pair as not binary, with what to do)
+MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
 @dataclass

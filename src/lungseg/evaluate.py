@@ -112,18 +112,17 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
     if split == "all":  # every film: no split to find or make
-        split_file, splits = None, {}
+        split_file, chosen = None, select(samples, {}, None, datasets, limit)
+        _warn_trained_on(root, run, chosen)
     else:
         split_file = _split_file(root, run, samples)
         splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
-    chosen = select(samples, splits, None if split == "all" else split, datasets, limit)
-    if split == "all":
-        _warn_trained_on(root, run, chosen)
-    elif split_file is None and all(s.dataset == "other" for s in samples):
-        log.warning(
-            "scoring the %s films of a new split (%d of %d): for every film of your own, use "
-            "--split all", split, len(chosen), len(samples)
-        )  # fmt: skip
+        chosen = select(samples, splits, split, datasets, limit)
+        if split_file is None and all(s.dataset == "other" for s in samples):
+            log.warning(
+                "scoring the %s films of a new split (%d of %d): for every film of your own, "
+                "use --split all", split, len(chosen), len(samples)
+            )  # fmt: skip
     if not chosen:
         which = "" if split == "all" else f"{split} "
         raise ValueError(f"no {which}samples under {root} for datasets {datasets}")

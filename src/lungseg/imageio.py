@@ -94,6 +94,13 @@ def read_image(path: str | Path) -> Radiograph:
     return rad
 
 
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a file's first 24 bytes when they are a PNG signature and IHDR."""
+    if len(head) < 24 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def film_pixels(path: str | Path) -> int:
     """Width x height of a film from its header, without decoding it (times a DICOM's frames,
     which are all read); 0 when the header cannot be read (`read_image` then says why)."""
@@ -105,9 +112,8 @@ def film_pixels(path: str | Path) -> int:
             frames = int(ds.get("NumberOfFrames") or 1)  # all are read, the first segmented
             return int(ds.Rows) * int(ds.Columns) * max(1, frames)
         with open(path, "rb") as f:
-            head = f.read(24)
-            if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":  # most films
-                return int.from_bytes(head[16:20], "big") * int.from_bytes(head[20:24], "big")
+            if size := png_size(f.read(24)):  # most films
+                return size[0] * size[1]
             f.seek(0)
             with Image.open(f) as im:  # the header only: pixels load lazily
                 return im.size[0] * im.size[1]

@@ -15,6 +15,7 @@ from .imageio import (
     _scale16,
     as_displayed,
     exif_orientation,
+    png_size,
 )
 
 
@@ -30,9 +31,9 @@ def read_png(path: Path) -> np.ndarray | None:
 
     with open(path, "rb") as f:
         head = f.read(26)  # signature and IHDR: other files are not read twice
-    if len(head) < 26 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+    if len(head) < 26 or not (size := png_size(head)):
         return None
-    w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    w, h = size
     _check_size(path, w, h)
     depth, colour = head[24], head[25]
     if not (colour == 0 and depth in (8, 16) or colour in (2, 4, 6) and depth == 16):
