@@ -19,9 +19,9 @@ from report_json import write_json  # beside this file (sys.path[0] for a script
 
 from lungseg import postprocess as pp
 from lungseg.imageio import read_image
+from lungseg.inputs import collect_inputs
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.png import write_png
-from lungseg.predict import collect_inputs
 from lungseg.preprocess import to_original
 from lungseg.report import PALETTE, overlay_indexed
 from lungseg.segmenter import Segmenter

@@ -14,10 +14,11 @@ from PIL import Image
 
 from lungseg.cli import main
 from lungseg.imageio import Radiograph
+from lungseg.inputs import collect_inputs, output_stems
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.phantom import make_phantom
-from lungseg.predict import _stems, collect_inputs, predict_paths
+from lungseg.predict import predict_paths
 from lungseg.segmenter import Segmenter
 
 
@@ -99,11 +100,11 @@ def test_a_quoted_glob_matching_folders_searches_them(tmp_path):
 
 def test_output_names_never_collide():
     files = [Path("d/a/film.png"), Path("d/b/film.png"), Path("d/film_2.png"), Path("e/film.png")]
-    stems = _stems(files)
+    stems = output_stems(files)
     assert len(set(stems)) == len(files)
     assert stems[0] == "film" and stems[2] == "film_2"  # an input's own name is kept when free
     # Film.png and film.png would be one file on macOS and Windows
-    assert len({s.casefold() for s in _stems([Path("a/Film.png"), Path("b/film.png")])}) == 2
+    assert len({s.casefold() for s in output_stems([Path("a/Film.png"), Path("b/film.png")])}) == 2
 
 
 def test_table_names_each_rows_mask_and_lists_missing_inputs(tiny_model, tmp_path):

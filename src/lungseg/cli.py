@@ -74,6 +74,7 @@ def _predict(a) -> int:
         device=a.device,
         workers=a.workers,
         full_grid=a.full_grid,
+        resume=a.resume,
     )
     return 1 if failed else 0
 
@@ -228,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="post-process films over 1024 px on their own grid (slower; default: a 1024 px grid)",
     )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an earlier run into --out: films it finished (row in results.csv, files "
+        "there) are not segmented again",
+    )
     r.add_argument("--device", **dev)
     r.set_defaults(func=_predict)
 
@@ -274,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             "%s%s; check the path (--out must be a folder you may write to)", where, e.strerror or e
         )
         return 2
+    except KeyboardInterrupt:
+        more = ": results.csv lists the films finished, --resume goes on" * (args.func is _predict)
+        log.error("stopped%s", more)
+        return 130
 
 
 if __name__ == "__main__":

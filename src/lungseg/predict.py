@@ -2,13 +2,13 @@
 
 Decoding and preprocessing run in a thread pool ahead of the model, post-processing and PNG writing
 behind it (the films in flight bounded in number and in pixels, so memory stays flat on folders of
-any size and any film size); a bad file is reported by name and skipped.
+any size and any film size); a bad file is reported by name and skipped. results.csv grows as
+films finish, so a stopped run keeps its rows and `--resume` goes on from them.
 """
 
 from __future__ import annotations
 
 import csv
-import glob
 import json
 import logging
 import os
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .imageio import ImageReadError, film_pixels, is_byproduct, is_supported, read_image
+from .imageio import ImageReadError, film_pixels, read_image
+from .inputs import TABLE, check_overwrites, collect_inputs, earlier_rows, finished, output_stems
 from .png import write_png
 from .report import PALETTE, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
@@ -47,58 +48,27 @@ FIELDS = [
 ]
 
 
-def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[list[Path], list[str]]:
-    """Expand files, folders (recursive) and globs -> (image files, inputs that matched nothing).
-    Folders and globs skip what is not a film (`imageio.is_byproduct`: masks and lungseg's own
-    outputs by name, DICOMDIR, OS leftovers such as `._*`, .DS_Store, Thumbs.db, `__MACOSX/`,
-    and, below the searched folder or a glob's fixed prefix, anything in mask/, masks/,
-    ManualMask/, leftMask/ or rightMask/) and an `out` folder inside a searched folder; a file
-    named explicitly is always taken."""
-    out_dir = Path(out).resolve() if out is not None else None
-    files, missing, skipped = [], [], 0
-    for p in paths:
-        path = Path(p)
-        if path.is_file():
-            files.append(path)
-            continue
-        if path.is_dir():
-            root, found = path, path.rglob("*")
-        else:  # a glob; the folders it matches are searched too
-            root, matches = _glob_root(p), [Path(f) for f in glob.glob(p, recursive=True)]
-            found = [g for m in matches for g in ([m] if m.is_file() else m.rglob("*"))]
-        found = [f for f in found if f.is_file() and is_supported(f)]
-        inner = out_dir if out_dir and root.resolve() in out_dir.parents else None
-        if not found:
-            missing.append(p)
-        kept = [
-            f
-            for f in sorted(found)
-            if not is_byproduct(f, root) and not (inner and inner in f.resolve().parents)
-        ]
-        skipped += len(found) - len(kept)
-        files += kept
-    if skipped:
-        log.info("skipped %d masks, earlier outputs and other files that are not films", skipped)
-    return list(dict.fromkeys(files)), missing
-
-
-def _glob_root(pattern: str) -> Path:
-    """The folder a glob searches: its leading parts without wildcards ('data/**/*.png' ->
-    'data'), so that mask folders below it are recognised as in a searched folder."""
-    fixed = Path(pattern).parts
-    fixed = fixed[: next((i for i, part in enumerate(fixed) if glob.has_magic(part)), len(fixed))]
-    return Path(*fixed) if fixed else Path()
-
-
 def _load(seg: Segmenter, path: Path):
     """Decode + preprocess one file (runs in a worker thread)."""
     try:
         rad = read_image(path)
         x, g = seg.prepare(rad)
         return rad, x, g, None
-    except (ImageReadError, ValueError, OSError, MemoryError) as e:
-        log.debug("%s: not segmented", path, exc_info=True)  # -v: the traceback
-        return None, None, None, str(e)
+    except Exception as e:
+        return None, None, None, _failure(path, e)
+
+
+def _failure(path: Path, e: Exception) -> str:
+    """What went wrong with one film, for its row, naming the file. A kind of error that a bad
+    input does not explain (a bug) is logged with its traceback and, like a bad file, stops
+    only that film."""
+    if isinstance(e, (ImageReadError, ValueError, OSError, MemoryError)):
+        log.debug("%s: not segmented", path, exc_info=e)  # -v: the traceback
+        why = str(e)
+    else:
+        log.error("%s: unexpected error, please report it with this traceback", path, exc_info=e)
+        why = f"unexpected {type(e).__name__}: {e}"
+    return why if str(path) in why else f"{path}: {why}"
 
 
 def pool_size(workers: int | None) -> int:
@@ -108,23 +78,6 @@ def pool_size(workers: int | None) -> int:
         return max(1, workers)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return min(8, cores or 2)
-
-
-def _stems(files: list[Path]) -> list[str]:
-    """Output name per input: its stem, or <stem>_2, _3, ... when that name is already taken
-    (two films called film.png in different folders, or film.png beside film_2.png). Names are
-    compared ignoring case, as macOS and Windows file systems do."""
-    taken = {f.stem.casefold() for f in files}
-    seen: set[str] = set()
-    out = []
-    for f in files:
-        stem, n = f.stem, 1
-        while stem.casefold() in seen or (n > 1 and stem.casefold() in taken):
-            n += 1
-            stem = f"{f.stem}_{n}"
-        seen.add(stem.casefold())
-        out.append(stem)
-    return out
 
 
 def predict_paths(
@@ -140,15 +93,18 @@ def predict_paths(
     segmenter: Segmenter | None = None,
     full_grid: bool = False,
     read_ahead_pixels: int = READ_AHEAD_PIXELS,
+    resume: bool = False,
 ) -> list[str]:
     """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png
-    (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv and
-    results.json. `full_grid`: post-process films larger than `segmenter.WORK_SIZE` on their own
-    grid (slower) instead of a working grid of that size.
-    `workers`: threads that decode, post-process and write beside the model (default: one per
-    CPU core, at most 8; with a GPU the model is fast and these threads set the pace).
-    `read_ahead_pixels`: films in flight are limited to this many pixels in all (from their
-    headers; one film at a time may exceed it). Returns the inputs that failed."""
+    (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv (a
+    row as each film finishes, sorted at the end) and results.json. `full_grid`: post-process
+    films larger than `segmenter.WORK_SIZE` on their own grid (slower) instead of a working
+    grid of that size. `workers`: threads that decode, post-process and write beside the model
+    (default: one per CPU core, at most 8; with a GPU the model is fast and these threads set
+    the pace). `read_ahead_pixels`: films in flight are limited to this many pixels in all
+    (from their headers; one film at a time may exceed it). `resume`: keep the films an earlier
+    run into OUT finished (row and files there) instead of segmenting them again.
+    Returns the inputs that failed."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     files, missing = collect_inputs(paths, out)
@@ -158,20 +114,56 @@ def predict_paths(
     if not files:
         raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
     out_dir = Path(out)
-    stems = _stems(files)
-    _check_overwrites(out_dir, stems)
+    stems = output_stems(files)
+    check_overwrites(out_dir, stems)
     out_dir.mkdir(parents=True, exist_ok=True)
-    seg = segmenter or Segmenter(
-        model, device=device, postprocess=postprocess, work_size=None if full_grid else WORK_SIZE
-    )
-    workers = pool_size(workers)
-    rows: dict[int, dict] = {}
-    finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
+    wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
+    rows = finished(earlier_rows(out_dir), files, stems, out_dir, wanted) if resume else {}
+    if resume:
+        log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
+    todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
+    if todo:  # the model is loaded before an earlier results.csv is replaced
+        seg = segmenter or Segmenter(
+            model,
+            device=device,
+            postprocess=postprocess,
+            work_size=None if full_grid else WORK_SIZE,
+        )
+    try:
+        with open(out_dir / TABLE, "w", newline="") as f:
+            table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+            table.writeheader()
+            table.writerows(rows.values())
+
+            def record(i: int, row: dict) -> None:
+                rows[i] = row
+                table.writerow(row)
+                f.flush()  # a run that is stopped keeps the rows of the films it finished
+                if row["error"]:
+                    failed.append(row["file"])
+
+            if todo:
+                finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
+                _segment(
+                    seg, todo, finish, record, batch_size, pool_size(workers), read_ahead_pixels
+                )
+    finally:  # stopped or not, the table holds every film finished, in input order
+        gone = "no such file, or no supported image in it"
+        errors = [{"file": p, "quality": "error", "error": gone} for p in missing]
+        _write_table(out_dir, [rows[i] for i in sorted(rows)] + errors)
+    ok = sum(r["quality"] != "error" for r in rows.values())
+    log.info("%d images segmented, %d failed -> %s", ok, len(failed), out_dir)
+    return failed
+
+
+def _segment(seg, todo, finish, record, batch_size: int, workers: int, read_ahead_pixels: int):
+    """The pipeline: `todo` [(index, (path, stem))] decoded ahead of the model in a thread pool,
+    the model on batches, `finish` behind it; `record(index, row)` as each film is done."""
     with ThreadPoolExecutor(workers) as pool:
         loading: deque = deque()  # decode + preprocess, ahead of the model
         writing: deque = deque()  # post-process + PNGs, behind the model
-        todo = iter(enumerate(zip(files, stems, strict=True)))
-        bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 2)
+        items = iter(todo)
+        bar = tqdm(total=len(todo), unit="img", desc="predict", disable=len(todo) < 2)
         held = 0  # pixels of the films in `loading`, in the model and in `writing`
         ahead = None  # the next film, with its pixel count, when memory held it back
 
@@ -179,7 +171,7 @@ def predict_paths(
             nonlocal held, ahead
             while len(loading) < 2 * batch_size + workers:
                 if ahead is None:
-                    item = next(todo, None)
+                    item = next(items, None)
                     if item is None:
                         return
                     ahead = item, film_pixels(item[1][0])
@@ -192,81 +184,41 @@ def predict_paths(
         def drain(keep: int):
             nonlocal held
             while len(writing) > keep:
-                i, path, pixels, fut = writing.popleft()
-                rows[i] = fut.result()
+                i, pixels, fut = writing.popleft()
+                record(i, fut.result())
                 held -= pixels
-                if rows[i]["error"]:
-                    failed.append(str(path))
                 bar.update()
 
-        fill()
-        while loading or ahead:
-            if not loading:  # memory held the next film back: wait for the oldest to be written
-                if writing:
-                    drain(keep=len(writing) - 1)
-                else:  # nothing in flight (cannot happen while `held` counts right): admit it
-                    held = 0
-                fill()
-                continue
-            batch = []
-            while loading and len(batch) < batch_size:
-                (i, (path, stem)), pixels, fut = loading.popleft()
-                rad, x, g, err = fut.result()
-                if err:
-                    log.error("%s (skipped)", err)
-                    failed.append(str(path))
-                    rows[i] = {"file": str(path), "quality": "error", "error": err}
-                    held -= pixels
-                    bar.update()
-                else:
-                    batch.append((i, path, stem, pixels, rad, x, g))
+        try:
             fill()
-            if batch:
-                probs = seg.runner(np.stack([b[5] for b in batch])[:, None])
-                for (i, path, stem, pixels, rad, _, g), p in zip(batch, probs, strict=True):
-                    job = pool.submit(finish, path, stem, rad, g, p)
-                    writing.append((i, path, pixels, job))
-                drain(keep=2 * batch_size)
-        drain(keep=0)
-        bar.close()
-    table = [rows[i] for i in sorted(rows)] + [
-        {"file": p, "quality": "error", "error": "no such file, or no supported image in it"}
-        for p in missing
-    ]
-    _write_table(out_dir, table)
-    ok = sum(r["quality"] != "error" for r in table)
-    log.info("%d images segmented, %d failed -> %s", ok, len(failed), out_dir)
-    return failed
-
-
-def _check_overwrites(out_dir: Path, stems: list[str]) -> None:
-    """Refuse to replace a <stem>_mask.png that lungseg did not write: with --out on the films'
-    own folder it may be a ground-truth mask. One of an earlier run (listed in the folder's
-    results.csv, or with its <stem>_overlay.png beside it) is replaced as usual."""
-    if not out_dir.is_dir():
-        return
-    present = set(os.listdir(out_dir))
-    ours = _earlier_outputs(out_dir / "results.csv")
-    foreign = [
-        f"{s}_mask.png"
-        for s in stems
-        if f"{s}_mask.png" in present and f"{s}_overlay.png" not in present and s not in ours
-    ]
-    if foreign:
-        raise ValueError(
-            f"{out_dir / foreign[0]} exists and is not an earlier lungseg output (it may be a "
-            f"ground-truth mask; {len(foreign)} such files): choose another --out"
-        )
-
-
-def _earlier_outputs(table: Path) -> set[str]:
-    """Output stems an earlier run wrote, from its results.csv (empty when there is none)."""
-    if not table.is_file():
-        return set()
-    with open(table, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("file")]
-    return {r["mask"].removesuffix("_mask.png") if r.get("mask") else Path(r["file"]).stem
-            for r in rows}  # fmt: skip
+            while loading or ahead:
+                if not loading:  # memory held the next film back: wait for the oldest to be written
+                    if writing:
+                        drain(keep=len(writing) - 1)
+                    else:  # nothing in flight (cannot happen while `held` counts right): admit it
+                        held = 0
+                    fill()
+                    continue
+                batch = []
+                while loading and len(batch) < batch_size:
+                    (i, (path, stem)), pixels, fut = loading.popleft()
+                    rad, x, g, err = fut.result()
+                    if err:
+                        log.error("%s (skipped)", err)
+                        record(i, {"file": str(path), "quality": "error", "error": err})
+                        held -= pixels
+                        bar.update()
+                    else:
+                        batch.append((i, path, stem, pixels, rad, x, g))
+                fill()
+                if batch:
+                    probs = seg.runner(np.stack([b[5] for b in batch])[:, None])
+                    for (i, path, stem, pixels, rad, _, g), p in zip(batch, probs, strict=True):
+                        writing.append((i, pixels, pool.submit(finish, path, stem, rad, g, p)))
+                    drain(keep=2 * batch_size)
+        finally:  # films past the model are written and recorded, also when stopped
+            drain(keep=0)
+            bar.close()
 
 
 def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overlays: bool) -> dict:
@@ -280,14 +232,15 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
             )
         if labels:
             write_png(out_dir / f"{stem}_labels.png", res.labels)
-    except (OSError, ValueError, MemoryError) as e:
-        log.error("%s: %s (skipped)", path, e)
-        return {"file": str(path), "quality": "error", "error": str(e)}
+    except Exception as e:
+        err = _failure(path, e)
+        log.error("%s (skipped)", err)
+        return {"file": str(path), "quality": "error", "error": err}
     return {"file": str(path), "mask": f"{stem}_mask.png", **res.stats, "error": ""}
 
 
 def _write_table(out_dir: Path, rows: list[dict]) -> None:
-    with open(out_dir / "results.csv", "w", newline="") as f:
+    with open(out_dir / TABLE, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)

@@ -1,0 +1,131 @@
+"""A `predict` run over a large folder that is stopped keeps the rows of the films it finished,
+`--resume` segments only the rest, and a film that raises an unexpected error stops only
+itself."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lungseg.predict as predict
+from lungseg.cli import main
+from lungseg.segmenter import Segmenter
+
+
+def _films(folder: Path, n: int) -> list[Path]:
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    paths = []
+    for k in range(n):
+        paths.append(folder / f"f{k}.png")
+        Image.fromarray(rng.integers(0, 255, (40 + k, 48), dtype=np.uint8)).save(paths[-1])
+    return paths
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class _Counting:
+    """The segmenter's runner, counting films; raises `stop` before the film numbered `at`."""
+
+    def __init__(self, runner, at: int | None = None, stop=KeyboardInterrupt):
+        self.runner, self.at, self.stop, self.films = runner, at, stop, 0
+
+    def __call__(self, x):
+        if self.at is not None and self.films + len(x) > self.at:
+            raise self.stop()
+        self.films += len(x)
+        return self.runner(x)
+
+
+def test_a_stopped_run_keeps_its_rows_and_resume_does_the_rest(tiny_model, tmp_path):
+    films = _films(tmp_path / "in", 7)
+    seg = Segmenter(tiny_model, device="cpu")
+    ref = tmp_path / "ref"
+    assert predict.predict_paths([str(tmp_path / "in")], str(ref), segmenter=seg) == []
+
+    out, runner = tmp_path / "out", seg.runner
+    seg.runner = _Counting(runner, at=4)  # Ctrl-C while the model runs on the fifth film
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg, batch_size=1)
+    done = _rows(out)
+    assert [r["file"] for r in done] == [str(f) for f in films[:4]]  # in order, after the stop
+    assert json.loads((out / "results.json").read_text())[0]["file"] == str(films[0])
+
+    (out / "f1_overlay.png").unlink()  # a film whose outputs are not all there is done again
+    seg.runner = _Counting(runner)
+    kw = {"segmenter": seg, "resume": True}
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    assert seg.runner.films == 7 - 4 + 1
+    assert _rows(out) == _rows(ref)
+    assert json.loads((out / "results.json").read_text()) == json.loads(
+        (ref / "results.json").read_text()
+    )  # numbers read back from results.csv are numbers again
+    for f in films:
+        assert (out / f"{f.stem}_mask.png").read_bytes() == (
+            ref / f"{f.stem}_mask.png"
+        ).read_bytes()
+
+    seg.runner = _Counting(runner)
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    assert seg.runner.films == 0 and _rows(out) == _rows(ref)  # nothing left to do
+    seg.runner = _Counting(runner)
+    predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg)  # no --resume: all
+    assert seg.runner.films == 7
+
+
+def test_resume_tries_failed_films_again_and_asks_for_the_outputs_requested(tiny_model, tmp_path):
+    films = _films(tmp_path / "in", 3)
+    good = films[1].read_bytes()
+    films[1].write_bytes(good[:50])  # truncated
+    seg = Segmenter(tiny_model, device="cpu")
+    out = tmp_path / "out"
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == [str(films[1])]
+    films[1].write_bytes(good)  # repaired
+    seg.runner = _Counting(seg.runner)
+    kw = {"segmenter": seg, "resume": True, "labels": True}
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    assert seg.runner.films == 3  # --labels: no film had its labels PNG yet
+    assert [r["quality"] != "error" for r in _rows(out)] == [True] * 3
+
+
+def test_an_unexpected_error_in_one_film_stops_only_that_film(tiny_model, tmp_path, caplog):
+    films = _films(tmp_path / "in", 4)
+    seg = Segmenter(tiny_model, device="cpu")
+    finish = seg.finish
+
+    def flaky(prob, g, rad):
+        if Path(rad.path).stem == "f2":
+            raise RuntimeError("a bug")
+        return finish(prob, g, rad)
+
+    seg.finish = flaky
+    out = tmp_path / "out"
+    failed = predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg)
+    assert failed == [str(films[2])]
+    rows = _rows(out)
+    assert [r["quality"] == "error" for r in rows] == [False, False, True, False]
+    assert "unexpected RuntimeError: a bug" in rows[2]["error"]
+    assert "please report" in caplog.text and "Traceback" in caplog.text
+    assert not (out / "f2_mask.png").exists() and (out / "f3_mask.png").exists()
+
+
+def test_cli_resume_and_a_model_that_cannot_load_keeps_the_table(tiny_model, tmp_path):
+    _films(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model)]
+    assert main(argv) == 0
+    before = (out / "results.csv").read_text()
+    assert main([*argv, "--resume"]) == 0
+    assert (out / "results.csv").read_text() == before
+    (out / "f0_mask.png").unlink()
+    bad = ["predict", str(tmp_path / "in"), "--out", str(out), "--model", str(tmp_path / "no")]
+    assert main([*bad, "--resume"]) == 2  # the model is missing: the table is left as it was
+    assert (out / "results.csv").read_text() == before
