@@ -32,6 +32,7 @@ from report_json import write_json  # beside this file (sys.path[0] for a script
 from lungseg import datasets as data
 from lungseg.metrics import confusion, largest_disagreement
 from lungseg.model import DEFAULT_WEIGHTS
+from lungseg.pairs import load_pair
 from lungseg.segmenter import Segmenter
 from lungseg.splits import assign_splits, select
 
@@ -91,7 +92,7 @@ def main(argv=None) -> None:
     seg = Segmenter(a.model, device="cpu")
     films, datasets = [], {s.dataset for s in chosen}
     for s in chosen:
-        image, truth = data.load_pair(s)
+        image, truth = load_pair(s)
         pred = seg(image).mask
         c = confusion(pred, truth)
         gt = max(1, c.tp + c.fn)

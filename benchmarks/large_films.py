@@ -23,6 +23,7 @@ from lungseg import datasets as data
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
+from lungseg.pairs import load_pair
 from lungseg.segmenter import WORK_SIZE, Segmenter
 from lungseg.splits import assign_splits, select
 
@@ -45,7 +46,7 @@ def main(argv=None) -> None:
     cpu = dict.fromkeys(grids, 0.0)
     agree, flag_diff, sizes = [], 0, []
     for s in chosen:
-        image, truth = data.load_pair(s)
+        image, truth = load_pair(s)
         h, w = (round(n * a.scale) for n in image.shape)
         image = np.clip(cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
         truth = cv2.resize(truth, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -27,6 +27,7 @@ from lungseg.augment import CORRUPTIONS, corrupt
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
+from lungseg.pairs import load_pair
 from lungseg.phantom import DISEASES, make_phantom
 from lungseg.segmenter import Segmenter
 from lungseg.splits import assign_splits, select
@@ -40,7 +41,7 @@ def cases(a) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     if a.split:
         samples, _ = datasets.discover(a.data)
         chosen = select(samples, assign_splits(Path(a.data), samples), a.split, limit=a.limit)
-        pairs = [datasets.load_pair(s) for s in chosen]
+        pairs = [load_pair(s) for s in chosen]
         conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
         for name, sev in conditions:
             if a.conditions and f"{name}@{sev}" not in a.conditions:

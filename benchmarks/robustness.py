@@ -31,6 +31,7 @@ from lungseg.augment import CORRUPTIONS, corrupt
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
+from lungseg.pairs import load_pair
 from lungseg.segmenter import Segmenter
 from lungseg.splits import assign_splits, select
 
@@ -77,7 +78,7 @@ def main(argv=None) -> None:
     samples, _ = datasets.discover(a.data)
     splits = assign_splits(Path(a.data), samples)
     chosen = select(samples, splits, a.split, limit=a.limit)
-    pairs = [datasets.load_pair(s) for s in chosen]
+    pairs = [load_pair(s) for s in chosen]
     conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
     if a.conditions:
         conditions = [c for c in conditions if f"{c[0]}@{c[1]}" in a.conditions]

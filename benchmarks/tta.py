@@ -19,6 +19,7 @@ from lungseg import datasets as data
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion, summarize
 from lungseg.model import DEFAULT_WEIGHTS
+from lungseg.pairs import load_pair
 from lungseg.segmenter import Segmenter
 from lungseg.splits import assign_splits, select
 
@@ -37,7 +38,7 @@ class FlipAverage:
 def score(seg: Segmenter, samples) -> dict:
     rows = []
     for s in samples:
-        image, truth = data.load_pair(s)
+        image, truth = load_pair(s)
         res = seg(Radiograph(image))
         rows.append({"dataset": s.dataset, "id": s.id, **confusion(res.mask, truth).as_dict()})
     return summarize(rows)

@@ -11,7 +11,8 @@ import pytest
 from conftest import by_id
 from PIL import Image
 
-from lungseg.datasets import discover, load_pair
+from lungseg.datasets import discover
+from lungseg.pairs import load_pair
 
 # ---------------------------------------------------------------- discovery per layout
 
@@ -252,3 +253,34 @@ def test_your_own_films_names_pair_ignoring_case_and_images_must_be_flat(tmp_pat
         (str(tmp_path / "b" / "images"), "images/ holds folders: it must be flat")
     ]
     assert "images/train/" in problems[0].fix
+
+
+def test_your_own_films_finds_dicoms_without_a_suffix(tmp_path, synth):
+    """PACS exports name DICOMs IM0001 (no suffix): found by their DICM preamble and paired with
+    masks/IM0001.png or IM0001_mask.png; other suffixless files (notes, DICOMDIR) are no films."""
+    pytest.importorskip("pydicom")
+    from dicomfiles import write_dicom
+
+    base = tmp_path / "pacs"
+    left, right = synth.lung_masks()
+    film = synth.chest_image(mask=left | right)
+    (base / "images").mkdir(parents=True)
+    for name in ("IM0001", "IM0002", "IM0003", "DICOMDIR"):
+        write_dicom(base / "images" / name, film.astype(np.uint16) * 16)
+    (base / "images" / "NOTES").write_text("exported from PACS\n")
+    synth.save_mask(base / "masks" / "IM0001.png", left | right)
+    synth.save_mask(base / "masks" / "IM0002_mask.png", left)
+    samples, problems = discover(tmp_path)
+    assert [(s.dataset, s.id, s.image.name, s.masks[0].name) for s in samples] == [
+        ("other", "IM0001", "IM0001", "IM0001.png"),
+        ("other", "IM0002", "IM0002", "IM0002_mask.png"),
+    ]
+    assert [(p.path, p.fix) for p in problems] == [
+        (
+            str(base / "images" / "IM0003"),
+            f"add {base / 'masks' / 'IM0003'}.png, or remove the image",
+        )
+    ]
+    image, mask = load_pair(samples[1])
+    np.testing.assert_array_equal(mask, left)
+    assert image.shape == film.shape and np.corrcoef(image.ravel(), film.ravel())[0, 1] > 0.99

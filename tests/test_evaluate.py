@@ -199,3 +199,33 @@ def test_your_own_films_hints_and_masks_that_are_predictions(tiny_model, tmp_pat
     caplog.clear()
     evaluate(str(tiny_model), str(tmp_path / "mine"), "test", str(tmp_path / "e2"), device="cpu")
     assert "for every film of your own, use --split all" in caplog.text
+
+
+def test_own_films_with_jpeg_masks_score_as_with_png_masks(tiny_model, tmp_path, synth, caplog):
+    """JPEG masks (quality 75) are thresholded, not refused: the same films score the same with
+    their masks saved as JPEG as with PNG, and the JPEG folder is warned about once."""
+    import cv2
+
+    (tmp_path / "jpeg" / "masks").mkdir(parents=True)
+    for k in range(3):
+        lungs = np.bitwise_or(*synth.lung_masks(shift=2 * k))
+        film = synth.chest_image(seed=k, mask=lungs)
+        for kind in ("png", "jpeg"):
+            synth.save_png(tmp_path / kind / "images" / f"p{k}.png", film)
+        synth.save_mask(tmp_path / "png" / "masks" / f"p{k}.png", lungs)
+        jpeg = str(tmp_path / "jpeg" / "masks" / f"p{k}.jpg")
+        cv2.imwrite(jpeg, lungs * np.uint8(255), [cv2.IMWRITE_JPEG_QUALITY, 75])
+        assert len(np.unique(cv2.imread(jpeg, cv2.IMREAD_GRAYSCALE))) > 2  # not 0/255 any more
+    rows = {}
+    for kind in ("png", "jpeg"):
+        caplog.clear()
+        out = tmp_path / f"eval_{kind}"
+        with caplog.at_level("WARNING", logger="lungseg"):
+            evaluate(str(tiny_model), str(tmp_path / kind), "all", str(out), device="cpu")
+        assert caplog.text.count("were thresholded at 128") == (kind == "jpeg")
+        with open(out / "per_image.csv", newline="") as f:
+            rows[kind] = list(csv.DictReader(f))
+    assert [r["id"] for r in rows["jpeg"]] == ["p0", "p1", "p2"]
+    for png, jpeg in zip(rows["png"], rows["jpeg"], strict=True):
+        for metric in ("iou", "dice", "pixel_accuracy"):
+            assert abs(float(png[metric]) - float(jpeg[metric])) < 0.005, (metric, png, jpeg)

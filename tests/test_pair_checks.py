@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from conftest import by_id
 
-from lungseg.datasets import Problem, check_pairs, discover, load_pair, summarize
+from lungseg.datasets import Problem, discover
 from lungseg.imageio import ImageReadError
+from lungseg.pairs import check_pairs, load_pair, summarize
 
 
 @pytest.fixture
@@ -131,3 +132,82 @@ def test_a_pair_whose_exif_orientations_differ_is_refused(tmp_path, synth):
     image, mask = load_pair(by_id(discover(tmp_path)[0])["MCUCXR_0002_0"])  # both turned: fine
     stored = np.asarray(Image.open(base / "masks/MCUCXR_0002_0.png")) > 0
     np.testing.assert_array_equal(mask, np.rot90(stored, 2))
+
+
+def test_jpeg_masks_are_thresholded_with_one_warning_for_the_folder(tmp_path, synth, caplog):
+    """Hospital exports: 0/255 masks saved as JPEG at quality 75 (by OpenCV and by Pillow), whose
+    compression smears 0 and 255 into nearby values. They pair, load as the mask drawn, and one
+    warning, not one per file, says they were thresholded."""
+    import cv2
+    from PIL import Image
+
+    from lungseg.imageio import read_mask
+
+    base, h, w = tmp_path / "hospital", 240, 200
+    (base / "masks").mkdir(parents=True)
+    drawn = {}
+    for k, name in enumerate(("p0.jpg", "p1.jpg", "p2_mask.jpeg", "p3.JPG")):
+        left, right = synth.lung_masks(h, w, shift=3 * k)
+        drawn[f"p{k}"] = left | right
+        synth.save_png(base / "images" / f"p{k}.png", synth.chest_image(h, w, k, left | right))
+        path = base / "masks" / name
+        if k % 2:
+            cv2.imwrite(str(path), drawn[f"p{k}"] * 255, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        else:
+            Image.fromarray(drawn[f"p{k}"] * 255).save(path, quality=75)
+        assert len(np.unique(read_mask(path))) > 2  # not 0/255 any more: the strict check refuses
+    samples, problems = discover(tmp_path)
+    assert problems == [] and [s.masks[0].name for s in samples] == ["p0.jpg", "p1.jpg",
+        "p2_mask.jpeg", "p3.JPG"]  # fmt: skip
+    with caplog.at_level("WARNING", logger="lungseg"):
+        good, bad = check_pairs(samples)
+        load_pair(samples[0])  # the folder was warned about already
+    assert bad == [] and len(good) == 4
+    for s, _, mask in good:
+        truth = drawn[s.id].astype(bool)
+        assert set(np.unique(mask)) == {0, 1}
+        assert (mask.astype(bool) & truth).sum() / (mask.astype(bool) | truth).sum() > 0.98
+    said = [r.getMessage() for r in caplog.records if "JPEG" in r.getMessage()]
+    assert len(said) == 1 and f"JPEG masks in {base / 'masks'} were thresholded at 128" in said[0]
+
+
+def test_a_gray_image_saved_as_jpeg_mask_is_still_refused(tmp_path, synth):
+    """Only a compressed 0/255 mask is thresholded: a gray gradient (or the film itself) saved as
+    a JPEG mask has far more than 1% of its pixels mid-gray and is refused, saying what to do."""
+    left, right = synth.lung_masks()
+    film = synth.chest_image(mask=left | right)
+    gradient = np.tile(np.linspace(0, 255, synth.W).astype(np.uint8), (synth.H, 1))
+    for stem, mask in (("gradient", gradient), ("film", film)):
+        synth.save_png(tmp_path / "mine" / "images" / f"{stem}.png", film)
+        synth.save_png(tmp_path / "mine" / "masks" / f"{stem}.jpg", mask)
+    samples, _ = discover(tmp_path)
+    good, bad = check_pairs(samples)
+    assert good == [] and len(bad) == 2
+    for s in samples:
+        with pytest.raises(ValueError, match="mask is not binary: .* mid-gray") as e:
+            load_pair(s)
+        assert f"{s.id}.jpg" in str(e.value) and "Save the lung mask as 0/255 PNG" in str(e.value)
+
+
+def test_binary_mask_tolerance_and_threshold():
+    """JPEG: >= 128 is lung, refused past 1% of pixels in 64..191; a 0/1 JPEG is named as such.
+    Lossless files keep the strict check (0 and one other value)."""
+    from pathlib import Path
+
+    from lungseg.pairs import binary_mask
+
+    raw = np.zeros((100, 100), np.uint8)
+    raw[:, 50:] = 250
+    raw[0, :60] = 127  # 60 px (0.6%) mid-gray, 10 of them < 128
+    raw[1, :4] = 128
+    mask = binary_mask(raw, Path("m.jpg"))
+    assert mask.dtype == np.uint8 and mask.sum() == 50 * 100 + 4 - 10
+    assert mask[0, :50].sum() == 0 and mask[1, :4].all()
+    raw[2, :60] = 191  # 120 px: 1.2%
+    with pytest.raises(ValueError, match=r"m\.jpeg: mask is not binary: 1.2% of its pixels"):
+        binary_mask(raw, Path("m.jpeg"))
+    with pytest.raises(ValueError, match=r"no pixel >= 128 \(highest 2\): a 0/1 mask"):
+        binary_mask(np.eye(20, dtype=np.uint8) * 2, Path("m.jpg"))
+    with pytest.raises(ValueError, match=r"not binary \(5 gray levels\)"):
+        binary_mask(raw, Path("m.png"))
+    np.testing.assert_array_equal(binary_mask(np.eye(3, dtype=np.uint8), Path("m.tif")), np.eye(3))

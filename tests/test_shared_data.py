@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lungseg import datasets
+from lungseg.pairs import check_pairs
 from lungseg.splits import assign_splits, read_splits, select
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -59,7 +60,7 @@ def test_some_pairs_load_binary(discovered):
     for s in samples:
         by_ds.setdefault(s.dataset, []).append(s)
     chosen = [g[i] for g in by_ds.values() for i in (0, len(g) - 1)]
-    good, problems = datasets.check_pairs(chosen)
+    good, problems = check_pairs(chosen)
     assert problems == [], "\n".join(map(str, problems))
     assert len(good) == len(chosen) == 6
     for s, image, mask in good:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from lungseg import datasets as data
+from lungseg.pairs import load_pair
 from lungseg.preprocess import resize_pair
 from lungseg.splits import assign_splits
 
@@ -57,7 +58,7 @@ def pack_data(root: str, out: Path, size: int, fit: str, splits: list[str]) -> i
         if split not in splits:
             continue
         try:
-            image, mask = data.load_pair(s)
+            image, mask = load_pair(s)
         except (ValueError, FileNotFoundError) as e:
             print(f"skipped: {e}")
             continue

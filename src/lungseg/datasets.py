@@ -1,4 +1,5 @@
-"""Find image/mask pairs in the layouts users download and check them (splits: splits.py).
+"""Find image/mask pairs in the layouts users download (loading and checks: pairs.py; splits:
+splits.py).
 
 Layouts found anywhere under a root folder:
 - Montgomery official:   CXR_png/*.png + ManualMask/{leftMask,rightMask}/*.png
@@ -6,6 +7,8 @@ Layouts found anywhere under a root folder:
 - "Chest Xray Masks and Labels": CXR_png/ + masks/ (Montgomery same name, Shenzhen `_mask`)
 - JSRT + SCR masks:      images/*.png + masks/{left_lung,right_lung,heart,...}/ (SCR's own
                          folder names with spaces, and .gif masks, are accepted too)
+- own films:             images/ + masks/ (or mask/), paired as in CXR_png/ (dataset `other`)
+Films: PNG, JPEG, TIFF, BMP, DICOM (.dcm/.dicom, or no suffix with the DICM preamble: IM0001).
 Mask suffixes match in any case (`.PNG`, `.GIF`); macOS/Windows leftovers (`._*`, `__MACOSX/`,
 .DS_Store, Thumbs.db) are ignored; an image without its masks and masks without their image
 are reported as problems.
@@ -20,14 +23,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .imageio import ImageReadError, is_leftover, orientation, read_image, read_mask
+from .imageio import is_dicom, is_leftover
 
 log = logging.getLogger(__name__)
 
 JSRT_STRUCTURES = ("left_lung", "right_lung", "heart", "left_clavicle", "right_clavicle")
-# (JPEG masks are paired, then refused by load_pair as not binary, with what to do)
+FILM_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
+# (JPEG masks are thresholded by pairs.load_pair, with a warning)
 MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
@@ -102,9 +104,15 @@ def _subdir(parent: Path, *names: str) -> Path | None:
 
 
 def _images(folder: Path) -> list[Path]:
-    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"}
-    files = (p for p in folder.iterdir() if p.suffix.lower() in exts and not is_leftover(p))
-    return sorted(p for p in files if p.is_file())
+    """The films of `folder`: by suffix, and DICOMs without one (PACS exports: IM0001), which
+    alone are opened to look for the DICM preamble (not DICOMDIR, an index)."""
+    files = [p for p in folder.iterdir() if not is_leftover(p)]
+    found = (p for p in files if p.suffix.lower() in FILM_SUFFIXES or _suffixless_dicom(p))
+    return sorted(p for p in found if p.is_file())
+
+
+def _suffixless_dicom(path: Path) -> bool:
+    return not path.suffix and path.name.upper() != "DICOMDIR" and is_dicom(path)
 
 
 def _orphans(films: Path, stems: set[str], masks, problems: list[Problem]) -> None:
@@ -260,56 +268,3 @@ def _own_films(images: Path, masks: Path, problems: list[Problem]) -> list[Sampl
 def _predicted(masks: Path) -> bool:
     """A folder `lungseg predict --out` wrote (its results.csv or overlays): not ground truth."""
     return (masks / "results.csv").is_file() or any(masks.glob("*_overlay.png"))
-
-
-def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """Read and check one pair -> (image float32 HxW [0,1], lung mask uint8 {0,1}).
-    Raises ValueError/FileNotFoundError naming the file and what to do."""
-    image = read_image(s.image).image
-    mask = np.zeros(image.shape, dtype=np.uint8)
-    turn = orientation(s.image)
-    for p in s.masks:
-        raw = read_mask(p)
-        if (mask_turn := orientation(p)) != turn:
-            raise ValueError(
-                f"{p}: the mask's EXIF orientation ({mask_turn}) differs from its image "
-                f"{s.image.name}'s ({turn}); both are read as displayed, so one of them would "
-                "be turned against the other: save both upright without an EXIF orientation"
-            )
-        if raw.shape != image.shape:
-            raise ValueError(
-                f"{p}: mask is {raw.shape[1]}x{raw.shape[0]} but image {s.image.name} "
-                f"is {image.shape[1]}x{image.shape[0]}; resize the mask with "
-                "nearest-neighbour or fix the pairing"
-            )
-        values = np.unique(raw)
-        if len(values) > 2 or (len(values) == 2 and values[0] != 0):
-            raise ValueError(
-                f"{p}: mask is not binary ({len(values)} gray levels); save it "
-                "as 0/255 PNG (not JPEG) or threshold it"
-            )
-        mask |= (raw > 0).astype(np.uint8)
-    if not mask.any():
-        raise ValueError(f"{s.masks[0]}: mask is empty; draw the lungs or remove the pair")
-    return image, mask
-
-
-def check_pairs(samples: list[Sample], strict: bool = False):
-    """Load every pair; return ([(sample, image, mask)], problems). `strict` raises on the first."""
-    good, problems = [], []
-    for s in samples:
-        try:
-            image, mask = load_pair(s)
-        except (ValueError, FileNotFoundError, ImageReadError) as e:
-            if strict:
-                raise
-            problems.append(Problem(str(s.image), str(e), "skipped"))
-            continue
-        good.append((s, image, mask))
-    return good, problems
-
-
-def summarize(used: int, problems: list[Problem]) -> str:
-    lines = [f"{used} pair{'' if used == 1 else 's'} used, {len(problems)} skipped"]
-    lines += [f"  {p}" for p in problems]
-    return "\n".join(lines)

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import datasets as data
-from . import report
+from . import pairs, report
 from .imageio import Radiograph
 from .metrics import confusion, largest_disagreement, summarize
 from .png import write_png
@@ -133,7 +133,7 @@ def evaluate(
         batch, truths = [], []
         for s in chosen[start : start + batch_size]:
             try:
-                image, mask = data.load_pair(s)
+                image, mask = pairs.load_pair(s)
             except (ValueError, FileNotFoundError) as e:
                 if strict:
                     raise
@@ -160,7 +160,7 @@ def evaluate(
                 }
             )
             thumbs[(s.dataset, s.id)] = (_thumb(rad.image), _thumb(truth), _thumb(res.mask))
-    log.info("%s", data.summarize(len(rows), problems))
+    log.info("%s", pairs.summarize(len(rows), problems))
     if not rows:
         raise ValueError(
             f"no {split} pair could be evaluated: all {len(chosen)} failed their checks; first "

@@ -21,6 +21,7 @@ from . import datasets
 from .augment import PairDataset
 from .metrics import confusion
 from .model import build_model, load_encoder_weights, load_init, save_safetensors
+from .pairs import check_pairs, summarize
 from .runconfig import TrainConfig, check_device, check_run_folder
 from .schedule import FitToTime
 from .splits import assign_splits, read_splits, select
@@ -113,9 +114,9 @@ def load_split_pairs(cfg: TrainConfig, out: Path, resume: bool = False):
     pairs = {}
     for split in ("train", "val"):
         chosen = select(samples, splits, split, cfg.datasets, cfg.limit)
-        pairs[split], bad = datasets.check_pairs(chosen, strict=cfg.strict)
+        pairs[split], bad = check_pairs(chosen, strict=cfg.strict)
         problems += bad
-    log.info("data: %s", datasets.summarize(sum(map(len, pairs.values())), problems))
+    log.info("data: %s", summarize(sum(map(len, pairs.values())), problems))
     for split, p in pairs.items():
         if len(p) < (2 if split == "train" else 1):  # a batch of 1 cannot train (BatchNorm)
             raise ValueError(
