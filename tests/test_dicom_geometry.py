@@ -3,6 +3,9 @@ by the estimated magnification) and PatientOrientation (mirrored, upside down)."
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from dicomfiles import dicom_ramp, write_dicom
@@ -58,3 +61,26 @@ def test_dicom_patient_orientation(tmp_path, orient, flipped, upside_down):
     rad = read_image(write_dicom(tmp_path / "o.dcm", dicom_ramp(), **attrs))
     assert rad.flipped is flipped and rad.upside_down is upside_down
     np.testing.assert_allclose(rad.image, dicom_ramp() / 4095.0, atol=1e-5)  # pixels unchanged
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")  # lower case, as some sites write
+def test_dicom_view_body_part_and_modality_are_read(tmp_path):
+    attrs = {"ViewPosition": "ll ", "BodyPartExamined": "Chest", "Modality": "CR"}
+    rad = read_image(write_dicom(tmp_path / "v.dcm", dicom_ramp(), **attrs))
+    assert (rad.view, rad.body_part, rad.modality) == ("LL", "CHEST", "CR")
+    bare = read_image(write_dicom(tmp_path / "b.dcm", dicom_ramp()))  # DX, nothing else said
+    assert (bare.view, bare.body_part, bare.modality) == ("", "", "DX")
+
+
+def test_predict_flags_a_lateral_view_and_writes_it_in_its_row(tiny_model, tmp_path):
+    from lungseg.predict import predict_paths
+
+    (tmp_path / "in").mkdir()
+    write_dicom(tmp_path / "in" / "pa.dcm", dicom_ramp(), ViewPosition="PA")
+    write_dicom(tmp_path / "in" / "lat.dcm", dicom_ramp(), ViewPosition="LL")
+    assert predict_paths([str(tmp_path / "in")], str(tmp_path / "out"), model=str(tiny_model)) == []
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        rows = {Path(r["file"]).stem: r for r in csv.DictReader(f)}
+    assert rows["lat"]["view"] == "LL" and rows["lat"]["quality"] == "check"
+    assert rows["lat"]["flags"].split(";")[0] == "not_frontal_view"
+    assert rows["pa"]["view"] == "PA" and "not_frontal_view" not in rows["pa"]["flags"]

@@ -116,7 +116,7 @@ def test_table_names_each_rows_mask_and_lists_missing_inputs(tiny_model, tmp_pat
     assert failed == [str(tmp_path / "gone.png")]
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["mask"] for r in rows[:2]] == ["film_mask.png", "film_2_mask.png"]
-    assert list(rows[0])[-1] == "mask"  # appended: the earlier columns keep their positions
+    assert list(rows[0])[-2:] == ["mask", "view"]  # appended: earlier columns keep their places
     assert all((out / r["mask"]).is_file() for r in rows[:2])
     assert rows[2]["file"].endswith("gone.png") and rows[2]["quality"] == "error"
 

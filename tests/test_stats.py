@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import lung_masks
 
+from lungseg.imageio import Radiograph
 from lungseg.postprocess import LEFT, RIGHT, split_sides
 from lungseg.stats import measure
 
@@ -98,3 +99,29 @@ def test_flag_vertical_extent():
     labels = a * RIGHT + short * LEFT
     assert short.sum() >= 0.45 * a.sum()
     assert "vertical_extent" in measure(labels)["flags"].split(";")
+
+
+@pytest.mark.parametrize(
+    "view,part,modality,flags",
+    [
+        ("", "", "", []),  # a PNG: the header says nothing
+        ("PA", "CHEST", "DX", []),
+        ("AP", "PORT CHEST", "CR", []),
+        ("", "UNKNOWN", "OT", []),  # a secondary capture of unknown part: nothing to say
+        ("LL", "CHEST", "DX", ["not_frontal_view"]),
+        ("RLD", "", "CR", ["not_frontal_view"]),  # decubitus
+        ("AP", "ABDOMEN", "CR", ["not_chest"]),
+        ("", "CHEST", "CT", ["not_radiograph"]),
+        ("LATERAL", "KNEE", "MG", ["not_frontal_view", "not_chest", "not_radiograph"]),
+    ],
+)
+def test_the_dicom_header_flags_films_the_model_was_not_made_for(view, part, modality, flags):
+    """Plausible lungs on a lateral, a knee or a CT slice still ask for a look: the header's
+    reasons come first, before those of the outline, and the view goes in its column."""
+    a, b = lung_masks(H, W)
+    film = Radiograph(np.zeros((H, W), np.float32), view=view, body_part=part, modality=modality)
+    s = measure(split_sides(a | b), film=film)
+    assert (s["flags"].split(";") if s["flags"] else []) == flags
+    assert s["quality"] == ("check" if flags else "ok") and s["view"] == view
+    one = measure(split_sides(a), film=film)["flags"].split(";")  # and the outline's after them
+    assert one == [*flags, "one_lung_missing"]

@@ -46,7 +46,17 @@ def read_dicom(path: Path) -> Radiograph:
     if inverse or photometric == "MONOCHROME1":
         image = 1.0 - image  # once: DX files often say both, meaning one inversion
     flipped, upside_down = _dicom_orientation(ds)
-    return Radiograph(image, _dicom_spacing(ds), flipped, upside_down)
+    view, part, modality = (str(ds.get(k) or "").strip().upper()
+                            for k in ("ViewPosition", "BodyPartExamined", "Modality"))  # fmt: skip
+    return Radiograph(
+        image,
+        _dicom_spacing(ds),
+        flipped,
+        upside_down,
+        view=view,
+        body_part=part,
+        modality=modality,
+    )
 
 
 def _dcmread(path: Path):

@@ -14,7 +14,14 @@ from .imageio import is_byproduct, is_supported
 
 log = logging.getLogger(__name__)
 TABLE = "results.csv"
-TEXT_FIELDS = {"file", "quality", "flags", "error", "mask"}  # the other columns hold numbers
+TEXT_FIELDS = {
+    "file",
+    "quality",
+    "flags",
+    "error",
+    "mask",
+    "view",
+}  # the other columns hold numbers
 
 
 def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[list[Path], list[str]]:

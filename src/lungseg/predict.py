@@ -44,7 +44,8 @@ FIELDS = [
     "width",
     "height",
     "error",
-    "mask",  # the row's mask file in --out (last: columns read by position keep their place)
+    "mask",  # the row's mask file in --out
+    "view",  # a DICOM's ViewPosition (new columns go last: those read by position stay put)
 ]
 
 

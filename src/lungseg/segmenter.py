@@ -181,7 +181,7 @@ class Segmenter:
         else:
             mask, labels, n_raw = self._clean(prob, image, flipped)
         spacing = rad.spacing if rad else None
-        return Result(mask, labels, prob, measure(labels, prob, spacing, n_raw))
+        return Result(mask, labels, prob, measure(labels, prob, spacing, n_raw, rad))
 
     def _clean(self, prob: np.ndarray, image: np.ndarray | None, flipped: bool):
         """Probability (and film) on one grid -> (mask, labels, raw component count) there."""

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .imageio import Radiograph
 from .postprocess import LEFT, RIGHT, bounding_box, components
+
+FRONTAL_VIEWS = (
+    "PA",
+    "AP",
+)  # DICOM ViewPosition; the others (LL, RL, LLD, RLO, ...) were not trained
+CHEST_PARTS = ("CHEST", "THORAX", "LUNG", "TORSO")  # BodyPartExamined naming the chest
+NOT_RADIOGRAPHS = ("CT", "MR", "PT", "NM", "US", "MG", "IO", "PX", "OP", "OPT", "ES", "SM", "XC")
 
 
 def measure(
@@ -13,9 +21,12 @@ def measure(
     prob: np.ndarray | None = None,
     spacing: tuple[float, float] | None = None,
     raw_components: int | None = None,
+    film: Radiograph | None = None,
 ) -> dict:
     """Areas (px, and mm² when `spacing` is known), lung/image ratio, components and a quality
-    flag ('ok' or 'check') with the reasons in `flags`."""
+    flag ('ok' or 'check') with the reasons in `flags`: those of the outline
+    (`quality_flags`) after those of the film's DICOM header (`film_flags`), whose view
+    position is the `view` column."""
     h, w = labels.shape
     lungs = labels[bounding_box(labels)]  # counted on the lungs' box, not the whole film
     right, left = int(np.count_nonzero(lungs == RIGHT)), int(np.count_nonzero(lungs == LEFT))
@@ -36,9 +47,28 @@ def measure(
         candidate = int(np.count_nonzero(prob > 0.2))
         uncertain = candidate - int(np.count_nonzero(prob >= 0.8))  # 0.2 < prob < 0.8
         s["uncertain_fraction"] = round(uncertain / max(1, candidate), 4)
-    s["flags"] = ";".join(quality_flags(lungs, s))
+    s["view"] = film.view if film else ""
+    s["flags"] = ";".join(film_flags(film) + quality_flags(lungs, s))
     s["quality"] = "ok" if not s["flags"] else "check"
     return s
+
+
+def film_flags(film: Radiograph | None) -> list[str]:
+    """Reasons from a DICOM header to check a result by eye, whatever the outline: a view other
+    than PA or AP (`not_frontal_view`: lateral, oblique, decubitus), a body part named that is
+    not the chest (`not_chest`; absent, UNKNOWN or OTHER say nothing) and a modality that is not
+    a projection radiograph (`not_radiograph`: CT, MR, ultrasound, mammography, ...)."""
+    if film is None:
+        return []
+    flags = []
+    if film.view and film.view not in FRONTAL_VIEWS:
+        flags.append("not_frontal_view")
+    part = film.body_part
+    if part and part not in ("UNKNOWN", "OTHER") and not any(c in part for c in CHEST_PARTS):
+        flags.append("not_chest")
+    if film.modality in NOT_RADIOGRAPHS:
+        flags.append("not_radiograph")
+    return flags
 
 
 def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
