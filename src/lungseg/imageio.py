@@ -39,9 +39,7 @@ class Radiograph:
     flipped: bool = False  # True when the header says the patient's right is on the image right
     upside_down: bool = False  # True when the header says the rows run from the feet to the head
     path: str | None = None
-    # from a DICOM header ('' when absent or not DICOM): ViewPosition (PA, AP, LL, RL, ...),
-    # BodyPartExamined and Modality, for the quality flag (`stats.film_flags`)
-    view: str = ""
+    view: str = ""  # DICOM ViewPosition, BodyPartExamined, Modality ('' if none): stats.film_flags
     body_part: str = ""
     modality: str = ""
 
