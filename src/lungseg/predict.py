@@ -95,6 +95,7 @@ def predict_paths(
     full_grid: bool = False,
     read_ahead_pixels: int = READ_AHEAD_PIXELS,
     resume: bool = False,
+    compile: bool = False,
 ) -> list[str]:
     """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png
     (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv (a
@@ -104,7 +105,8 @@ def predict_paths(
     (default: one per CPU core, at most 8; with a GPU the model is fast and these threads set
     the pace). `read_ahead_pixels`: films in flight are limited to this many pixels in all
     (from their headers; one film at a time may exceed it). `resume`: keep the films an earlier
-    run into OUT finished (row and files there) instead of segmenting them again.
+    run into OUT finished (row and files there) instead of segmenting them again. `compile`:
+    torch.compile the PyTorch model (a minute or so before the first batch).
     Returns the inputs that failed."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
@@ -129,6 +131,7 @@ def predict_paths(
             device=device,
             postprocess=postprocess,
             work_size=None if full_grid else WORK_SIZE,
+            compile=compile,
         )
     try:
         with open(out_dir / TABLE, "w", newline="") as f:

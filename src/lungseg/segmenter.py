@@ -54,10 +54,16 @@ class TorchRunner:
         model, self.config = load_model(path)
         model = model.to(self.device, memory_format=torch.channels_last)
         self.model = torch.compile(model) if compile else model
+        self.compiled, self.pad_to = compile, 0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        t = torch.from_numpy(x).to(self.device).contiguous(memory_format=torch.channels_last)
+        torch, n = self.torch, len(x)
+        if self.compiled:  # smaller batches (a folder's last) are padded: no second compile
+            self.pad_to = self.pad_to or n
+            if n < self.pad_to:
+                x = np.concatenate([x, np.zeros((self.pad_to - n, *x.shape[1:]), x.dtype)])
+        t = torch.from_numpy(np.ascontiguousarray(x[:, 0])).unsqueeze(1)  # one stride pattern
+        t = t.to(self.device).contiguous(memory_format=torch.channels_last)
         with (
             torch.inference_mode(),
             torch.autocast(
@@ -65,7 +71,7 @@ class TorchRunner:
             ),
         ):
             logits = self.model(t)
-        return torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+        return torch.sigmoid(logits[:n].float())[:, 0].cpu().numpy()
 
 
 class OnnxRunner:
@@ -99,12 +105,15 @@ class OnnxRunner:
         return np.reciprocal(prob, out=prob)
 
 
-def make_runner(model: str | Path | None = None, device: str = "auto"):
-    """A runner for a model file: .onnx -> ONNX Runtime, else PyTorch (default: shipped model)."""
+def make_runner(model: str | Path | None = None, device: str = "auto", compile: bool = False):
+    """A runner for a model file: .onnx -> ONNX Runtime, else PyTorch (default: shipped model;
+    `compile`: torch.compile, worth its first-call minute on large folders, mostly on a GPU)."""
     if model is not None and Path(model).suffix == ".onnx":
+        if compile:
+            raise ValueError("--compile is for PyTorch models; an .onnx model runs as exported")
         check_model_file(Path(model))
         return OnnxRunner(model)
-    return TorchRunner(model, device)
+    return TorchRunner(model, device, compile)
 
 
 def _upright(array: np.ndarray, rad: Radiograph | None) -> np.ndarray:
@@ -129,8 +138,9 @@ class Segmenter:
         device: str = "auto",
         postprocess: bool = True,
         work_size: int | None = WORK_SIZE,
+        compile: bool = False,
     ):
-        self.runner = make_runner(model, device)
+        self.runner = make_runner(model, device, compile)
         self.config: ModelConfig = self.runner.config
         self.postprocess = postprocess
         self.work_size = work_size  # post-processing grid for larger films (None: their own)
