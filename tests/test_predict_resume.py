@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,10 @@ def test_a_stopped_run_keeps_its_rows_and_resume_does_the_rest(tiny_model, tmp_p
     assert seg.runner.films == 7
 
 
-def test_resume_tries_failed_films_again_and_asks_for_the_outputs_requested(tiny_model, tmp_path):
+def test_resume_tries_failed_films_again_and_asks_for_the_outputs_requested(
+    tiny_model, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, "lungseg")
     films = _films(tmp_path / "in", 3)
     good = films[1].read_bytes()
     films[1].write_bytes(good[:50])  # truncated
@@ -94,6 +98,8 @@ def test_resume_tries_failed_films_again_and_asks_for_the_outputs_requested(tiny
     assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
     assert seg.runner.films == 3  # --labels: no film had its labels PNG yet
     assert [r["quality"] != "error" for r in _rows(out)] == [True] * 3
+    check = sum(r["quality"] == "check" for r in _rows(out))  # the summary counts them
+    assert f"3 images segmented ({check} flagged 'check'" in caplog.text
 
 
 def test_an_unexpected_error_in_one_film_stops_only_that_film(tiny_model, tmp_path, caplog):

@@ -156,7 +156,9 @@ def predict_paths(
         errors = [{"file": p, "quality": "error", "error": gone} for p in missing]
         _write_table(out_dir, [rows[i] for i in sorted(rows)] + errors)
     ok = sum(r["quality"] != "error" for r in rows.values())
-    log.info("%d images segmented, %d failed -> %s", ok, len(failed), out_dir)
+    check = sum(r["quality"] == "check" for r in rows.values())
+    log.info("%d images segmented (%d flagged 'check': look at their overlays), %d failed -> %s",
+             ok, check, len(failed), out_dir)  # fmt: skip
     return failed
 
 
