@@ -26,10 +26,16 @@ def test_predict_compiled_matches_eager_without_recompiling(tiny_model, tmp_path
     torch._dynamo.reset()
     monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
     assert predict_paths([str(tmp_path / "in")], str(tmp_path / "comp"), compile=True, **kw) == []
+    torch._dynamo.reset()
+    big = tmp_path / "in" / "0.png"  # the first film fills the memory budget: a first batch
+    Image.fromarray(rng.integers(0, 255, (200, 200), np.uint8)).save(big)  # of 1, then of 2
+    kw["read_ahead_pixels"] = 200 * 200
+    assert predict_paths([str(tmp_path / "in")], str(tmp_path / "one"), compile=True, **kw) == []
     for k in range(5):
         a = np.asarray(Image.open(tmp_path / "eager" / f"{k}_mask.png"))
         b = np.asarray(Image.open(tmp_path / "comp" / f"{k}_mask.png"))
         assert a.shape == (50, 44) and np.mean(a != b) < 0.001  # kernels may round differently
+    assert np.asarray(Image.open(tmp_path / "one" / "0_mask.png")).shape == (200, 200)
 
 
 def test_compile_is_refused_for_an_onnx_model(tmp_path):

@@ -70,6 +70,8 @@ def test_dicom_view_body_part_and_modality_are_read(tmp_path):
     assert (rad.view, rad.body_part, rad.modality) == ("LL", "CHEST", "CR")
     bare = read_image(write_dicom(tmp_path / "b.dcm", dicom_ramp()))  # DX, nothing else said
     assert (bare.view, bare.body_part, bare.modality) == ("", "", "DX")
+    two = read_image(write_dicom(tmp_path / "m.dcm", dicom_ramp(), ViewPosition=["PA", "LL"]))
+    assert two.view == "PA"  # of several values, the first
 
 
 def test_predict_flags_a_lateral_view_and_writes_it_in_its_row(tiny_model, tmp_path):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,101 @@ def test_cli_resume_and_a_model_that_cannot_load_keeps_the_table(tiny_model, tmp
     bad = ["predict", str(tmp_path / "in"), "--out", str(out), "--model", str(tmp_path / "no")]
     assert main([*bad, "--resume"]) == 2  # the model is missing: the table is left as it was
     assert (out / "results.csv").read_text() == before
+
+
+def test_a_rerun_stopped_before_its_first_film_leaves_a_folder_that_runs_again(
+    tiny_model, tmp_path
+):
+    """Its table is empty, but the masks are marked as predict's own: no 'not an earlier
+    lungseg output' refusal afterwards, with or without --resume (here with --no-overlay,
+    where no overlay vouches for them either)."""
+    _films(tmp_path / "in", 3)
+    seg = Segmenter(tiny_model, device="cpu")
+    out, runner = tmp_path / "out", seg.runner
+    kw = {"segmenter": seg, "overlays": False}
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    seg.runner = _Counting(runner, at=0)
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_paths([str(tmp_path / "in")], str(out), **kw)
+    assert _rows(out) == []
+    (out / "run.json").unlink()  # a run killed before anything was written: nothing vouches
+    seg.runner = _Counting(runner)
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), resume=True, **kw) == []
+    assert seg.runner.films == 3 and len(_rows(out)) == 3
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+
+
+def test_resume_matches_inputs_however_their_path_is_written(tiny_model, tmp_path, monkeypatch):
+    _films(tmp_path / "in", 3)
+    seg = Segmenter(tiny_model, device="cpu")
+    monkeypatch.chdir(tmp_path)
+    assert predict.predict_paths(["in"], "out", segmenter=seg) == []  # relative
+    seg.runner = _Counting(seg.runner)
+    monkeypatch.chdir(tmp_path / "in")  # another folder, absolute paths, trailing slash
+    kw = {"segmenter": seg, "resume": True}
+    assert predict.predict_paths([f"{tmp_path}/in/"], str(tmp_path / "out"), **kw) == []
+    assert seg.runner.films == 0
+    assert [r["file"] for r in _rows(tmp_path / "out")] == [
+        str(tmp_path / "in" / f"f{k}.png") for k in range(3)
+    ]  # as written this time
+
+
+def test_resume_redoes_a_film_changed_since_and_a_row_cut_short(tiny_model, tmp_path):
+    films = _films(tmp_path / "in", 4)
+    seg = Segmenter(tiny_model, device="cpu")
+    out = tmp_path / "out"
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []
+    text = (out / "results.csv").read_text()
+    (out / "results.csv").write_text(text[: text.rindex(",f3_mask.png") + 5])  # killed mid-row
+    mask = out / "f1_mask.png"
+    os.utime(films[1], (mask.stat().st_mtime + 10,) * 2)  # the film was replaced afterwards
+    seg.runner = _Counting(seg.runner)
+    kw = {"segmenter": seg, "resume": True}
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    assert seg.runner.films == 2 and len(_rows(out)) == 4
+
+
+def test_cli_resume_refuses_another_model_or_options(tiny_model, tmp_path, caplog):
+    _films(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model)]
+    assert main(argv) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["model"] == str(tiny_model) and len(record["model_sha256"]) == 64
+    assert main([*argv, "--resume", "--no-postprocess"]) == 2
+    assert "postprocess True (now False)" in caplog.text
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(tiny_model.read_bytes())  # the same weights under another name: fine
+    assert main([*argv[:-1], str(other), "--resume"]) == 0
+
+
+def test_sigterm_stops_predict_with_its_table_written(tiny_model, tmp_path):
+    """A batch system's time limit sends SIGTERM: the finished films are in results.csv and
+    results.json, and the exit status says so (143)."""
+    _films(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    runner = Segmenter(tiny_model, device="cpu").runner
+    calls = []
+
+    def term_on_third(x):
+        calls.append(len(x))
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return runner(x)
+
+    real = predict.Segmenter
+
+    def segmenter(*a, **kw):
+        seg = real(*a, **kw)
+        seg.runner = term_on_third
+        return seg
+
+    argv = ["predict", str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model)]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(predict, "Segmenter", segmenter)
+        with pytest.raises(SystemExit) as stop:
+            main([*argv, "--batch-size", "1"])
+    assert stop.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+    done = json.loads((out / "results.json").read_text())
+    assert 2 <= len(done) < 6 and len(_rows(out)) == len(done)

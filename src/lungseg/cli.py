@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import warnings
 
@@ -63,21 +64,30 @@ def _evaluate(a) -> int:
 def _predict(a) -> int:
     from .predict import predict_paths
 
-    failed = predict_paths(
-        a.paths,
-        a.out,
-        model=a.model,
-        postprocess=not a.no_postprocess,
-        batch_size=a.batch_size,
-        labels=a.labels,
-        overlays=not a.no_overlay,
-        device=a.device,
-        workers=a.workers,
-        full_grid=a.full_grid,
-        resume=a.resume,
-        compile=a.compile,
-    )
+    before = signal.signal(signal.SIGTERM, _terminated)  # a job's time limit: tables written
+    try:
+        failed = predict_paths(
+            a.paths,
+            a.out,
+            model=a.model,
+            postprocess=not a.no_postprocess,
+            batch_size=a.batch_size,
+            labels=a.labels,
+            overlays=not a.no_overlay,
+            device=a.device,
+            workers=a.workers,
+            full_grid=a.full_grid,
+            resume=a.resume,
+            compile=a.compile,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, before)
     return 1 if failed else 0
+
+
+def _terminated(signum, frame) -> None:
+    log.error("stopped (SIGTERM): results.csv lists the films finished, --resume goes on")
+    raise SystemExit(128 + signum)
 
 
 def _export(a) -> int:

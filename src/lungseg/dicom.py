@@ -46,8 +46,9 @@ def read_dicom(path: Path) -> Radiograph:
     if inverse or photometric == "MONOCHROME1":
         image = 1.0 - image  # once: DX files often say both, meaning one inversion
     flipped, upside_down = _dicom_orientation(ds)
-    view, part, modality = (str(ds.get(k) or "").strip().upper()
-                            for k in ("ViewPosition", "BodyPartExamined", "Modality"))  # fmt: skip
+    view, part, modality = (
+        _text(ds.get(k)) for k in ("ViewPosition", "BodyPartExamined", "Modality")
+    )
     return Radiograph(
         image,
         _dicom_spacing(ds),
@@ -135,6 +136,13 @@ def _gdcm_first_frame(path: Path, ds) -> np.ndarray:
     buf = img.GetBuffer().encode("utf-8", "surrogateescape")  # the bytes, passed as a str
     arr = np.frombuffer(buf, dtype).reshape(-1, ds.Rows, ds.Columns, fmt.GetSamplesPerPixel())[0]
     return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+def _text(value) -> str:
+    """A header value as upper-case text ('' when absent); of several values, the first."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else ""
+    return str(value or "").strip().upper()
 
 
 def _dicom_orientation(ds) -> tuple[bool, bool]:

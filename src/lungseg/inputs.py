@@ -1,19 +1,26 @@
 """What `lungseg predict` reads and where it writes: files, folders and globs -> the films, one
 output name per film, and what an earlier run left in --out (refused when not ours, reused by
-`--resume`)."""
+`--resume` when the run record says the same model and options made it)."""
 
 from __future__ import annotations
 
 import csv
 import glob
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
 
+from . import __version__
 from .imageio import is_byproduct, is_supported
+from .png import predicted
 
 log = logging.getLogger(__name__)
 TABLE = "results.csv"
+RECORD = "run.json"  # what made the outputs in --out: lungseg version, model, options
+SAME_RUN = ("model_sha256", "postprocess", "full_grid")  # what --resume requires unchanged
+CSV_TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}  # any file name
 TEXT_FIELDS = {
     "file",
     "quality",
@@ -86,8 +93,9 @@ def output_stems(files: list[Path]) -> list[str]:
 
 def check_overwrites(out_dir: Path, stems: list[str]) -> None:
     """Refuse to replace a <stem>_mask.png that lungseg did not write: with --out on the films'
-    own folder it may be a ground-truth mask. One of an earlier run (listed in the folder's
-    results.csv, or with its <stem>_overlay.png beside it) is replaced as usual."""
+    own folder it may be a ground-truth mask. One that `predict` wrote (marked inside,
+    `png.predicted`; earlier versions: listed in the folder's results.csv, or with its
+    <stem>_overlay.png beside it) is replaced as usual."""
     if not out_dir.is_dir():
         return
     present = set(os.listdir(out_dir))
@@ -96,7 +104,10 @@ def check_overwrites(out_dir: Path, stems: list[str]) -> None:
     foreign = [
         f"{s}_mask.png"
         for s in stems
-        if f"{s}_mask.png" in present and f"{s}_overlay.png" not in present and s not in ours
+        if f"{s}_mask.png" in present
+        and f"{s}_overlay.png" not in present
+        and s not in ours
+        and not predicted(out_dir / f"{s}_mask.png")
     ]
     if foreign:
         raise ValueError(
@@ -106,15 +117,21 @@ def check_overwrites(out_dir: Path, stems: list[str]) -> None:
 
 
 def earlier_rows(out_dir: Path) -> dict[str, dict]:
-    """The rows of an earlier run's results.csv in `out_dir`, by input file, numbers as numbers
-    and empty cells as None (as results.json has them); empty when there is none. A run that
-    was stopped leaves the rows of the films it finished."""
+    """The rows of an earlier run's results.csv in `out_dir`, by input file as written, empty
+    numeric cells as None and numbers as numbers (as results.json has them); empty when there
+    is none or it cannot be read. A run that was stopped leaves the rows of the films it
+    finished; a line cut short by a kill is left out."""
     table = out_dir / TABLE
     if not table.is_file():
         return {}
-    with open(table, newline="") as f:
-        return {r["file"]: {k: v if k in TEXT_FIELDS else _number(v) for k, v in r.items() if k}
-                for r in csv.DictReader(f) if r.get("file")}  # fmt: skip
+    try:
+        with open(table, **CSV_TEXT) as f:
+            rows = [r for r in csv.DictReader(f) if r.get("file") and None not in r.values()]
+    except (csv.Error, UnicodeError, ValueError) as e:  # e.g. a tail of NULs after a crash
+        log.warning("%s cannot be read (%s): its films count as not done", table, e)
+        return {}
+    return {r["file"]: {k: v if k in TEXT_FIELDS else _number(v) for k, v in r.items() if k}
+            for r in rows}  # fmt: skip
 
 
 def _number(cell: str | None) -> int | float | str | None:
@@ -128,20 +145,81 @@ def _number(cell: str | None) -> int | float | str | None:
     return cell
 
 
-def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir: Path,
+def run_record(model: Path | None, postprocess: bool, full_grid: bool) -> dict:
+    """What makes a run's outputs (the model file by its SHA-256: None for a Segmenter given
+    as an object), written to OUT/run.json and compared by `--resume`."""
+    sha = hashlib.sha256()
+    if model is not None:
+        with open(model, "rb") as f:
+            while block := f.read(1 << 20):
+                sha.update(block)
+    return {
+        "lungseg": __version__,
+        "model": str(model) if model else None,
+        "model_sha256": sha.hexdigest() if model is not None else None,
+        "postprocess": postprocess,
+        "full_grid": full_grid,
+        "cwd": os.getcwd(),  # relative input paths in results.csv are relative to it
+    }
+
+
+def write_record(out_dir: Path, record: dict) -> None:
+    tmp = out_dir / f".{RECORD}.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, out_dir / RECORD)
+
+
+def resumable(out_dir: Path, record: dict) -> dict[Path, dict]:
+    """`--resume`: the earlier rows in `out_dir`, by the input's absolute path, when its run
+    record names the same model and options (else ValueError, saying which differ); empty,
+    with a warning, when there is no record (nothing to trust)."""
+    rows = earlier_rows(out_dir)
+    try:
+        earlier = json.loads((out_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        if rows:
+            log.warning("--resume: %s has no readable %s: every film is segmented again",
+                        out_dir, RECORD)  # fmt: skip
+        return {}
+    differ = [k for k in SAME_RUN if earlier.get(k) != record[k]]
+    if differ:
+        said = ", ".join(f"{k} {earlier.get(k)!r} (now {record[k]!r})" for k in differ)
+        raise ValueError(
+            f"--resume: the outputs in {out_dir} were made with {said} (model "
+            f"{earlier.get('model')}); resume with the same --model and options, or leave out "
+            "--resume to segment every film again"
+        )
+    if earlier.get("lungseg") != record["lungseg"]:
+        log.warning("--resume: %s was written by lungseg %s, this is %s",
+                    out_dir, earlier.get("lungseg"), record["lungseg"])  # fmt: skip
+    base = Path(earlier.get("cwd") or ".")
+    return {_absolute(base / f): row for f, row in rows.items()}
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute and normalised, links not followed: two links to one film stay two films."""
+    return Path(os.path.abspath(path))
+
+
+def finished(rows: dict[Path, dict], files: list[Path], stems: list[str], out_dir: Path,
              outputs: tuple[str, ...]) -> dict[int, dict]:  # fmt: skip
-    """`--resume`: index -> earlier row of each film that an earlier run into `out_dir` segmented
-    under the same output name, with every output asked for (`outputs`: suffixes such as
-    "_mask.png") still there. Films that failed then are tried again."""
+    """`--resume`: index -> earlier row (`resumable`) of each film that an earlier run into
+    `out_dir` segmented under the same output name, with every output asked for (`outputs`:
+    suffixes such as "_mask.png") still there and newer than the film. Films that failed then,
+    or changed since, are segmented again."""
     present = set(os.listdir(out_dir)) if out_dir.is_dir() else set()
     done = {}
     for i, (f, stem) in enumerate(zip(files, stems, strict=True)):
-        row = rows.get(str(f))
+        row = rows.get(_absolute(f))
         if (
             row
             and row.get("quality") not in (None, "error")
             and row.get("mask") == f"{stem}_mask.png"
             and all(stem + s in present for s in outputs)
+            and (out_dir / row["mask"]).stat().st_mtime >= f.stat().st_mtime
         ):
-            done[i] = {**row, "error": ""}
+            done[i] = {**row, "file": str(f), "error": ""}
+    if rows and not done:
+        log.warning("--resume: none of these inputs is among the %d films of %s's results.csv",
+                    len(rows), out_dir)  # fmt: skip
     return done

@@ -82,10 +82,28 @@ def _gray16(arr: np.ndarray) -> np.ndarray:
     return np.divide(gray, np.float32(top), dtype=np.float32)
 
 
-def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = None) -> None:
+PREDICTED = b"Software\x00lungseg predict"  # tEXt chunk that marks predict's outputs
+PREDICTED_AT = 33  # right after the signature and IHDR: a fixed place, read without decoding
+
+
+def predicted(path: str | Path) -> bool:
+    """True for a PNG that `lungseg predict` wrote (its tEXt mark after IHDR): an output that a
+    new run may replace, and never a ground-truth mask, whatever table lists it or not."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(PREDICTED_AT + 8 + len(PREDICTED))
+    except OSError:
+        return False
+    return head[PREDICTED_AT + 4 :] == b"tEXt" + PREDICTED
+
+
+def write_png(
+    path: str | Path, array: np.ndarray, palette: np.ndarray | None = None, mark: bool = False
+) -> None:
     """Write a uint8 HxW (gray: masks, labels) or HxWx3 (RGB) array as an 8-bit PNG. With
     `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
-    palette PNG (overlays: a third of the bytes of RGB). Encoded by `_encode_png`."""
+    palette PNG (overlays: a third of the bytes of RGB). `mark`: an output of `predict`
+    (`predicted`). Encoded by `_encode_png`."""
     array = np.asarray(array)
     if (
         array.dtype != np.uint8
@@ -102,10 +120,10 @@ def write_png(path: str | Path, array: np.ndarray, palette: np.ndarray | None = 
             raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {palette.shape}")
         if int(array.max(initial=0)) >= len(palette):
             raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
-    Path(path).write_bytes(_encode_png(array, palette))
+    Path(path).write_bytes(_encode_png(array, palette, mark))
 
 
-def _encode_png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+def _encode_png(array: np.ndarray, palette: np.ndarray | None = None, mark=False) -> bytes:
     """uint8 HxW / HxWx3 (checked by write_png) -> PNG bytes, tuned for speed: every row gets the
     'up' filter (minus the row above; a filter search costs more than the compression) and is
     deflated by ISA-L at level 1 when `isal` is installed (an overlay of a 1024 px film: 2.3 ms,
@@ -130,6 +148,7 @@ def _encode_png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
         [
             PNG_SIGNATURE,
             chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)),
+            chunk(b"tEXt", PREDICTED) if mark else b"",
             chunk(b"PLTE", palette.tobytes()) if palette is not None else b"",
             chunk(b"IDAT", _deflate(data)),
             chunk(b"IEND", b""),

@@ -21,7 +21,18 @@ import numpy as np
 from tqdm import tqdm
 
 from .imageio import ImageReadError, film_pixels, read_image
-from .inputs import TABLE, check_overwrites, collect_inputs, earlier_rows, finished, output_stems
+from .inputs import (
+    CSV_TEXT,
+    TABLE,
+    check_overwrites,
+    collect_inputs,
+    finished,
+    output_stems,
+    resumable,
+    run_record,
+    write_record,
+)
+from .model import DEFAULT_WEIGHTS
 from .png import write_png
 from .report import PALETTE, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
@@ -60,16 +71,20 @@ def _load(seg: Segmenter, path: Path):
 
 
 def _failure(path: Path, e: Exception) -> str:
-    """What went wrong with one film, for its row, naming the file. A kind of error that a bad
-    input does not explain (a bug) is logged with its traceback and, like a bad file, stops
-    only that film."""
+    """Log why one film is skipped and return it for its row, naming the file. A kind of error
+    that a bad input does not explain (a bug) is logged with its traceback and, like a bad
+    file, stops only that film."""
     if isinstance(e, (ImageReadError, ValueError, OSError, MemoryError)):
         log.debug("%s: not segmented", path, exc_info=e)  # -v: the traceback
         why = str(e)
     else:
-        log.error("%s: unexpected error, please report it with this traceback", path, exc_info=e)
         why = f"unexpected {type(e).__name__}: {e}"
-    return why if str(path) in why else f"{path}: {why}"
+    why = why if str(path) in why else f"{path}: {why}"
+    if why.startswith(f"{path}: unexpected"):
+        log.error("%s (skipped; please report it with this traceback)", why, exc_info=e)
+    else:
+        log.error("%s (skipped)", why)
+    return why
 
 
 def pool_size(workers: int | None) -> int:
@@ -119,25 +134,30 @@ def predict_paths(
     out_dir = Path(out)
     stems = output_stems(files)
     check_overwrites(out_dir, stems)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    seg = segmenter or Segmenter(  # loaded first: a bad --model changes nothing in --out
+        model,
+        device=device,
+        postprocess=postprocess,
+        work_size=None if full_grid else WORK_SIZE,
+        compile=compile,
+    )
+    if getattr(seg.runner, "compiled", False):
+        seg.runner.pad_to = batch_size  # every batch padded to one size: one compile
+    weights = None if segmenter else Path(model) if model else DEFAULT_WEIGHTS
+    run = run_record(weights, postprocess, full_grid)
     wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
-    rows = finished(earlier_rows(out_dir), files, stems, out_dir, wanted) if resume else {}
+    rows = finished(resumable(out_dir, run), files, stems, out_dir, wanted) if resume else {}
     if resume:
         log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
     todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
-    if todo:  # the model is loaded before an earlier results.csv is replaced
-        seg = segmenter or Segmenter(
-            model,
-            device=device,
-            postprocess=postprocess,
-            work_size=None if full_grid else WORK_SIZE,
-            compile=compile,
-        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_record(out_dir, run)
     try:
-        with open(out_dir / TABLE, "w", newline="") as f:
+        with open(out_dir / TABLE, "w", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
             table.writeheader()
             table.writerows(rows.values())
+            f.flush()
 
             def record(i: int, row: dict) -> None:
                 rows[i] = row
@@ -146,11 +166,8 @@ def predict_paths(
                 if row["error"]:
                     failed.append(row["file"])
 
-            if todo:
-                finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
-                _segment(
-                    seg, todo, finish, record, batch_size, pool_size(workers), read_ahead_pixels
-                )
+            finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
+            _segment(seg, todo, finish, record, batch_size, pool_size(workers), read_ahead_pixels)
     finally:  # stopped or not, the table holds every film finished, in input order
         gone = "no such file, or no supported image in it"
         errors = [{"file": p, "quality": "error", "error": gone} for p in missing]
@@ -210,7 +227,6 @@ def _segment(seg, todo, finish, record, batch_size: int, workers: int, read_ahea
                     (i, (path, stem)), pixels, fut = loading.popleft()
                     rad, x, g, err = fut.result()
                     if err:
-                        log.error("%s (skipped)", err)
                         record(i, {"file": str(path), "quality": "error", "error": err})
                         held -= pixels
                         bar.update()
@@ -223,6 +239,8 @@ def _segment(seg, todo, finish, record, batch_size: int, workers: int, read_ahea
                         writing.append((i, pixels, pool.submit(finish, path, stem, rad, g, p)))
                     drain(keep=2 * batch_size)
         finally:  # films past the model are written and recorded, also when stopped
+            for *_, fut in loading:
+                fut.cancel()  # not yet decoding: dropped (a stop does not wait for them)
             drain(keep=0)
             bar.close()
 
@@ -231,26 +249,27 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
     """Post-process one model output and write its PNGs (runs in a worker thread) -> its row."""
     try:
         res = seg.finish(prob, g, rad)
-        write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255))
+        write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255), mark=True)
         if overlays:
-            write_png(
-                out_dir / f"{stem}_overlay.png", overlay_indexed(rad.image, res.labels), PALETTE
-            )
+            overlay = overlay_indexed(rad.image, res.labels)
+            write_png(out_dir / f"{stem}_overlay.png", overlay, PALETTE, mark=True)
         if labels:
-            write_png(out_dir / f"{stem}_labels.png", res.labels)
+            write_png(out_dir / f"{stem}_labels.png", res.labels, mark=True)
     except Exception as e:
-        err = _failure(path, e)
-        log.error("%s (skipped)", err)
-        return {"file": str(path), "quality": "error", "error": err}
+        return {"file": str(path), "quality": "error", "error": _failure(path, e)}
     return {"file": str(path), "mask": f"{stem}_mask.png", **res.stats, "error": ""}
 
 
 def _write_table(out_dir: Path, rows: list[dict]) -> None:
-    with open(out_dir / TABLE, "w", newline="") as f:
+    """results.csv and results.json, each replaced in one step (a kill leaves old or new)."""
+    tmp = out_dir / f".{TABLE}.tmp"
+    with open(tmp, "w", **CSV_TEXT) as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
+    os.replace(tmp, out_dir / TABLE)
+    tmp.with_name(".results.json.tmp").write_text(json.dumps(rows, indent=2))
+    os.replace(tmp.with_name(".results.json.tmp"), out_dir / "results.json")
 
 
 def demo(out: str | Path, size: int = 1024, seed: int = 7, model: str | None = None) -> int:
@@ -259,7 +278,6 @@ def demo(out: str | Path, size: int = 1024, seed: int = 7, model: str | None = N
     written to OUT/demo.json. Returns predict's exit code."""
     from .imageio import read_mask
     from .metrics import confusion
-    from .model import DEFAULT_WEIGHTS
     from .phantom import make_phantom
 
     out = Path(out)

@@ -59,7 +59,7 @@ class TorchRunner:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         torch, n = self.torch, len(x)
         if self.compiled:  # smaller batches (a folder's last) are padded: no second compile
-            self.pad_to = self.pad_to or n
+            self.pad_to = max(self.pad_to, n)  # `predict` sets it to its batch size
             if n < self.pad_to:
                 x = np.concatenate([x, np.zeros((self.pad_to - n, *x.shape[1:]), x.dtype)])
         t = torch.from_numpy(np.ascontiguousarray(x[:, 0])).unsqueeze(1)  # one stride pattern

@@ -8,11 +8,10 @@ import numpy as np
 from .imageio import Radiograph
 from .postprocess import LEFT, RIGHT, bounding_box, components
 
-FRONTAL_VIEWS = (
-    "PA",
-    "AP",
-)  # DICOM ViewPosition; the others (LL, RL, LLD, RLO, ...) were not trained
-CHEST_PARTS = ("CHEST", "THORAX", "LUNG", "TORSO")  # BodyPartExamined naming the chest
+# DICOM ViewPosition of the films trained on; the others (LL, RL, LLD, RLO, ...) were not
+FRONTAL_VIEWS = ("PA", "AP")
+# BodyPartExamined naming the chest (also in Spanish/Portuguese and German: TORAX, PECHO, BRUST)
+CHEST_PARTS = ("CHEST", "THORAX", "LUNG", "TORSO", "TORAX", "PECHO", "BRUST")
 NOT_RADIOGRAPHS = ("CT", "MR", "PT", "NM", "US", "MG", "IO", "PX", "OP", "OPT", "ES", "SM", "XC")
 
 
