@@ -284,3 +284,51 @@ def test_your_own_films_finds_dicoms_without_a_suffix(tmp_path, synth):
     image, mask = load_pair(samples[1])
     np.testing.assert_array_equal(mask, left)
     assert image.shape == film.shape and np.corrcoef(image.ravel(), film.ravel())[0, 1] > 0.99
+
+
+def test_your_own_films_finds_dicoms_named_by_their_uid(tmp_path, synth):
+    """PACS exports may name DICOMs by their UID: `1.2.840.113619.2.55.3.7` has no suffix (its
+    `.7` is part of the name), so the whole name is the id, paired with masks/<name>.png or
+    <name>_mask.png and no mask reported as an orphan. Files with other unknown suffixes are
+    opened, and films only when DICOM; IM0001 (no suffix) still pairs."""
+    pytest.importorskip("pydicom")
+    from dicomfiles import write_dicom
+
+    base = tmp_path / "pacs"
+    left, right = synth.lung_masks()
+    film = synth.chest_image(mask=left | right)
+    (base / "images").mkdir(parents=True)
+    uids = ("1.2.840.113619.2.55.3.7", "1.2.840.113619.2.55.3.8", "1.2.840.113619.2.55.3.9")
+    for name in (*uids, "IM0001"):
+        write_dicom(base / "images" / name, film.astype(np.uint16) * 16)
+    (base / "images" / "export.v2").write_text("not a film\n")
+    synth.save_mask(base / "masks" / f"{uids[0]}.png", left | right)
+    synth.save_mask(base / "masks" / f"{uids[1]}_mask.png", left)
+    synth.save_mask(base / "masks" / "IM0001.png", right)
+    samples, problems = discover(tmp_path)
+    assert [(s.id, s.image.name, s.masks[0].name) for s in samples] == [
+        (uids[0], uids[0], f"{uids[0]}.png"),
+        (uids[1], uids[1], f"{uids[1]}_mask.png"),
+        ("IM0001", "IM0001", "IM0001.png"),
+    ]
+    assert [(p.path, p.problem, p.fix) for p in problems] == [
+        (
+            str(base / "images" / uids[2]),
+            "no lung mask found",
+            f"add {base / 'masks' / uids[2]}.png, or remove the image",
+        )
+    ]
+    image, mask = load_pair(samples[1])
+    np.testing.assert_array_equal(mask, left)
+    assert image.shape == film.shape
+
+
+def test_film_stem():
+    """A film's id: the name less a known image/DICOM suffix (any case), else the whole name."""
+    from pathlib import Path
+
+    from lungseg.imageio import film_stem
+
+    cases = {"a.PNG": "a", "IM0001": "IM0001", "1.2.3.7": "1.2.3.7", "x.dcm": "x"}
+    cases |= {"x.DICOM": "x", "b.tiff": "b", "c.jpeg": "c", "d.gif": "d", "e.f.jpg": "e.f"}
+    assert {n: film_stem(Path("images") / n) for n in cases} == cases

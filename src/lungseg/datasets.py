@@ -8,7 +8,8 @@ Layouts found anywhere under a root folder:
 - JSRT + SCR masks:      images/*.png + masks/{left_lung,right_lung,heart,...}/ (SCR's own
                          folder names with spaces, and .gif masks, are accepted too)
 - own films:             images/ + masks/ (or mask/), paired as in CXR_png/ (dataset `other`)
-Films: PNG, JPEG, TIFF, BMP, DICOM (.dcm/.dicom, or no suffix with the DICM preamble: IM0001).
+Films: PNG, JPEG, TIFF, BMP, DICOM (.dcm/.dicom, or any other name with the DICM preamble:
+IM0001, or a UID such as 1.2.840.113619.2.55.3.7, whose whole name is the film's id and mask name).
 Mask suffixes match in any case (`.PNG`, `.GIF`); macOS/Windows leftovers (`._*`, `__MACOSX/`,
 .DS_Store, Thumbs.db) are ignored; an image without its masks and masks without their image
 are reported as problems.
@@ -23,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .imageio import is_dicom, is_leftover
+from .imageio import film_stem, is_dicom, is_leftover
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +105,15 @@ def _subdir(parent: Path, *names: str) -> Path | None:
 
 
 def _images(folder: Path) -> list[Path]:
-    """The films of `folder`: by suffix, and DICOMs without one (PACS exports: IM0001), which
-    alone are opened to look for the DICM preamble (not DICOMDIR, an index)."""
-    files = [p for p in folder.iterdir() if not is_leftover(p)]
-    found = (p for p in files if p.suffix.lower() in FILM_SUFFIXES or _suffixless_dicom(p))
-    return sorted(p for p in found if p.is_file())
+    """The films of `folder`: by suffix, and DICOMs without a film suffix (PACS exports: IM0001,
+    1.2.840.113619.2.55.3.7), which alone are opened to look for the DICM preamble (not
+    DICOMDIR, an index). A film's id is `film_stem`."""
+    files = [p for p in folder.iterdir() if not is_leftover(p) and p.is_file()]
+    return sorted(p for p in files if p.suffix.lower() in FILM_SUFFIXES or _other_dicom(p))
 
 
-def _suffixless_dicom(path: Path) -> bool:
-    return not path.suffix and path.name.upper() != "DICOMDIR" and is_dicom(path)
+def _other_dicom(path: Path) -> bool:
+    return path.name.upper() != "DICOMDIR" and is_dicom(path)
 
 
 def _orphans(films: Path, stems: set[str], masks, problems: list[Problem]) -> None:
@@ -152,7 +153,7 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
     images = _images(cxr)
     found = []
     for img in images:
-        stem = img.stem
+        stem = film_stem(img)
         files: list[Path] = []
         extra: dict[str, Path] = {}
         lm, rm = _find(l_idx, stem), _find(r_idx, stem)
@@ -170,7 +171,7 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
     named = [(p, p.stem) for idx in (l_idx, r_idx) for p in idx.values()]
     named += [(p, p.stem[:-5] if p.stem.casefold().endswith("_mask") else p.stem)
               for p in m_idx.values()]  # fmt: skip
-    _orphans(cxr, {i.stem for i in images}, named, problems)
+    _orphans(cxr, {film_stem(i) for i in images}, named, problems)
     return found
 
 
@@ -181,7 +182,7 @@ def _jsrt_layout(images: Path, masks: Path, problems: list[Problem]) -> list[Sam
     files = _images(images)
     found = []
     for img in files:
-        stem = img.stem
+        stem = film_stem(img)
         lungs = {s: _find(index[s], stem) for s in ("left_lung", "right_lung")}
         if not all(lungs.values()):
             want = [
@@ -205,7 +206,7 @@ def _jsrt_layout(images: Path, masks: Path, problems: list[Problem]) -> list[Sam
             )
         )
     named = [(p, p.stem) for idx in index.values() for p in idx.values()]
-    _orphans(images, {i.stem for i in files}, named, problems)
+    _orphans(images, {film_stem(i) for i in files}, named, problems)
     return found
 
 

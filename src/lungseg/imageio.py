@@ -55,6 +55,15 @@ def is_dicom(path: Path) -> bool:
         return False
 
 
+def film_stem(path: Path) -> str:
+    """A film's name without its suffix, when it has a known image or DICOM one (`a.PNG` -> `a`,
+    `x.dcm` -> `x`); else its whole name: DICOMs named without a suffix (`IM0001`) or by their
+    UID (`1.2.840.113619.2.55.3.7`, whose last `.7` is no suffix)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
+        return path.stem
+    return path.name
+
+
 def is_supported(path: Path) -> bool:
     """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic."""
     return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path)

@@ -7,6 +7,7 @@ import functools
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .datasets import Problem, Sample
@@ -15,15 +16,20 @@ from .imageio import ImageReadError, orientation, read_image, read_mask
 log = logging.getLogger(__name__)
 
 LOSSY_MASKS = (".jpg", ".jpeg")  # compression smears 0/255 into near-0/near-255 values
-MID_GRAY = (64, 191)  # a lossy mask's pixels in this range: not compression noise
-MAX_MID_GRAY = 0.01  # of the pixels; JPEG at quality 10 leaves under 0.5% of a lung mask there
+MIN_LEVEL = 16  # a JPEG mask's lung level below this: 0/1 values (pure blue reads 29)
+MAX_MID_GRAY = 0.01  # of the pixels, away from the outline: none in a compressed 0/255 mask
+OUTLINE_MARGIN = 2  # px either side of the outline where antialiasing and ringing lie
 
 
 def binary_mask(raw: np.ndarray, path: Path) -> np.ndarray:
     """A mask file's gray values -> uint8 {0,1}. Lossless files (PNG, TIFF, BMP, GIF) must hold
-    0 and at most one other value (0/1, 0/255). JPEG masks are thresholded at the midpoint
-    (>= 128 -> lung), with one warning per mask folder, unless more than 1% of their pixels lie
-    between 64 and 191: a gray-level image, not a compressed 0/255 mask. Raises ValueError."""
+    0 and at most one other value (0/1, 0/255). JPEG masks are thresholded at half their
+    lung level `hi` (`_level`: 255 for white, 76 for a red mask read as gray), with one warning
+    per mask folder. A JPEG is refused when more than 1% of its pixels are mid-gray (hi/4..3*hi/4)
+    farther than 2 px from the outline of the thresholded mask: compression and antialiasing
+    blur only the outline, at any image size, whereas a film or a probability map is gray
+    inside. A JPEG whose level is under 16 (a 0/1 mask; no compressed 0/255 or pure-coloured
+    mask is that dark: blue reads 29) is refused too. Raises ValueError."""
     if path.suffix.lower() not in LOSSY_MASKS:
         values = np.unique(raw)
         if len(values) > 2 or (len(values) == 2 and values[0] != 0):
@@ -32,29 +38,51 @@ def binary_mask(raw: np.ndarray, path: Path) -> np.ndarray:
                 "or threshold it"
             )
         return (raw > 0).astype(np.uint8)
-    mid = np.count_nonzero((raw >= MID_GRAY[0]) & (raw <= MID_GRAY[1])) / raw.size
+    if not raw.any():
+        return np.zeros(raw.shape, np.uint8)  # empty: load_pair says so
+    hi = _level(raw)
+    if hi < MIN_LEVEL:
+        raise ValueError(
+            f"{path}: JPEG mask's lungs are at most {hi} bright (under {MIN_LEVEL}): a 0/1 mask? "
+            "Save it as 0/255, or as PNG"
+        )
+    level = raw.astype(np.int32) * 4  # x4: the band's edges hi/4, hi/2, 3*hi/4 in integers
+    mask = (level >= 2 * hi).astype(np.uint8)
+    mid = np.count_nonzero((level >= hi) & (level <= 3 * hi) & ~_near_outline(mask)) / raw.size
     if mid > MAX_MID_GRAY:
         raise ValueError(
-            f"{path}: mask is not binary: {mid:.1%} of its pixels are mid-gray ({MID_GRAY[0]}.."
-            f"{MID_GRAY[1]}), more than JPEG compression makes ({MAX_MID_GRAY:.0%} at most); "
-            "is it a film or a probability map? Save the lung mask as 0/255 PNG"
-        )
-    mask = (raw >= 128).astype(np.uint8)
-    if raw.any() and not mask.any():
-        raise ValueError(
-            f"{path}: JPEG mask has no pixel >= 128 (highest {raw.max()}): a 0/1 mask? Save it "
-            "as 0/255, or as PNG"
+            f"{path}: mask is not binary: {mid:.1%} of its pixels are mid-gray "
+            f"({-(-hi // 4)}..{3 * hi // 4}) away from the mask's outline, where JPEG "
+            f"compression leaves none ({MAX_MID_GRAY:.0%} at most); is it a film or a "
+            "probability map? Save the lung mask as 0/255 PNG"
         )
     _thresholded(path.parent)
     return mask
+
+
+def _level(raw: np.ndarray) -> int:
+    """A JPEG mask's lung level: the brightest value a whole 3x3 patch holds (raw.max() where
+    none is nonzero). Not raw.max(): ringing at the outline overshoots a coloured mask's level
+    by up to half (blue, 29 as gray: 42 at quality 75)."""
+    return int(cv2.erode(raw, np.ones((3, 3), np.uint8)).max()) or int(raw.max())
+
+
+def _near_outline(mask: np.ndarray) -> np.ndarray:
+    """bool: pixels within OUTLINE_MARGIN px of the outline (3x3 dilation XOR erosion) of a
+    {0,1} mask."""
+    square = np.ones((3, 3), np.uint8)
+    outline = cv2.dilate(mask, square) ^ cv2.erode(mask, square)
+    grow = np.ones((2 * OUTLINE_MARGIN + 1,) * 2, np.uint8)
+    return cv2.dilate(outline, grow).astype(bool)
 
 
 @functools.cache
 def _thresholded(folder: Path) -> None:
     """Says once per mask folder (and process), not once per file, that JPEG masks were read."""
     log.warning(
-        "JPEG masks in %s were thresholded at 128 (lossy compression blurs 0/255); save masks "
-        "as PNG to use them exactly as drawn", folder
+        "JPEG masks in %s were thresholded at 128 (white masks; coloured ones at half their "
+        "level), as lossy compression blurs 0/255; save masks as PNG to use them exactly as "
+        "drawn", folder
     )  # fmt: skip
 
 
