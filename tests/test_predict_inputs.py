@@ -180,3 +180,9 @@ def test_a_film_displayed_mirrored_or_upside_down_is_segmented_as_the_upright_fi
     assert confusion(res.mask, plain.mask[turn]).dice > 0.999
     assert confusion(res.labels == 1, ph.right[turn]).dice > 0.85
     assert res.stats["right_area_px"] == pytest.approx(plain.stats["right_area_px"], rel=0.01)
+
+
+def test_dicoms_named_by_uid_get_their_whole_name_as_output_name():
+    uids = [Path("a/1.2.840.113619.7"), Path("a/1.2.840.113619.8"), Path("a/IM0001")]
+    assert output_stems(uids) == ["1.2.840.113619.7", "1.2.840.113619.8", "IM0001"]
+    assert output_stems([Path("b/film.PNG"), Path("b/x.dcm")]) == ["film", "x"]

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from . import __version__
-from .imageio import is_byproduct, is_supported
+from .imageio import film_stem, is_byproduct, is_supported
 from .png import predicted
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,18 @@ def _glob_root(pattern: str) -> Path:
 
 
 def output_stems(files: list[Path]) -> list[str]:
-    """Output name per input: its stem, or <stem>_2, _3, ... when that name is already taken
-    (two films called film.png in different folders, or film.png beside film_2.png). Names are
+    """Output name per input: its stem (a DICOM named by UID: its whole name, `film_stem`), or
+    <stem>_2, _3, ... when that name is already taken (two films called film.png in different
+    folders, or film.png beside film_2.png). Names are
     compared ignoring case, as macOS and Windows file systems do."""
-    taken = {f.stem.casefold() for f in files}
+    taken = {film_stem(f).casefold() for f in files}
     seen: set[str] = set()
     out = []
     for f in files:
-        stem, n = f.stem, 1
+        stem, n = film_stem(f), 1
         while stem.casefold() in seen or (n > 1 and stem.casefold() in taken):
             n += 1
-            stem = f"{f.stem}_{n}"
+            stem = f"{film_stem(f)}_{n}"
         seen.add(stem.casefold())
         out.append(stem)
     return out
