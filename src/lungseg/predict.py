@@ -74,16 +74,14 @@ def _failure(path: Path, e: Exception) -> str:
     """Log why one film is skipped and return it for its row, naming the file. A kind of error
     that a bad input does not explain (a bug) is logged with its traceback and, like a bad
     file, stops only that film."""
-    if isinstance(e, (ImageReadError, ValueError, OSError, MemoryError)):
-        log.debug("%s: not segmented", path, exc_info=e)  # -v: the traceback
-        why = str(e)
-    else:
-        why = f"unexpected {type(e).__name__}: {e}"
+    expected = isinstance(e, (ImageReadError, ValueError, OSError, MemoryError))
+    why = str(e) if expected else f"unexpected {type(e).__name__}: {e}"
     why = why if str(path) in why else f"{path}: {why}"
-    if why.startswith(f"{path}: unexpected"):
-        log.error("%s (skipped; please report it with this traceback)", why, exc_info=e)
-    else:
+    if expected:
+        log.debug("%s: not segmented", path, exc_info=e)  # -v: the traceback
         log.error("%s (skipped)", why)
+    else:
+        log.error("%s (skipped; please report it with this traceback)", why, exc_info=e)
     return why
 
 
