@@ -53,6 +53,8 @@ def test_a_stopped_run_keeps_its_rows_and_resume_does_the_rest(tiny_model, tmp_p
     seg = Segmenter(tiny_model, device="cpu")
     ref = tmp_path / "ref"
     assert predict.predict_paths([str(tmp_path / "in")], str(ref), segmenter=seg) == []
+    record = json.loads((ref / "run.json").read_text())  # a Segmenter given names its model too
+    assert record["model"] == str(tiny_model) and len(record["model_sha256"]) == 64
 
     out, runner = tmp_path / "out", seg.runner
     seg.runner = _Counting(runner, at=4)  # Ctrl-C while the model runs on the fifth film

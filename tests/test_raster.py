@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from lungseg.cli import main
-from lungseg.imageio import exif_orientation, read_image, read_mask
+from lungseg.exif import exif_orientation
 from lungseg.imageio import orientation as orientation_of
+from lungseg.imageio import read_image, read_mask
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.phantom import make_phantom

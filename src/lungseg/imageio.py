@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .exif import as_displayed, exif_orientation, pil_orientation
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 # Decompression bombs are refused. The largest chest detectors give about 4300x4300 = 18.5 MP;
@@ -21,9 +23,6 @@ BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
-# EXIF Orientation 2..8 -> (transpose, then flip rows, flip columns): stored pixels -> displayed
-EXIF_ORIENTATION = {2: (0, 0, 1), 3: (0, 1, 1), 4: (0, 1, 0), 5: (1, 0, 0), 6: (1, 0, 1)}
-EXIF_ORIENTATION |= {7: (1, 1, 1), 8: (1, 1, 0)}
 
 
 class ImageReadError(ValueError):
@@ -184,7 +183,7 @@ def _read_raster(path: Path) -> np.ndarray:
         with open(path, "rb") as f, Image.open(f) as im:  # when it opens them by name
             _check_size(path, *im.size)
             im.load()
-            return as_displayed(to_gray_float(im, path), _orientation(im))
+            return as_displayed(to_gray_float(im, path), pil_orientation(im))
     except ImageReadError:
         raise
     except (OSError, SyntaxError, ValueError, *BOMB) as e:
@@ -198,45 +197,6 @@ def _why(e: Exception) -> str:
     if isinstance(e, Image.UnidentifiedImageError):
         return "not an image format Pillow recognises"
     return str(e)
-
-
-def as_displayed(arr: np.ndarray, orientation: int) -> np.ndarray:
-    """An HxW array of stored pixels -> as displayed: turned and flipped by its EXIF Orientation
-    (2..8; other values: as stored), as viewers and OpenCV's imread show it (photos of films,
-    some JPEG/TIFF/PNG exports). A film stored sideways is then segmented upright, and its mask
-    and overlay come out the displayed size (width and height swapped for a quarter turn)."""
-    turn = EXIF_ORIENTATION.get(orientation)
-    if turn is None:
-        return arr
-    transpose, rows, cols = turn
-    a = arr.T if transpose else arr
-    return np.ascontiguousarray(a[:: -1 if rows else 1, :: -1 if cols else 1])
-
-
-def _orientation(im: Image.Image) -> int:
-    """The EXIF Orientation of an open image, read as the PNG reader and OpenCV read it: from
-    the EXIF block only (an XMP orientation is ignored). TIFF: the tag of its first directory,
-    which Pillow 13 applies itself when it loads the pixels, and then removes."""
-    tags = getattr(im, "tag_v2", None)
-    if tags is not None:
-        return _valid(tags.get(0x0112, 1))
-    raw = im.info.get("exif")
-    return exif_orientation(raw) if raw else 1
-
-
-def exif_orientation(exif: bytes) -> int:
-    """The Orientation of a raw EXIF block (1, as stored, when it has none, one outside 1..8, or
-    the block is broken)."""
-    try:
-        tags = Image.Exif()
-        tags.load(exif)
-        return _valid(tags.get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken film: read as stored
-        return 1
-
-
-def _valid(orientation) -> int:
-    return orientation if type(orientation) is int and 1 <= orientation <= 8 else 1
 
 
 def orientation(path: str | Path) -> int:
@@ -255,7 +215,7 @@ def orientation(path: str | Path) -> int:
                 return exif_orientation(exif) if exif else 1
             f.seek(0)
             with Image.open(f) as im:
-                return _orientation(im)
+                return pil_orientation(im)
     except (OSError, SyntaxError, ValueError, *BOMB):
         return 1  # unreadable: the readers say why
 
@@ -312,7 +272,7 @@ def read_mask(path: str | Path) -> np.ndarray:
         with open(path, "rb") as f, Image.open(f) as im:  # (see _read_raster)
             im.load()  # (a PNG's eXIf may follow its pixels)
             arr = np.asarray(im if im.mode in ("L", "1") else im.convert("L"))
-            arr = as_displayed(arr, _orientation(im))
+            arr = as_displayed(arr, pil_orientation(im))
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: mask is not a readable image ({_why(e)})") from e
     return (arr.astype(np.uint8) * 255) if arr.dtype == bool else arr.astype(np.uint8)

@@ -92,16 +92,16 @@ def output_stems(files: list[Path]) -> list[str]:
     return out
 
 
-def check_overwrites(out_dir: Path, stems: list[str]) -> None:
+def check_overwrites(out_dir: Path, stems: list[str], rows: dict[str, dict]) -> None:
     """Refuse to replace a <stem>_mask.png that lungseg did not write: with --out on the films'
     own folder it may be a ground-truth mask. One that `predict` wrote (marked inside,
-    `png.predicted`; earlier versions: listed in the folder's results.csv, or with its
-    <stem>_overlay.png beside it) is replaced as usual."""
+    `png.predicted`; earlier versions: listed in `rows`, the folder's results.csv as
+    `earlier_rows` reads it, or with its <stem>_overlay.png beside it) is replaced as usual."""
     if not out_dir.is_dir():
         return
     present = set(os.listdir(out_dir))
     ours = {r["mask"].removesuffix("_mask.png") if r.get("mask") else Path(f).stem
-            for f, r in earlier_rows(out_dir).items()}  # fmt: skip
+            for f, r in rows.items()}  # fmt: skip
     foreign = [
         f"{s}_mask.png"
         for s in stems
@@ -164,17 +164,19 @@ def run_record(model: Path | None, postprocess: bool, full_grid: bool) -> dict:
     }
 
 
-def write_record(out_dir: Path, record: dict) -> None:
-    tmp = out_dir / f".{RECORD}.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out_dir / RECORD)
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` in one step: a temporary file beside it, then renamed over it (a
+    kill leaves the old file or the new one, never half of it)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", **CSV_TEXT) as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
-def resumable(out_dir: Path, record: dict) -> dict[Path, dict]:
-    """`--resume`: the earlier rows in `out_dir`, by the input's absolute path, when its run
-    record names the same model and options (else ValueError, saying which differ); empty,
-    with a warning, when there is no record (nothing to trust)."""
-    rows = earlier_rows(out_dir)
+def resumable(out_dir: Path, record: dict, rows: dict[str, dict]) -> dict[Path, dict]:
+    """`--resume`: the earlier `rows` (`earlier_rows`) by the input's absolute path, when the
+    run record in `out_dir` names the same model and options (else ValueError, saying which
+    differ); empty, with a warning, when there is no record (nothing to trust)."""
     try:
         earlier = json.loads((out_dir / RECORD).read_text())
     except (OSError, ValueError):

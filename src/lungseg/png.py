@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .exif import as_displayed, exif_orientation
 from .imageio import (
     BITS16,
     PNG_SIGNATURE,
     _check_size,
     _scale16,
-    as_displayed,
-    exif_orientation,
     png_size,
 )
 
@@ -22,7 +21,7 @@ from .imageio import (
 def read_png(path: Path) -> np.ndarray | None:
     """PNGs decoded by OpenCV: 8- and 16-bit grayscale (the common case: the same pixels as
     Pillow's in 15% less time) and 16-bit colour, which Pillow cuts to 8 bits (`_gray16`); an
-    eXIf orientation is applied as `imageio.as_displayed` applies it. A header claiming over
+    eXIf orientation is applied as `exif.as_displayed` applies it. A header claiming over
     MAX_PIXELS is refused. None for anything else (other formats and colour types, files OpenCV
     cannot decode): Pillow reads those, and says why a broken file is broken. (Like any libpng
     reader, and unlike Pillow, it accepts a film whose only damage is a bad checksum in an

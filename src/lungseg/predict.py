@@ -9,6 +9,7 @@ films finish, so a stopped run keeps its rows and `--resume` goes on from them.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -23,14 +24,16 @@ from tqdm import tqdm
 from .imageio import ImageReadError, film_pixels, read_image
 from .inputs import (
     CSV_TEXT,
+    RECORD,
     TABLE,
     check_overwrites,
     collect_inputs,
+    earlier_rows,
     finished,
     output_stems,
+    replace_text,
     resumable,
     run_record,
-    write_record,
 )
 from .model import DEFAULT_WEIGHTS
 from .png import write_png
@@ -131,7 +134,8 @@ def predict_paths(
         raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
     out_dir = Path(out)
     stems = output_stems(files)
-    check_overwrites(out_dir, stems)
+    earlier = earlier_rows(out_dir)
+    check_overwrites(out_dir, stems, earlier)
     seg = segmenter or Segmenter(  # loaded first: a bad --model changes nothing in --out
         model,
         device=device,
@@ -141,15 +145,17 @@ def predict_paths(
     )
     if getattr(seg.runner, "compiled", False):
         seg.runner.pad_to = batch_size  # every batch padded to one size: one compile
-    weights = None if segmenter else Path(model) if model else DEFAULT_WEIGHTS
-    run = run_record(weights, postprocess, full_grid)
+    post = getattr(seg, "postprocess", postprocess)  # a Segmenter given: its own setting
+    run = run_record(getattr(seg, "model_path", None), post, full_grid)
     wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
-    rows = finished(resumable(out_dir, run), files, stems, out_dir, wanted) if resume else {}
+    rows = {}
+    if resume:
+        rows = finished(resumable(out_dir, run, earlier), files, stems, out_dir, wanted)
     if resume:
         log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
     todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_record(out_dir, run)
+    replace_text(out_dir / RECORD, json.dumps(run, indent=2))
     try:
         with open(out_dir / TABLE, "w", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
@@ -260,14 +266,12 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
 
 def _write_table(out_dir: Path, rows: list[dict]) -> None:
     """results.csv and results.json, each replaced in one step (a kill leaves old or new)."""
-    tmp = out_dir / f".{TABLE}.tmp"
-    with open(tmp, "w", **CSV_TEXT) as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out_dir / TABLE)
-    tmp.with_name(".results.json.tmp").write_text(json.dumps(rows, indent=2))
-    os.replace(tmp.with_name(".results.json.tmp"), out_dir / "results.json")
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    replace_text(out_dir / TABLE, text.getvalue())
+    replace_text(out_dir / "results.json", json.dumps(rows, indent=2))
 
 
 def demo(out: str | Path, size: int = 1024, seed: int = 7, model: str | None = None) -> int:

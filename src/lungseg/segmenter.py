@@ -141,6 +141,7 @@ class Segmenter:
         compile: bool = False,
     ):
         self.runner = make_runner(model, device, compile)
+        self.model_path = Path(model) if model is not None else DEFAULT_WEIGHTS  # run.json
         self.config: ModelConfig = self.runner.config
         self.postprocess = postprocess
         self.work_size = work_size  # post-processing grid for larger films (None: their own)
