@@ -127,3 +127,14 @@ def test_stored_blocks_of_any_length():
         raw = bytes(RNG.integers(0, 256, n, dtype=np.uint8))
         assert zlib.decompress(_stored(raw)) == raw
     assert struct.unpack(">I", _stored(b"ab")[-4:])[0] == zlib.adler32(b"ab")
+
+
+def test_large_image_data_are_left_to_libpng(tmp_path, monkeypatch):
+    """Past RESTORE_MAX bytes of image data, copying them costs more than ISA-L saves."""
+    import lungseg.png as png
+
+    film = _film((64, 48), np.uint8)
+    data = np.frombuffer(cv2.imencode(".png", film)[1].tobytes(), np.uint8)
+    assert _restored(data, 48, 64, data[24:29].tobytes()) is not data
+    monkeypatch.setattr(png, "RESTORE_MAX", 64 * 49 - 1)  # one byte short of this film's
+    assert _restored(data, 48, 64, data[24:29].tobytes()) is data
