@@ -138,3 +138,19 @@ def test_large_image_data_are_left_to_libpng(tmp_path, monkeypatch):
     assert _restored(data, 48, 64, data[24:29].tobytes()) is not data
     monkeypatch.setattr(png, "RESTORE_MAX", 64 * 49 - 1)  # one byte short of this film's
     assert _restored(data, 48, 64, data[24:29].tobytes()) is data
+
+
+@pytest.mark.parametrize("cmf", [0x88, 0x08, 0x07])  # 64 KB (invalid), 256 bytes, not deflate
+def test_an_unusual_zlib_header_is_left_to_libpng(tmp_path, cmf):
+    """ISA-L does not check the window a zlib header declares, as zlib does: a window smaller
+    than the image data (which a distance could then exceed) is left to libpng."""
+    data = cv2.imencode(".png", _film((64, 48), np.uint8))[1].tobytes()
+    at = data.index(b"IDAT") - 4
+    size = int.from_bytes(data[at : at + 4], "big")
+    body = bytearray(data[at + 8 : at + 8 + size])
+    body[0] = cmf
+    body[1] = (31 - (cmf * 256) % 31) % 31  # FCHECK: the header stays well-formed otherwise
+    damaged = np.frombuffer(
+        data[:at] + _chunk(b"IDAT", bytes(body)) + data[at + 12 + size :], np.uint8
+    )
+    assert _restored(damaged, 48, 64, damaged[24:29].tobytes()) is damaged

@@ -237,3 +237,17 @@ def test_sigterm_stops_predict_with_its_table_written(tiny_model, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
     done = json.loads((out / "results.json").read_text())
     assert 2 <= len(done) < 6 and len(_rows(out)) == len(done)
+
+
+def test_a_segmenter_whose_model_file_changed_records_no_model(tiny_model, tmp_path):
+    """run.json names the model only while its file is the one loaded: gone or rewritten since,
+    its hash would not describe the weights in use (and --resume then trusts nothing)."""
+    _films(tmp_path / "in", 1)
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(tiny_model.read_bytes())
+    seg = Segmenter(weights, device="cpu")
+    assert seg.model_file() == weights.resolve()
+    weights.unlink()
+    assert predict.predict_paths([str(tmp_path / "in")], str(tmp_path / "out"), segmenter=seg) == []
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["model"] is None and record["model_sha256"] is None

@@ -147,8 +147,8 @@ def _number(cell: str | None) -> int | float | str | None:
 
 
 def run_record(model: Path | None, postprocess: bool, full_grid: bool) -> dict:
-    """What makes a run's outputs (the model file by its SHA-256: None for a Segmenter given
-    as an object), written to OUT/run.json and compared by `--resume`."""
+    """What makes a run's outputs (the model file by its SHA-256; None when it is not known:
+    `Segmenter.model_file`), written to OUT/run.json and compared by `--resume`."""
     sha = hashlib.sha256()
     if model is not None:
         with open(model, "rb") as f:

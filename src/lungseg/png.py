@@ -56,22 +56,26 @@ def read_png(path: Path) -> np.ndarray | None:
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # samples per pixel of the colour types read_png decodes
 # `_restored` pays off up to about 2-3 MB of image data (1024 px 8-bit: half the time, 16-bit:
 # 0.8x); past that its extra copies of the data cost more than the faster inflate saves
-RESTORE_MAX = 3 << 20
+RESTORE_MAX = 3 << 20  # bytes (3 MiB)
 
 
 def _restored(data: np.ndarray, w: int, h: int, ihdr: bytes) -> np.ndarray:
     """A PNG's bytes -> the same PNG with its image data inflated by ISA-L and put back in one
     IDAT chunk as stored (uncompressed) deflate blocks, which libpng copies instead of
     inflating: the zlib in OpenCV inflates 2-3x slower than ISA-L, and inflating is half of
-    decoding a film (the bench films: 10.6 -> 7.7 ms, the same pixels). `data` as it is when
-    isal is missing, the film is interlaced, or its image data are not exactly right (a bad
-    chunk checksum, a stream that ends early, runs long or is broken): libpng then decodes, or
-    refuses, it as before; also films with over RESTORE_MAX bytes of image data (most 16-bit
-    detector films), where copying them costs more than the faster inflate saves. `ihdr`: bit
-    depth, colour type, compression, filter, interlace."""
+    decoding a small film (benchmarks/README.md, round 4; the same pixels). `data` as it is
+    when isal is missing, the film is interlaced, its zlib header declares a window the data
+    could outgrow (`_window_holds`), or its image data are not exactly right (a bad chunk
+    checksum, a stream that ends early, runs long, has bytes after its end, or that ISA-L
+    cannot inflate): libpng then
+    decodes, or refuses, it as before; also films with over RESTORE_MAX bytes of image data
+    (most 16-bit detector films), where copying them costs more than the faster inflate saves.
+    (ISA-L is laxer than zlib in one respect: a stream with an incomplete Huffman code, which
+    zlib refuses, is inflated; such a film is then read instead of refused.) `ihdr`: bit depth,
+    colour type, compression, filter, interlace."""
     depth, colour, *_, interlace = ihdr
-    expected = h * (1 + (w * CHANNELS[colour] * depth + 7) // 8)  # a filter byte per row
-    if expected > RESTORE_MAX:
+    expected = h * (1 + (w * CHANNELS.get(colour, 4) * depth + 7) // 8)  # a filter byte per row
+    if colour not in CHANNELS or depth not in (8, 16) or expected > RESTORE_MAX:
         return data
     try:
         from isal import isal_zlib
@@ -92,17 +96,28 @@ def _restored(data: np.ndarray, w: int, h: int, ihdr: bytes) -> np.ndarray:
             first = at if first is None else first
             parts.append(body[4:-4])
         at += 12 + size
-    if end is None:
+    stream = b"".join(parts)
+    if end is None or not _window_holds(stream[:1], expected):
         return data
     try:
         inflate = isal_zlib.decompressobj()
-        raw = inflate.decompress(b"".join(parts), expected + 1)
+        raw = inflate.decompress(stream, expected + 1)
     except isal_zlib.error:
         return data
     if len(raw) != expected or not inflate.eof or inflate.unused_data:
         return data
     idat = _chunk(b"IDAT", _stored(raw))
     return np.concatenate([data[:first], np.frombuffer(idat, np.uint8), data[end:]])
+
+
+def _window_holds(cmf: bytes, expected: int) -> bool:
+    """True when a zlib header's first byte declares deflate with a window that no distance of
+    a stream inflating to `expected` bytes can exceed: 32 KB (the largest; 0x78), or a smaller
+    one at least `expected` (libpng picks those for small images). ISA-L does not check the
+    declared window, as zlib does, so another stream could inflate where libpng refuses it."""
+    if len(cmf) != 1 or cmf[0] & 0x0F != 8 or cmf[0] >> 4 > 7:
+        return False
+    return cmf[0] >> 4 == 7 or expected <= 1 << ((cmf[0] >> 4) + 8)
 
 
 def _stored(raw: bytes) -> bytes:

@@ -145,13 +145,15 @@ def predict_paths(
     )
     if getattr(seg.runner, "compiled", False):
         seg.runner.pad_to = batch_size  # every batch padded to one size: one compile
-    post = getattr(seg, "postprocess", postprocess)  # a Segmenter given: its own setting
-    run = run_record(getattr(seg, "model_path", None), post, full_grid)
+    run = run_record(  # a Segmenter given: its own model and settings
+        seg.model_file() if hasattr(seg, "model_file") else None,
+        getattr(seg, "postprocess", postprocess),
+        getattr(seg, "work_size", WORK_SIZE) is None,
+    )
     wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
     rows = {}
     if resume:
         rows = finished(resumable(out_dir, run, earlier), files, stems, out_dir, wanted)
-    if resume:
         log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
     todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -116,6 +116,14 @@ def make_runner(model: str | Path | None = None, device: str = "auto", compile: 
     return TorchRunner(model, device, compile)
 
 
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def _upright(array: np.ndarray, rad: Radiograph | None) -> np.ndarray:
     """A film's grid as displayed <-> upright (heart on the image right, head at the top), by
     the orientation its header gave (`rad.flipped`, `rad.upside_down`); its own inverse."""
@@ -141,10 +149,18 @@ class Segmenter:
         compile: bool = False,
     ):
         self.runner = make_runner(model, device, compile)
-        self.model_path = Path(model) if model is not None else DEFAULT_WEIGHTS  # run.json
+        self.model_path = Path(model if model is not None else DEFAULT_WEIGHTS).resolve()
+        self._loaded = _signature(self.model_path)
         self.config: ModelConfig = self.runner.config
         self.postprocess = postprocess
         self.work_size = work_size  # post-processing grid for larger films (None: their own)
+
+    def model_file(self) -> Path | None:
+        """The model file this Segmenter loaded, for records such as predict's run.json; None
+        when it is gone or has changed since (size or modification time), so that its hash
+        would not describe the weights in use."""
+        same = self._loaded is not None and _signature(self.model_path) == self._loaded
+        return self.model_path if same else None
 
     @classmethod
     def default(cls, **kwargs) -> Segmenter:
