@@ -67,9 +67,9 @@ def _restored(data: np.ndarray, w: int, h: int, ihdr: bytes) -> np.ndarray:
     when isal is missing, the film is interlaced, its zlib header declares a window the data
     could outgrow (`_window_holds`), or its image data are not exactly right (a bad chunk
     checksum, a stream that ends early, runs long, has bytes after its end, or that ISA-L
-    cannot inflate): libpng then
-    decodes, or refuses, it as before; also films with over RESTORE_MAX bytes of image data
-    (most 16-bit detector films), where copying them costs more than the faster inflate saves.
+    cannot inflate): libpng then decodes, or refuses, it as before; also films with over
+    RESTORE_MAX bytes of image data (most 16-bit detector films), where copying them costs more
+    than the faster inflate saves.
     (ISA-L is laxer than zlib in one respect: a stream with an incomplete Huffman code, which
     zlib refuses, is inflated; such a film is then read instead of refused.) `ihdr`: bit depth,
     colour type, compression, filter, interlace."""
