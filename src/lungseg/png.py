@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,28 +75,27 @@ def _restored(data: np.ndarray, w: int, h: int, ihdr: bytes) -> np.ndarray:
     zlib refuses, is inflated; such a film is then read instead of refused.) `ihdr`: bit depth,
     colour type, compression, filter, interlace."""
     depth, colour, *_, interlace = ihdr
-    expected = h * (1 + (w * CHANNELS.get(colour, 4) * depth + 7) // 8)  # a filter byte per row
-    if colour not in CHANNELS or depth not in (8, 16) or expected > RESTORE_MAX:
+    if colour not in CHANNELS or depth not in (8, 16) or interlace:
+        return data
+    expected = h * (1 + (w * CHANNELS[colour] * depth + 7) // 8)  # a filter byte per row
+    if expected > RESTORE_MAX:
         return data
     try:
         from isal import isal_zlib
     except ImportError:
         return data
-    parts, at, first, end = [], 8, None, None
-    while at + 12 <= len(data) and interlace == 0:  # the chunks up to the end of the IDATs
-        size = int.from_bytes(data[at : at + 4].tobytes(), "big")
-        kind = data[at + 4 : at + 8].tobytes()
+    parts, first, end = [], None, None
+    for at, size, kind in _walk(data):  # the chunks up to the end of the IDATs
         if kind != b"IDAT":
             if first is not None:
                 end = at
                 break
-        else:
-            body = data[at + 4 : at + 12 + size].tobytes()  # kind + body + CRC
-            if len(body) != 8 + size or zlib.crc32(body[:-4]) != int.from_bytes(body[-4:], "big"):
-                return data
-            first = at if first is None else first
-            parts.append(body[4:-4])
-        at += 12 + size
+            continue
+        body = data[at + 4 : at + 12 + size].tobytes()  # kind + body + CRC
+        if len(body) != 8 + size or zlib.crc32(body[:-4]) != int.from_bytes(body[-4:], "big"):
+            return data
+        first = at if first is None else first
+        parts.append(body[4:-4])
     stream = b"".join(parts)
     if end is None or not _window_holds(stream[:1], expected):
         return data
@@ -140,16 +140,23 @@ def _chunks(data: np.ndarray, kinds: tuple[bytes, ...]) -> dict[bytes, bytes]:
     Pillow keeps it), found by walking the chunk lengths up to IEND (eXIf may come before or
     after the image data)."""
     found: dict[bytes, bytes] = {}
-    at = 8
-    while at + 8 <= len(data):
-        size = int.from_bytes(data[at : at + 4].tobytes(), "big")
-        kind = data[at + 4 : at + 8].tobytes()
+    for at, size, kind in _walk(data):
         if kind == b"IEND":
             break
         if kind in kinds:
             found[kind] = data[at + 8 : at + 8 + size].tobytes()
-        at += 12 + size
     return found
+
+
+def _walk(data: np.ndarray) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, body length, kind) of each chunk of a PNG (bytes as uint8) in file order, by
+    their length fields, from the one after the signature to the end of the data (IEND
+    included: the callers stop where they need to)."""
+    at = 8
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4].tobytes(), "big")
+        yield at, size, data[at + 4 : at + 8].tobytes()
+        at += 12 + size
 
 
 def _gray16(arr: np.ndarray) -> np.ndarray:
