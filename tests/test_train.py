@@ -294,3 +294,34 @@ def test_max_minutes_stops_early_and_keeps_the_best_model(data_root, tmp_path):
     epochs = _epochs(out / "metrics.csv")
     assert 0 in epochs and len(epochs) < 500
     assert (out / "model.safetensors").is_file()
+
+
+def test_bf16_training_on_the_cpu_leaves_an_ordinary_model(data_root, tmp_path, monkeypatch):
+    """--precision bf16-mixed on a CPU (fast where the CPU has AMX): Lightning trains in bf16
+    autocast with the network in channels_last, and the model file is the usual fp16 NCHW one,
+    whose .ckpt and .safetensors give the same network."""
+    torch.set_num_threads(1)
+    seen = {}
+    fit = L.Trainer.fit
+
+    def spy(trainer, module, *args, **kwargs):
+        seen["precision"] = trainer.precision
+        seen["layout"] = module.model.encoder.layer1[0].conv2.weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+        return fit(trainer, module, *args, **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "fit", spy)
+    out = tmp_path / "bf16"
+    assert cli.main(_train_args(data_root, out, "--epochs", "1", "--precision", "bf16-mixed")) == 0
+    assert seen == {"precision": "bf16-mixed", "layout": True}
+    assert json.loads((out / "config.json").read_text())["precision"] == "bf16-mixed"
+    x = torch.rand(1, 1, 64, 64)
+    outputs = []
+    for name in ("model.safetensors", "checkpoints/best.ckpt"):
+        model, config = load_model(out / name)
+        assert config.size == 64
+        with torch.no_grad():
+            outputs.append(model(x))
+    assert torch.isfinite(outputs[0]).all()
+    assert torch.allclose(outputs[0], outputs[1], atol=0.05)  # fp16 file against fp32 checkpoint

@@ -44,6 +44,7 @@ from lungseg.runconfig import TrainConfig
         ({"epochs": 0}, "--epochs"),
         ({"fit": "stretch"}, "--fit"),
         ({"device": "gpu"}, "--device"),
+        ({"precision": "16-mixed"}, "--precision"),
         ({"datasets": ["shenzhen", "Shenzen"]}, "--datasets"),
     ],
 )

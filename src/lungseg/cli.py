@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--init", help="start from this model file's weights")
     t.add_argument(
+        "--precision", help="auto (bf16-mixed on a GPU, else 32-true), bf16-mixed (AMX CPUs)"
+    )
+    t.add_argument(
         "--max-minutes",
         type=float,
         help="a wall-time limit (a job's time slot; with --resume the earlier run's time counts "

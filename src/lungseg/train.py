@@ -181,6 +181,10 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
             load_encoder_weights(module.model, cfg.encoder_weights)
         if cfg.init:
             load_init(module.model, cfg.init, cfg.encoder)
+    gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    precision = cfg.lightning_precision(gpu)
+    if precision == "bf16-mixed":  # the layout bf16 convolutions are fastest in (20% at 256 px)
+        module.model.to(memory_format=torch.channels_last)
     if leftovers:
         log.warning(
             "%s holds %s of a start that failed before its first checkpoint (no run): "
@@ -202,7 +206,6 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         for s, p in pairs.items()
     }
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     best_ckpt = RunCheckpoint(out, "best", monitor="val_iou", mode="max")
     # (not save_last=True: Lightning >= 2.x writes last.ckpt only in epochs that improve `best`)
     last_ckpt = RunCheckpoint(out, "last", monitor=None, save_top_k=1)
@@ -211,7 +214,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
         accelerator="gpu" if gpu else "cpu",
         devices=1,
-        precision="bf16-mixed" if gpu else "32-true",
+        precision=precision,
         callbacks=[best_ckpt, last_ckpt]
         + ([FitToTime(cfg.max_minutes, cfg.epochs)] if cfg.max_minutes else []),
         logger=L.pytorch.loggers.CSVLogger(out, name="", version=""),
