@@ -53,7 +53,7 @@ class TrainConfig:
     strict: bool = False
     init: str | None = None  # start from another model's weights (e.g. fine-tune at a larger size)
     max_minutes: float | None = None  # stop after this wall time, keeping the best model so far
-    precision: str = "auto"  # auto: bf16-mixed on a GPU, 32-true on a CPU (see `precision()`)
+    precision: str = "auto"  # auto: bf16-mixed on a GPU, else 32-true (lightning_precision)
 
     def __post_init__(self):
         """ValueError naming the option (and how to fix it) for settings that cannot train."""
@@ -82,7 +82,7 @@ class TrainConfig:
     def lightning_precision(self, gpu: bool) -> str:
         """Lightning's precision for this run: bf16 mixed precision (with channels_last) on a
         GPU, or on a CPU when asked for: on CPUs with AMX (Intel Sapphire Rapids and later) it
-        trains 2.3x faster than fp32 (0.13 vs 0.31 s per film at 256 px); elsewhere it is slow."""
+        trains 2.3x faster than fp32 (0.13 vs 0.31 s per film at 256 px); measure elsewhere."""
         return self.precision if self.precision != "auto" else "bf16-mixed" if gpu else "32-true"
 
     def model_config(self) -> ModelConfig:
