@@ -38,7 +38,8 @@ def test_resume_continues_with_the_runs_settings(run):
     cfg = run_config({"out": str(run), "data": "films"}, resume=True)
     assert (cfg.encoder, cfg.size, cfg.epochs, cfg.workers) == ("resnet18", 64, 1, 0)
     # the same values given again are fine; RESUMABLE options may change
-    changed = {"data": "moved/films", "epochs": 3, "max_minutes": 5.0, "workers": 2}
+    changed = {"data": "moved/films", "epochs": 3, "max_minutes": 5.0, "workers": 2,
+               "precision": "bf16-mixed"}  # fmt: skip
     cfg = run_config(
         {"out": str(run), "encoder": "resnet18", "size": 64, "device": "cpu", **changed},
         resume=True,
