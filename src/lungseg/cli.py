@@ -36,7 +36,7 @@ def _train(a) -> int:
 
 
 def _evaluate(a) -> int:
-    from .evaluate import evaluate
+    from .evaluate import evaluate, table
 
     metrics = evaluate(
         a.model,
@@ -51,13 +51,7 @@ def _evaluate(a) -> int:
         device=a.device,
         threshold=a.threshold,
     )
-    for ds, m in metrics.items():
-        if isinstance(m, dict) and "iou" in m:
-            n = f"n={m['n']:>4}" if "n" in m else ""  # (mean_of_datasets: a mean of means)
-            print(
-                f"{ds:18s} {n:6s}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
-                f"acc {m['pixel_accuracy']:.4f}"
-            )
+    print(table(metrics))
     return 0
 
 
@@ -125,6 +119,7 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .augment import CORRUPTIONS
     from .model import ENCODERS
+    from .runconfig import PRECISIONS, RESUMABLE, flag
 
     p = argparse.ArgumentParser(prog="lungseg", description="Lung segmentation in chest X-rays")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -140,16 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="train DeepLabV3+ on a data folder",
         description="Options not given take their defaults, or with --resume the run's own "
-        "settings (OUT/config.json): on --resume only --data, --epochs, --max-minutes, "
-        "--workers and --device may change.",
+        f"settings (OUT/config.json): on --resume only {', '.join(map(flag, RESUMABLE))} "
+        "may change.",
     )
     # defaults of None: runconfig.run_config tells options given from those left out
     t.add_argument("--data", help="root holding the data layouts (default: ../shared/data)")
-    t.add_argument(
-        "--out",
-        required=True,
-        help="run folder (config, checkpoints, log, model); must not hold a run unless --resume",
-    )
+    t.add_argument("--out", required=True, help="run folder; must not hold a run unless --resume")
     t.add_argument("--encoder", help=f"SMP encoder (default: resnet50); tested: {ENCODERS}")
     t.add_argument("--encoder-weights", help="local ImageNet state dict (.pth/.safetensors)")
     t.add_argument("--size", type=int, help="model input side, a multiple of 16 (default: 512)")
@@ -164,21 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--p-corrupt", type=float, help="(default: 0.4)")
     t.add_argument("--no-geometry-aug", action="store_true")
     t.add_argument("--datasets", nargs="+", help=names)
-    t.add_argument(
-        "--balance", action="store_true", default=None, help="draw each dataset equally often"
-    )
+    t.add_argument("--balance", action="store_true", default=None, help="datasets equally often")
     t.add_argument("--limit", type=_positive, help="at most N images per split (smoke runs)")
     t.add_argument("--seed", type=int, help="(default: 42)")
     t.add_argument("--device", **{**dev, "default": None, "help": "where to run (default: auto)"})
     t.add_argument("--workers", type=int, help="data loader worker processes (default: 1)")
     t.add_argument("--strict", action="store_true", default=None, help="stop on any bad pair")
-    t.add_argument(
-        "--resume", action="store_true", help="continue OUT's run from checkpoints/last.ckpt"
-    )
+    t.add_argument("--resume", action="store_true", help="go on with OUT's run from its last.ckpt")
     t.add_argument("--init", help="start from this model file's weights")
-    t.add_argument(
-        "--precision", help="auto (bf16-mixed on a GPU, else 32-true), bf16-mixed (AMX CPUs)"
-    )
+    t.add_argument("--precision", choices=PRECISIONS, help="(auto: bf16-mixed on a GPU only)")
     t.add_argument(
         "--max-minutes",
         type=float,

@@ -193,6 +193,19 @@ def evaluate(
     return metrics
 
 
+def table(metrics: dict) -> str:
+    """One line per dataset of `evaluate`'s metrics: n, IoU, Dice, pixel accuracy."""
+    lines = []
+    for ds, m in metrics.items():
+        if isinstance(m, dict) and "iou" in m:
+            n = f"n={m['n']:>4}" if "n" in m else ""  # (mean_of_datasets: a mean of means)
+            lines.append(
+                f"{ds:18s} {n:6s}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
+                f"acc {m['pixel_accuracy']:.4f}"
+            )
+    return "\n".join(lines)
+
+
 def _figures(rows: list[dict], thumbs: dict, out_dir: Path, n_worst: int) -> None:
     """A results grid (best, median and worst image per dataset) and overlays of the worst."""
     grid = []

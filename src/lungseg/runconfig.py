@@ -92,7 +92,7 @@ class TrainConfig:
         return Augmenter(tuple(self.corruptions), self.p_corrupt, self.geometry_aug)
 
 
-def _option(name: str) -> str:
+def flag(name: str) -> str:
     return "--no-geometry-aug" if name == "geometry_aug" else "--" + name.replace("_", "-")
 
 
@@ -142,10 +142,10 @@ def run_config(options: dict, resume: bool = False) -> TrainConfig:
         raise ValueError(f"--resume: cannot read the run's settings from {path} ({e})") from e
     fixed = {k: getattr(cfg, k) for k in options if k not in (*RESUMABLE, "out")}
     if differ := [k for k, v in fixed.items() if v != getattr(saved, k)]:
-        shown = ", ".join(f"{_option(k)} {fixed[k]!r} (run: {getattr(saved, k)!r})" for k in differ)
+        shown = ", ".join(f"{flag(k)} {fixed[k]!r} (run: {getattr(saved, k)!r})" for k in differ)
         raise ValueError(
             f"--resume continues {out} with the settings in its config.json, which {shown} "
-            f"would change; leave them out (only {', '.join(map(_option, RESUMABLE))} may "
+            f"would change; leave them out (only {', '.join(map(flag, RESUMABLE))} may "
             "change on --resume), or choose another --out for a new run"
         )
     check_device(saved.device)
