@@ -297,7 +297,7 @@ def test_max_minutes_stops_early_and_keeps_the_best_model(data_root, tmp_path):
 
 
 def test_bf16_training_on_the_cpu_leaves_an_ordinary_model(data_root, tmp_path, monkeypatch):
-    """--precision bf16-mixed on a CPU (fast where the CPU has AMX): Lightning trains in bf16
+    """--precision bf16-mixed on a CPU (fast with bf16 instructions): Lightning trains in bf16
     autocast with the network in channels_last, and the model file is the usual fp16 NCHW one,
     whose .ckpt and .safetensors give the same network."""
     torch.set_num_threads(1)
