@@ -8,8 +8,6 @@ import logging
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-import torch
-
 from .augment import CORRUPTIONS, Augmenter, check_corruptions
 from .model import ModelConfig
 from .preprocess import FITS, HIST_METHODS
@@ -99,6 +97,8 @@ def flag(name: str) -> str:
 def check_device(device: str) -> None:
     """--device cuda needs a GPU PyTorch can use (checked when a run starts, not in TrainConfig:
     a checkpoint trained on a GPU is read on machines without one)."""
+    import torch  # here: every parser reads this module; predict with ONNX needs no torch
+
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu or auto")
 
