@@ -12,7 +12,7 @@ import pytest
 
 from lungseg import datasets
 from lungseg.cli import main
-from lungseg.evaluate import evaluate
+from lungseg.evaluate import evaluate, table
 from lungseg.splits import read_splits, write_splits
 
 
@@ -229,3 +229,13 @@ def test_own_films_with_jpeg_masks_score_as_with_png_masks(tiny_model, tmp_path,
     for png, jpeg in zip(rows["png"], rows["jpeg"], strict=True):
         for metric in ("iou", "dice", "pixel_accuracy"):
             assert abs(float(png[metric]) - float(jpeg[metric])) < 0.005, (metric, png, jpeg)
+
+
+def test_the_printed_table_has_a_line_per_dataset_and_skips_the_protocol():
+    m = {"iou": 0.9, "dice": 0.95, "pixel_accuracy": 0.98}
+    metrics = {"jsrt": {**m, "n": 3}, "mean_of_datasets": m, "protocol": {"split": "val"}}
+    lines = table(metrics).splitlines()
+    assert len(lines) == 2
+    scores = ["IoU", "0.9000", "Dice", "0.9500", "acc", "0.9800"]
+    assert lines[0].split() == ["jsrt", "n=", "3", *scores]
+    assert lines[1].split() == ["mean_of_datasets", *scores]
