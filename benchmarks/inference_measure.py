@@ -250,6 +250,7 @@ def machine() -> dict:
                 "avx512_vnni",
                 "avx_vnni",
                 "amx_int8",
+                "amx_bf16",
                 "avx512_bf16",
             }
         )

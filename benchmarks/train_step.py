@@ -3,7 +3,7 @@
 What `lungseg train --precision bf16-mixed` buys on a CPU: for each input size and precision, the
 seconds per film of a training step (forward, BCE + Dice loss, backward, Adam) on random data at
 batch 8, after one warm-up step; bf16 as `train` runs it (autocast, channels_last). Data loading
-and augmentation are not in it. Prints a table, writes JSON with the CPU's bf16 flags.
+and augmentation are not in it. Prints a table, writes JSON with the machine (CPU, SIMD flags).
 
     python benchmarks/train_step.py --sizes 256 512 --steps 2
 """
@@ -12,38 +12,33 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
+from dataclasses import asdict
 
-import segmentation_models_pytorch as smp
 import torch
-from report_json import write_json  # beside this file (sys.path[0] for a script)
+from inference_measure import machine  # beside this file (sys.path[0] for a script)
+from report_json import write_json
 
-from lungseg.model import build_model
-
-
-def cpu_flags() -> list[str]:
-    """The bf16/int8 matrix flags of /proc/cpuinfo (AMX, AVX-512 BF16, VNNI) this CPU has."""
-    info = Path("/proc/cpuinfo")
-    words = set(info.read_text().split()) if info.is_file() else set()
-    return sorted(w for w in words if w.startswith(("amx", "avx512_bf16", "avx512_vnni")))
+from lungseg.runconfig import TrainConfig
+from lungseg.train import LungSegModule
 
 
 def seconds_per_film(size: int, precision: str, batch: int, steps: int) -> float:
+    """One step as `train` takes it: LungSegModule's network and loss (BCE + Dice), Adam."""
     torch.manual_seed(0)
-    model = build_model("resnet50").train()
+    module = LungSegModule(asdict(TrainConfig(size=size, batch_size=batch, precision=precision)))
+    model = module.model.train()
     x = torch.randn(batch, 1, size, size)
     y = (torch.rand(batch, 1, size, size) > 0.5).float()
     bf16 = precision == "bf16-mixed"
     if bf16:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    bce, dice = torch.nn.BCEWithLogitsLoss(), smp.losses.DiceLoss("binary", from_logits=True)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
-        loss = bce(logits.float(), y) + dice(logits.float(), y)
+        loss = module.loss(logits.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -64,8 +59,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="benchmarks/results/train_step.json")
     a = p.parse_args(argv)
 
-    rows = []
-    print(f"threads {torch.get_num_threads()}, CPU flags: {' '.join(cpu_flags()) or 'none'}")
+    rows, host = [], machine()
+    print(f"{host.get('cpu')}, {torch.get_num_threads()} threads, SIMD: {host.get('simd')}")
     print(f"{'size':>5} {'precision':>11} {'s/film':>8} {'vs fp32':>8}")
     for size in a.sizes:
         base = None
@@ -76,8 +71,7 @@ def main(argv=None) -> None:
             print(f"{size:>5} {prec:>11} {t:>8.3f} {gain:>8}")
             rows.append({"size": size, "precision": prec, "s_per_film": round(t, 4)})
     meta = {"command": "benchmarks/train_step.py", "batch": a.batch, "steps": a.steps}
-    meta |= {"threads": torch.get_num_threads(), "cpu_flags": cpu_flags()}
-    meta["torch"] = torch.__version__
+    meta |= {"threads": torch.get_num_threads(), "machine": host}
     write_json(a.out, meta, rows=rows)
 
 

@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--p-corrupt", type=float, help="(default: 0.4)")
     t.add_argument("--no-geometry-aug", action="store_true")
     t.add_argument("--datasets", nargs="+", help=names)
-    t.add_argument("--balance", action="store_true", default=None, help="datasets equally often")
+    t.add_argument(
+        "--balance", action="store_true", default=None, help="draw each dataset equally often"
+    )
     t.add_argument("--limit", type=_positive, help="at most N images per split (smoke runs)")
     t.add_argument("--seed", type=int, help="(default: 42)")
     t.add_argument("--device", **{**dev, "default": None, "help": "where to run (default: auto)"})
