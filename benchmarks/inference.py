@@ -7,6 +7,8 @@ ms/image, images/s, peak RSS and the mask Dice against fp32 PyTorch for
 
     torch_fp32             plain SMP model, NCHW (the reference)
     torch_channels_last    same weights, channels_last memory format
+    torch_bf16_cl          bf16 autocast + channels_last on the CPU (`--precision bf16-mixed`;
+                           by default only on CPUs with AVX-512 BF16 or AMX)
     ort_fp32 / ort_int8    ONNX Runtime on `lungseg export` files (int8: static, calibrated)
     cuda_*                 on a GPU only: fp32, fp16 and bf16 autocast with channels_last
                            (+ torch.compile with --compile)
@@ -42,7 +44,7 @@ from inference_measure import floor, machine  # beside this file (sys.path[0] fo
 
 HERE = Path(__file__).resolve().parent
 MEASURE = HERE / "inference_measure.py"  # what the child processes run
-CPU_VARIANTS = ["torch_fp32", "torch_channels_last", "ort_fp32", "ort_int8"]
+CPU_VARIANTS = ["torch_fp32", "torch_channels_last", "torch_bf16_cl", "ort_fp32", "ort_int8"]
 CUDA_VARIANTS = ["cuda_fp32_cl", "cuda_fp16_cl", "cuda_bf16_cl"]
 
 
@@ -106,6 +108,7 @@ def variant_floor_ms(variant: str, fl: dict) -> float:
 
 E2E_MODEL = {  # predict's runner -> the model-only variant that runs the same way
     "predict_torch": "torch_channels_last",
+    "predict_torch_bf16": "torch_bf16_cl",
     "predict_ort_fp32": "ort_fp32",
     "predict_ort_int8": "ort_int8",
 }
@@ -183,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
 
     model = Path(args.model) if args.model else DEFAULT_WEIGHTS
     _, config = load_model(model)  # fails early with a clear message
-    variants = args.variants or CPU_VARIANTS + (
+    from lungseg.segmenter import cpu_has_bf16
+
+    cpu = [v for v in CPU_VARIANTS if v != "torch_bf16_cl" or cpu_has_bf16()]  # else emulated
+    variants = args.variants or cpu + (
         CUDA_VARIANTS + ["cuda_bf16_cl_compile"] * args.compile if torch.cuda.is_available() else []
     )
     report: dict = {"machine": machine(), "model": {"path": str(model), **vars(config)}}
@@ -252,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                     files.append(str(films / f"{k}_{i:05d}_{f.name}"))
             e2e_models = {
                 "predict_torch": model,
+                "predict_torch_bf16": model if "torch_bf16_cl" in variants else None,
                 "predict_ort_fp32": onnx.get("ort_fp32"),
                 "predict_ort_int8": onnx.get("ort_int8"),
             }
@@ -266,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                     "threads": args.threads,
                     "out": str(tmp / name),
                     "device": "auto",
+                    "precision": "bf16-mixed" if name.endswith("_bf16") else "auto",
                     "batch_size": args.e2e_batch,
                     "workers": args.e2e_workers,
                 }

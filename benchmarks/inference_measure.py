@@ -151,7 +151,7 @@ def e2e_worker(spec: dict) -> dict:
         import torch
 
         torch.set_num_threads(spec["threads"])
-    seg = Segmenter(spec["model"], device=spec["device"])
+    seg = Segmenter(spec["model"], device=spec["device"], precision=spec.get("precision", "auto"))
     if spec["threads"] and hasattr(seg.runner, "session"):  # rebuild the session with N threads
         from lungseg.segmenter import OnnxRunner
 

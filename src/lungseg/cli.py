@@ -50,6 +50,7 @@ def _evaluate(a) -> int:
         strict=a.strict,
         device=a.device,
         threshold=a.threshold,
+        precision=a.precision,
     )
     print(table(metrics))
     return 0
@@ -73,6 +74,7 @@ def _predict(a) -> int:
             full_grid=a.full_grid,
             resume=a.resume,
             compile=a.compile,
+            precision=a.precision,
         )
     finally:
         signal.signal(signal.SIGTERM, before)
@@ -94,8 +96,7 @@ def _export(a) -> int:
 def _phantom(a) -> int:
     from .phantom import write_phantoms
 
-    for path in write_phantoms(a.out, n=a.n, size=a.size, seed=a.seed, disease=a.disease):
-        print(path)
+    print(*write_phantoms(a.out, n=a.n, size=a.size, seed=a.seed, disease=a.disease), sep="\n")
     return 0
 
 
@@ -118,8 +119,8 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .augment import CORRUPTIONS
-    from .model import ENCODERS
-    from .runconfig import PRECISIONS, RESUMABLE, flag
+    from .model import ENCODERS, PRECISIONS
+    from .runconfig import RESUMABLE, flag
 
     p = argparse.ArgumentParser(prog="lungseg", description="Lung segmentation in chest X-rays")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
     dev = dict(choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
+    prec = dict(choices=PRECISIONS, default="auto", help="auto: bf16-mixed on a GPU, else 32-true")
     names = "only these: montgomery, shenzhen, jsrt, other (any case)"
 
     t = sub.add_parser(
@@ -165,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strict", action="store_true", default=None, help="stop on any bad pair")
     t.add_argument("--resume", action="store_true", help="go on with OUT's run from its last.ckpt")
     t.add_argument("--init", help="start from this model file's weights")
-    t.add_argument("--precision", choices=PRECISIONS, help="(auto: bf16-mixed on a GPU only)")
+    t.add_argument("--precision", **{**prec, "default": None})
     t.add_argument(
         "--max-minutes",
         type=float,
@@ -199,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--strict", action="store_true", help="stop on any bad pair")
     e.add_argument("--device", **dev)
+    e.add_argument("--precision", **prec)
     e.set_defaults(func=_evaluate)
 
     r = sub.add_parser(
@@ -243,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "faster, mostly on a GPU (large folders)",
     )
     r.add_argument("--device", **dev)
+    r.add_argument("--precision", **prec)
     r.set_defaults(func=_predict)
 
     x = sub.add_parser("export", parents=[common], help="export a model to ONNX (optionally int8)")
@@ -254,9 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True)
     x.set_defaults(func=_export)
 
-    f = sub.add_parser(
-        "phantom", parents=[common], help="write synthetic chest radiographs with known masks"
-    )
+    f = sub.add_parser("phantom", parents=[common], help="write synthetic films with known masks")
     f.add_argument("--out", required=True)
     f.add_argument("-n", type=_positive, default=1, help="number of films")
     f.add_argument("--size", type=int, default=512)

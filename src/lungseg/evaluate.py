@@ -87,11 +87,12 @@ def evaluate(
     batch_size: int = 4,
     n_worst: int = 6,
     threshold: float | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
     `metrics.largest_disagreement`), results_grid.png, worst/*.png and, when a run folder is
     known, training_curves.png. Returns the metrics dict. `threshold` overrides the
-    model's probability threshold (to choose one on `val`).
+    model's probability threshold (to choose one on `val`); `precision`: segmenter.TorchRunner.
     Split: the training run's splits.csv (`run_dir`, or the run folder, marked by its
     metrics.csv, holding `model` or its checkpoints/) when it lists every film found under
     `root` or the data has no splits.csv of its own, so a model is scored on films it was not
@@ -107,7 +108,7 @@ def evaluate(
     if problems and strict:
         raise ValueError("pairing problems (--strict):\n" + "\n".join(map(str, problems)))
     datasets = check_dataset_names(datasets)
-    seg = Segmenter(model, device=device, postprocess=postprocess)  # a bad model: nothing written
+    seg = Segmenter(model, device, postprocess, precision=precision)  # bad model: nothing written
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)

@@ -22,6 +22,8 @@ ENCODERS = ("resnet50", "resnet34", "resnet18", "mobilenet_v2", "efficientnet-b0
 # SMP's DeepLabV3+ runs its encoder at output stride 16: input sides must be multiples of 16
 STRIDE = 16
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "lungseg_deeplabv3plus_resnet50.safetensors"
+# --precision of train, evaluate and predict (Lightning's names); auto: bf16-mixed on a GPU only
+PRECISIONS = ("auto", "32-true", "bf16-mixed")
 
 
 @dataclass

@@ -112,6 +112,7 @@ def predict_paths(
     read_ahead_pixels: int = READ_AHEAD_PIXELS,
     resume: bool = False,
     compile: bool = False,
+    precision: str = "auto",
 ) -> list[str]:
     """Segment every input; write OUT/<stem>_mask.png (0/255, input size), <stem>_overlay.png
     (unless `overlays` is False), optional <stem>_labels.png (1 right, 2 left), results.csv (a
@@ -122,8 +123,8 @@ def predict_paths(
     the pace). `read_ahead_pixels`: films in flight are limited to this many pixels in all
     (from their headers; one film at a time may exceed it). `resume`: keep the films an earlier
     run into OUT finished (row and files there) instead of segmenting them again. `compile`:
-    torch.compile the PyTorch model (a minute or so before the first batch).
-    Returns the inputs that failed."""
+    torch.compile the PyTorch model (a minute or so before the first batch). `precision`: see
+    segmenter.TorchRunner. Returns the inputs that failed."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     files, missing = collect_inputs(paths, out)
@@ -142,6 +143,7 @@ def predict_paths(
         postprocess=postprocess,
         work_size=None if full_grid else WORK_SIZE,
         compile=compile,
+        precision=precision,
     )
     if getattr(seg.runner, "compiled", False):
         seg.runner.pad_to = batch_size  # every batch padded to one size: one compile

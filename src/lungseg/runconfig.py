@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .augment import CORRUPTIONS, Augmenter, check_corruptions
-from .model import ModelConfig
+from .model import PRECISIONS, ModelConfig
 from .preprocess import FITS, HIST_METHODS
 from .splits import check_dataset_names
 
@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 
 # the options `--resume` takes from the command line; all others stay as the run's config.json
 RESUMABLE = ("data", "epochs", "max_minutes", "workers", "device", "precision")
-PRECISIONS = ("auto", "32-true", "bf16-mixed")  # --precision: Lightning's names
 # a folder holds a run once it has one of these; config.json and splits.csv alone are what a
 # start that failed before its first checkpoint leaves, and a new run may overwrite them
 RUN_CHECKPOINTS = ("checkpoints/last.ckpt", "checkpoints/best.ckpt")

@@ -18,7 +18,13 @@ import numpy as np
 
 from . import postprocess as pp
 from .imageio import Radiograph, from_array, read_image
-from .model import DEFAULT_WEIGHTS, ModelConfig, check_model_file, config_from_metadata
+from .model import (
+    DEFAULT_WEIGHTS,
+    PRECISIONS,
+    ModelConfig,
+    check_model_file,
+    config_from_metadata,
+)
 from .preprocess import preprocess, resize_labels, to_original
 from .stats import measure
 
@@ -38,9 +44,18 @@ class Result:
 
 
 class TorchRunner:
-    """Batch of model inputs float32 Nx1xSxS -> probabilities float32 NxSxS with PyTorch."""
+    """Batch of model inputs float32 Nx1xSxS -> probabilities float32 NxSxS with PyTorch.
+    `precision` (PRECISIONS): bf16 autocast on a GPU by default; on a CPU only when asked
+    for, as its masks differ from fp32 in a few boundary pixels (Dice about 0.9996): about 1.9x
+    faster on CPUs with AVX-512 BF16 or AMX, emulated and slow on others."""
 
-    def __init__(self, path: str | Path | None, device: str = "auto", compile: bool = False):
+    def __init__(
+        self,
+        path: str | Path | None,
+        device: str = "auto",
+        compile: bool = False,
+        precision: str = "auto",
+    ):
         import torch
 
         from .model import load_model
@@ -48,9 +63,17 @@ class TorchRunner:
         self.torch = torch
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu/auto")
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+            )
         self.device = torch.device(
             "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         )
+        cuda = self.device.type == "cuda"
+        self.bf16 = precision == "bf16-mixed" or (precision == "auto" and cuda)
+        if not cuda and precision == "auto" and cpu_has_bf16():
+            log.info("this CPU computes bf16 natively: --precision bf16-mixed is about 1.9x faster")
         model, self.config = load_model(path)
         model = model.to(self.device, memory_format=torch.channels_last)
         self.model = torch.compile(model) if compile else model
@@ -66,9 +89,7 @@ class TorchRunner:
         t = t.to(self.device).contiguous(memory_format=torch.channels_last)
         with (
             torch.inference_mode(),
-            torch.autocast(
-                self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
-            ),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
         ):
             logits = self.model(t)
         return torch.sigmoid(logits[:n].float())[:, 0].cpu().numpy()
@@ -105,15 +126,34 @@ class OnnxRunner:
         return np.reciprocal(prob, out=prob)
 
 
-def make_runner(model: str | Path | None = None, device: str = "auto", compile: bool = False):
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX-512 BF16 or AMX), as PyTorch sees it."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in probes)
+
+
+def make_runner(
+    model: str | Path | None = None,
+    device: str = "auto",
+    compile: bool = False,
+    precision: str = "auto",
+):
     """A runner for a model file: .onnx -> ONNX Runtime, else PyTorch (default: shipped model;
-    `compile`: torch.compile, worth its first-call minute on large folders, mostly on a GPU)."""
+    `compile`: torch.compile, worth its first-call minute on large folders, mostly on a GPU;
+    `precision`: see TorchRunner)."""
     if model is not None and Path(model).suffix == ".onnx":
-        if compile:
-            raise ValueError("--compile is for PyTorch models; an .onnx model runs as exported")
+        for option, value, default in (
+            ("--compile", compile, False),
+            ("--precision", precision, "auto"),
+        ):
+            if value != default:
+                raise ValueError(f"{option} is for PyTorch models; an .onnx model runs as exported")
         check_model_file(Path(model))
         return OnnxRunner(model)
-    return TorchRunner(model, device, compile)
+    return TorchRunner(model, device, compile, precision)
 
 
 def _signature(path: Path) -> tuple[int, int] | None:
@@ -147,8 +187,9 @@ class Segmenter:
         postprocess: bool = True,
         work_size: int | None = WORK_SIZE,
         compile: bool = False,
+        precision: str = "auto",
     ):
-        self.runner = make_runner(model, device, compile)
+        self.runner = make_runner(model, device, compile, precision)
         self.model_path = Path(model if model is not None else DEFAULT_WEIGHTS).resolve()
         self._loaded = _signature(self.model_path)
         self.config: ModelConfig = self.runner.config
