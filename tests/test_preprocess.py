@@ -176,3 +176,20 @@ def test_equalize_spreads_low_contrast():
     clahe = normalize_histogram(img, "clahe")
     assert clahe.std() > img.std()
     np.testing.assert_array_equal(normalize_histogram(img, "none"), img)
+
+
+@pytest.mark.parametrize("fit", ["letterbox", "crop"])
+def test_to_original_onto_a_smaller_grid_is_the_film_shrunk(fit):
+    """to_original(..., dsize): the film's extent on a working grid, as shrinking the full-size
+    map would give it (Segmenter.finish post-processes large films there)."""
+    h, w = 1500, 1100
+    g = make_geometry(h, w, 96, fit)
+    yy, xx = np.mgrid[0:96, 0:96]
+    prob = (np.hypot(yy - 50, xx - 44) < 30).astype(np.float32)  # a disc on the model grid
+    full = to_original(prob, g)
+    size = (round(w * 0.5), round(h * 0.5))
+    small = to_original(prob, g, size)
+    assert small.shape == (size[1], size[0]) and small.dtype == np.float32
+    shrunk = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+    assert iou(small >= 0.5, shrunk >= 0.5) > 0.99
+    assert np.abs(bbox(small >= 0.5) - bbox(shrunk >= 0.5)).max() <= 1

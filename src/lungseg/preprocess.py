@@ -77,10 +77,11 @@ def unplace(canvas: np.ndarray, g: Geometry) -> np.ndarray:
     return out
 
 
-def to_original(prob: np.ndarray, g: Geometry) -> np.ndarray:
-    """Map a float32 (size, size) probability map back to the original (h, w) grid."""
+def to_original(prob: np.ndarray, g: Geometry, dsize: tuple[int, int] | None = None) -> np.ndarray:
+    """Map a float32 (size, size) probability map back to the original (h, w) grid, or to
+    `dsize` (width, height): the original film's extent on a grid of that size."""
     resized = unplace(prob.astype(np.float32), g)
-    return cv2.resize(resized, (g.w, g.h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(resized, dsize or (g.w, g.h), interpolation=cv2.INTER_LINEAR)
 
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
