@@ -2,7 +2,8 @@
 
 Every disease of lungseg.phantom (none, patchy opacity, one-sided white-out, effusion, devices) on
 the same seeds and sizes; the truth is the ANATOMICAL lung field, so an opaque lung must still be
-segmented (issue 6 aims at Dice >= 0.85 on opacified phantoms). Prints a table, writes JSON.
+segmented (issue 6 aims at Dice >= 0.85 on opacified phantoms). Prints a table, writes JSON
+(with each phantom's Dice, and that of each lung: `right_dice`, `left_dice`, patient's sides).
 
     python benchmarks/phantoms.py --seeds 0 1 2 --sizes 768 \
         --models src/lungseg/weights/lungseg_deeplabv3plus_resnet50.safetensors
@@ -48,13 +49,20 @@ def main(argv=None) -> None:
             seg.config.size = input_size
         table = {}
         for disease in a.diseases:
-            dice = []
+            dice, sides = [], {"right_dice": [], "left_dice": []}  # patient's right, left
             for size in a.sizes:
                 for seed in a.seeds:
                     ph = make_phantom(size, seed, disease)
-                    dice.append(confusion(seg(Radiograph(ph.image)).mask, ph.lungs).dice)
+                    r = seg(Radiograph(ph.image))
+                    dice.append(confusion(r.mask, ph.lungs).dice)
+                    for key, truth, label in (
+                        ("right_dice", ph.right, 1),
+                        ("left_dice", ph.left, 2),
+                    ):
+                        sides[key].append(round(confusion(r.labels == label, truth).dice, 4))
             table[disease] = {"mean_dice": float(np.mean(dice)), "min_dice": float(min(dice))}
             table[disease]["dice"] = [round(float(d), 4) for d in dice]
+            table[disease].update(sides)
         results[f"{model}@{input_size}" if input_size else model] = table
     print(f"{'disease':12s}" + "".join(f"{Path(m).name[-30:]:>34s}" for m in results))
     for disease in a.diseases:
