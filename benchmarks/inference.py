@@ -7,26 +7,23 @@ ms/image, images/s, peak RSS and the mask Dice against fp32 PyTorch for
 
     torch_fp32             plain SMP model, NCHW (the reference)
     torch_channels_last    same weights, channels_last memory format
-    torch_bf16_cl          bf16 autocast + channels_last on the CPU (`--precision bf16-mixed`;
-                           by default only on CPUs with AVX-512 BF16 or AMX)
+    torch_bf16_cl          CPU bf16 autocast, channels_last (default where AVX-512 BF16/AMX)
     ort_fp32 / ort_int8    ONNX Runtime on `lungseg export` files (int8: static, calibrated)
     cuda_*                 on a GPU only: fp32, fp16 and bf16 autocast with channels_last
                            (+ torch.compile with --compile)
 
 every variant has the same contract as a lungseg runner: numpy Nx1xSxS -> probabilities NxSxS
-(host<->device copies included). Each variant runs in its own process so its peak RSS is its
-own (rss_imports_mb: the process after imports, before the model is loaded; ORT processes import
-onnxruntime and numpy only). Then end-to-end folder throughput as `lungseg predict` does it
-(decode + preprocess + model + post-process + writing mask and overlay PNGs) on --images.
+(host<->device copies included), in its own process so its peak RSS is its own (rss_imports_mb:
+after imports, before the model; ORT processes import onnxruntime and numpy only). Then
+end-to-end folder throughput as `lungseg predict` does it (decode + preprocess + model +
+post-process + writing mask and overlay PNGs) on --images.
 
 The floor: GFLOPs per image counted by torch.utils.flop_counter.FlopCounterMode (convolutions
 and matmuls, multiply-add = 2) over the measured rate of a large fp32 torch.mm on this machine;
-floor% = floor_ms / measured ms. int8 and fp16 kernels can beat the fp32 floor (>100%).
-Results: a table on stdout and JSON (default benchmarks/results/inference.json).
-
-This file is the entry point: options, the ONNX files, the child processes, table and JSON.
-The measuring itself (the per-variant and end-to-end workers run in those child processes, the
-floor and the machine description) is in inference_measure.py beside it.
+floor% = floor_ms / measured ms. int8, fp16 and bf16 kernels can beat the fp32 floor (>100%).
+Results: a table on stdout and JSON (default benchmarks/results/inference.json). This file:
+options, ONNX files, child processes, table and JSON; the measuring (the workers of those
+processes, the floor, the machine) is in inference_measure.py beside it.
 """
 
 from __future__ import annotations
@@ -41,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from inference_measure import floor, machine  # beside this file (sys.path[0] for a script)
+
+from lungseg.segmenter import cpu_has_bf16
 
 HERE = Path(__file__).resolve().parent
 MEASURE = HERE / "inference_measure.py"  # what the child processes run
@@ -186,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
 
     model = Path(args.model) if args.model else DEFAULT_WEIGHTS
     _, config = load_model(model)  # fails early with a clear message
-    from lungseg.segmenter import cpu_has_bf16
-
     cpu = [v for v in CPU_VARIANTS if v != "torch_bf16_cl" or cpu_has_bf16()]  # else emulated
     variants = args.variants or cpu + (
         CUDA_VARIANTS + ["cuda_bf16_cl_compile"] * args.compile if torch.cuda.is_available() else []
@@ -197,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     report["notes"] = [
         "ms_per_image: median call time / batch; a call maps numpy inputs to numpy probabilities",
         "rss_peak_mb: VmHWM of the variant's own process (rss_imports_mb: before model load)",
-        "floor: FlopCounterMode FLOPs / measured fp32 torch.mm rate (CUDA: rate of its dtype)",
+        "floor: FlopCounterMode FLOPs / fp32 torch.mm rate (CPU, bf16 too; CUDA: its dtype's)",
         "Dice: masks at the model threshold vs torch_fp32 on the --check-images inputs",
         "int8 calibration images default to --images, so they may overlap the Dice inputs",
         "e2e: lungseg.predict.predict_paths (decode, preprocess, model, post-process, PNGs) on "
@@ -272,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                     "files": files,
                     "threads": args.threads,
                     "out": str(tmp / name),
-                    "device": "auto",
+                    "device": "cpu" if name.endswith("_bf16") else "auto",  # bf16: the CPU's
                     "precision": "bf16-mixed" if name.endswith("_bf16") else "auto",
                     "batch_size": args.e2e_batch,
                     "workers": args.e2e_workers,

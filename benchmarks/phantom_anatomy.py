@@ -21,7 +21,7 @@ from lungseg import datasets
 from lungseg.imageio import read_mask
 from lungseg.pairs import load_pair
 from lungseg.phantom import make_phantom
-from lungseg.postprocess import RIGHT, split_sides
+from lungseg.postprocess import LEFT, RIGHT, split_sides
 from lungseg.splits import assign_splits, select
 
 
@@ -31,7 +31,7 @@ def _width(mask: np.ndarray) -> int:
 
 
 def figures(right: np.ndarray, left: np.ndarray, heart: np.ndarray | None) -> dict:
-    """bool HxW masks -> {ctr, left_right, heart_lungs} (the heart's two None without one)."""
+    """bool HxW masks -> {left_right, ctr, heart_lungs} (without a heart: left_right only)."""
     lungs = right | left
     out = {"left_right": float(left.sum() / max(1, right.sum()))}
     if heart is not None:
@@ -41,6 +41,7 @@ def figures(right: np.ndarray, left: np.ndarray, heart: np.ndarray | None) -> di
 
 
 def summary(rows: list[dict]) -> dict:
+    """Per-film figures -> {figure: {n, mean, p5, p95}} over the films that have it."""
     keys = sorted({k for r in rows for k in r})
     return {
         k: {
@@ -54,7 +55,7 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--seeds", type=int, default=40, help="phantoms 0..N-1")
@@ -68,12 +69,12 @@ def main(argv=None) -> None:
     for s in select(samples, splits, "train") + select(samples, splits, "val"):
         heart = None
         if s.dataset == "jsrt":
-            masks = Path(a.data) / "jsrt" / "masks"
+            masks = Path(a.data) / "jsrt" / "masks"  # the SCR masks of ../shared/data (README)
             right, left, heart = (read_mask(masks / k / s.image.name) > 0
                                   for k in ("right_lung", "left_lung", "heart"))  # fmt: skip
         else:
             sides = split_sides(load_pair(s)[1].astype(np.uint8))
-            right, left = sides == RIGHT, sides == 3 - RIGHT
+            right, left = sides == RIGHT, sides == LEFT
         rows.setdefault(s.dataset, []).append(figures(right, left, heart))
     for seed in range(a.seeds):
         ph = make_phantom(a.size, seed)

@@ -64,11 +64,49 @@ def test_predict_and_evaluate_pass_the_precision_on(tiny_model, tmp_path, monkey
     assert used == [True, False, True]
 
 
-def test_precision_is_checked_and_refused_for_onnx(tiny_model, tmp_path):
+def test_precision_is_checked_and_refused_for_onnx(tiny_model, tmp_path, caplog):
     with pytest.raises(ValueError, match="--precision must be one of"):
         Segmenter(tiny_model, device="cpu", precision="fp8")
+    with pytest.raises(ValueError, match="--precision must be one of"):
+        segmenter.make_runner(tmp_path / "m.onnx", precision="fp8")
     (tmp_path / "f.png").write_bytes(b"")
+    (tmp_path / "m.onnx").write_bytes(b"not a model")
     argv = ["predict", str(tmp_path / "f.png"), "--out", str(tmp_path / "o")]
     assert main([*argv, "--model", str(tmp_path / "m.onnx"), "--precision", "bf16-mixed"]) == 2
-    with pytest.raises(ValueError, match="--precision is for PyTorch models"):
+    assert "--precision is for PyTorch models" in caplog.text
+    with pytest.raises(ValueError, match="not a readable ONNX model"):  # fp32 is what ONNX runs
         segmenter.make_runner(tmp_path / "m.onnx", precision="32-true")
+
+
+def test_the_cpu_is_told_when_bf16_pays_and_warned_when_it_is_emulated(
+    tiny_model, monkeypatch, caplog
+):
+    caplog.set_level("INFO", logger="lungseg")
+    for native in (True, False):
+        monkeypatch.setattr(segmenter, "cpu_has_bf16", lambda native=native: native)
+        for precision in ("auto", "32-true", "bf16-mixed"):
+            caplog.clear()
+            Segmenter(tiny_model, device="cpu", precision=precision)
+            hint = "this CPU has bf16 instructions" in caplog.text
+            warned = "this CPU has no bf16 instructions" in caplog.text
+            assert hint == (native and precision == "auto")
+            assert warned == (not native and precision == "bf16-mixed")
+
+
+def test_run_and_metrics_record_whether_bf16_ran(tiny_model, tmp_path, synth, caplog):
+    import json
+
+    Image.fromarray(np.full((40, 36), 128, np.uint8)).save(tmp_path / "f.png")
+    argv = ["predict", str(tmp_path / "f.png"), "--model", str(tiny_model), "--out"]
+    assert main([*argv, str(tmp_path / "a"), "--precision", "bf16-mixed"]) == 0
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["bf16"] is True
+    assert main([*argv, str(tmp_path / "a"), "--resume"]) == 0  # fp32 now: warned, not refused
+    assert "were segmented in bf16" in caplog.text
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["bf16"] is False
+    synth.save_png(tmp_path / "mine" / "images" / "p.png", synth.chest_image(seed=0))
+    synth.save_mask(tmp_path / "mine" / "masks" / "p.png", np.logical_or(*synth.lung_masks()))
+    argv = ["evaluate", "--model", str(tiny_model), "--data", str(tmp_path / "mine"), "--split"]
+    for precision, bf16 in (("bf16-mixed", True), ("auto", False)):
+        out = tmp_path / f"e_{precision}"
+        assert main([*argv, "all", "--out", str(out), "--precision", precision]) == 0
+        assert json.loads((out / "metrics.json").read_text())["protocol"]["bf16"] is bf16

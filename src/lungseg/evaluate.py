@@ -108,7 +108,8 @@ def evaluate(
     if problems and strict:
         raise ValueError("pairing problems (--strict):\n" + "\n".join(map(str, problems)))
     datasets = check_dataset_names(datasets)
-    seg = Segmenter(model, device, postprocess, precision=precision)  # bad model: nothing written
+    # loaded first: a bad model writes nothing
+    seg = Segmenter(model, device=device, postprocess=postprocess, precision=precision)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
@@ -180,6 +181,7 @@ def evaluate(
         "model": str(model or "shipped default"),
         "postprocess": postprocess,
         "threshold": seg.config.threshold,
+        "bf16": getattr(seg.runner, "bf16", False),  # the PyTorch model in bf16 autocast
         "note": NOTE,
         "skipped": [str(p) for p in problems],
     }

@@ -146,9 +146,11 @@ def _number(cell: str | None) -> int | float | str | None:
     return cell
 
 
-def run_record(model: Path | None, postprocess: bool, full_grid: bool) -> dict:
+def run_record(model: Path | None, postprocess: bool, full_grid: bool, bf16: bool = False) -> dict:
     """What makes a run's outputs (the model file by its SHA-256; None when it is not known:
-    `Segmenter.model_file`), written to OUT/run.json and compared by `--resume`."""
+    `Segmenter.model_file`), written to OUT/run.json and compared by `--resume` (`bf16`: the
+    PyTorch model ran in bf16 autocast; masks within a few boundary pixels of fp32, so a
+    resume that changes it is warned about, not refused)."""
     sha = hashlib.sha256()
     if model is not None:
         with open(model, "rb") as f:
@@ -160,6 +162,7 @@ def run_record(model: Path | None, postprocess: bool, full_grid: bool) -> dict:
         "model_sha256": sha.hexdigest() if model is not None else None,
         "postprocess": postprocess,
         "full_grid": full_grid,
+        "bf16": bf16,
         "cwd": os.getcwd(),  # relative input paths in results.csv are relative to it
     }
 
@@ -192,6 +195,10 @@ def resumable(out_dir: Path, record: dict, rows: dict[str, dict]) -> dict[Path, 
             f"{earlier.get('model')}); resume with the same --model and options, or leave out "
             "--resume to segment every film again"
         )
+    if earlier.get("bf16", False) != record["bf16"]:
+        was = "in bf16" if earlier.get("bf16") else "in fp32"
+        log.warning("--resume: the films in %s were segmented %s, the rest will not be: their "
+                    "masks may differ in a few boundary pixels", out_dir, was)  # fmt: skip
     if earlier.get("lungseg") != record["lungseg"]:
         log.warning("--resume: %s was written by lungseg %s, this is %s",
                     out_dir, earlier.get("lungseg"), record["lungseg"])  # fmt: skip

@@ -119,12 +119,11 @@ def predict_paths(
     row as each film finishes, sorted at the end) and results.json. `full_grid`: post-process
     films larger than `segmenter.WORK_SIZE` on their own grid (slower) instead of a working
     grid of that size. `workers`: threads that decode, post-process and write beside the model
-    (default: one per CPU core, at most 8; with a GPU the model is fast and these threads set
-    the pace). `read_ahead_pixels`: films in flight are limited to this many pixels in all
-    (from their headers; one film at a time may exceed it). `resume`: keep the films an earlier
-    run into OUT finished (row and files there) instead of segmenting them again. `compile`:
-    torch.compile the PyTorch model (a minute or so before the first batch). `precision`: see
-    segmenter.TorchRunner. Returns the inputs that failed."""
+    (default: one per core, at most 8). `read_ahead_pixels`: films in flight are limited to this
+    many pixels in all (from their headers; one film at a time may exceed it). `resume`: keep
+    the films an earlier run into OUT finished (row and files there). `compile`: torch.compile
+    the PyTorch model (a minute or so before the first batch). `precision`: see
+    segmenter.TorchRunner (run.json records whether bf16 ran). Returns the failed inputs."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     files, missing = collect_inputs(paths, out)
@@ -151,6 +150,7 @@ def predict_paths(
         seg.model_file() if hasattr(seg, "model_file") else None,
         getattr(seg, "postprocess", postprocess),
         getattr(seg, "work_size", WORK_SIZE) is None,
+        getattr(getattr(seg, "runner", None), "bf16", False),
     )
     wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
     rows = {}

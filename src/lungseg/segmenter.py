@@ -62,18 +62,14 @@ class TorchRunner:
         self.torch = torch
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu/auto")
-        if precision not in PRECISIONS:
-            raise ValueError(
-                f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
-            )
+        _check_precision(precision)
         self.device = torch.device(
             "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         )
         cuda = self.device.type == "cuda"
         self.bf16 = precision == "bf16-mixed" or (precision == "auto" and cuda)
-        if not cuda and precision == "auto" and cpu_has_bf16():
-            log.info("this CPU has bf16 instructions: predict/evaluate --precision bf16-mixed "
-                     "(Segmenter(precision=...)) run the model about 1.9x faster")  # fmt: skip
+        if not cuda and precision != "32-true":
+            _bf16_note(self.bf16)
         model, self.config = load_model(path)
         model = model.to(self.device, memory_format=torch.channels_last)
         self.model = torch.compile(model) if compile else model
@@ -126,6 +122,23 @@ class OnnxRunner:
         return np.reciprocal(prob, out=prob)
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def _bf16_note(bf16: bool) -> None:
+    """On a CPU: a warning when bf16 runs without bf16 instructions (emulated: slower than
+    fp32), a hint when fp32 runs where bf16 would pay."""
+    native = cpu_has_bf16()
+    if bf16 and not native:
+        log.warning("--precision bf16-mixed: this CPU has no bf16 instructions; PyTorch "
+                    "emulates them, slower than fp32")  # fmt: skip
+    elif native and not bf16:
+        log.info("this CPU has bf16 instructions: predict/evaluate --precision bf16-mixed "
+                 "(Segmenter(precision=...)) run the model about 1.9x faster")  # fmt: skip
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 instructions (AVX-512 BF16 or AMX), as PyTorch sees it."""
     import torch
@@ -144,12 +157,10 @@ def make_runner(
     """A runner for a model file: .onnx -> ONNX Runtime, else PyTorch (default: shipped model;
     `compile`: torch.compile, worth its first-call minute on large folders, mostly on a GPU;
     `precision`: see TorchRunner)."""
+    _check_precision(precision)
     if model is not None and Path(model).suffix == ".onnx":
-        for option, value, default in (
-            ("--compile", compile, False),
-            ("--precision", precision, "auto"),
-        ):
-            if value != default:
+        for option, refused in (("--compile", compile), ("--precision", precision == "bf16-mixed")):
+            if refused:
                 raise ValueError(f"{option} is for PyTorch models; an .onnx model runs as exported")
         check_model_file(Path(model))
         return OnnxRunner(model)
