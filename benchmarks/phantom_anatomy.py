@@ -21,7 +21,8 @@ from lungseg import datasets
 from lungseg.imageio import read_mask
 from lungseg.pairs import load_pair
 from lungseg.phantom import make_phantom
-from lungseg.postprocess import LEFT, RIGHT, split_sides
+from lungseg.postprocess import LEFT, RIGHT
+from lungseg.sides import split_sides
 from lungseg.splits import assign_splits, select
 
 

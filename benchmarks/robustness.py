@@ -11,7 +11,8 @@ and is scored against the ANATOMICAL mask of the clean film. Prints a table, wri
 --post also scores post-processing variants on the same probabilities (issue 6: does growing the
 mask from confident seeds into lower-probability tissue rebuild lungs fragmented by opacity?):
 raw threshold, the default clean-up (the two lungs = the components with the most summed
-probability), the same choosing the components with the most pixels, a lower threshold, and
+probability that lie side by side), the same choosing the components with the most pixels, the
+two heaviest whether side by side or not (`no_pairs`), a lower threshold, and
 hysteresis (seeds p >= 0.5 grown into p >= low); counts films whose raw mask has more than two
 significant components.
 """
@@ -51,10 +52,19 @@ POST = {  # name -> (prob HxW float32, image HxW float32) -> mask uint8 {0,1}
     "raw": lambda p, im: (p >= 0.5).astype(np.uint8),
     "default": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im, p),
     "by_area": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im),  # lungs = most pixels
+    "no_pairs": lambda p, im: _without_pair_rule(p, im),  # the two largest, side by side or not
     "thr0.4": lambda p, im: pp.clean((p >= 0.4).astype(np.uint8), im, p),
     "hyst0.3": lambda p, im: pp.clean(hysteresis(p, 0.3), im, p),
     "hyst0.2": lambda p, im: pp.clean(hysteresis(p, 0.2), im, p),
 }
+
+
+def _without_pair_rule(prob: np.ndarray, image: np.ndarray) -> np.ndarray:
+    pp.PAIR_RULE = False
+    try:
+        return pp.clean((prob >= 0.5).astype(np.uint8), image, prob)
+    finally:
+        pp.PAIR_RULE = True
 
 
 def fragmented(prob: np.ndarray, image: np.ndarray) -> bool:

@@ -25,6 +25,7 @@ from lungseg.png import write_png
 from lungseg.preprocess import to_original
 from lungseg.report import PALETTE, overlay_indexed
 from lungseg.segmenter import Segmenter
+from lungseg.sides import split_sides
 from lungseg.stats import measure
 
 
@@ -57,7 +58,7 @@ def main(argv=None) -> None:
             m, mc = timed(
                 "clean (default post-processing)", pp.clean_labelled, raw, rad.image, prob, comps
             )
-            labels = timed("split_sides", pp.split_sides, m, False, mc)
+            labels = timed("split_sides", split_sides, m, False, mc)
             timed("measure", measure, labels, prob, rad.spacing, 2)
             timed("finish (all of the above + to_original)", seg.finish, small, g, rad)
             ov = timed("overlay drawing", overlay_indexed, rad.image, labels)

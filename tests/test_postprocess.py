@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 from conftest import lung_masks
 
+from lungseg import postprocess as pp
 from lungseg.postprocess import (
     LEFT,
     RIGHT,
@@ -15,8 +16,8 @@ from lungseg.postprocess import (
     fill_holes,
     keep_largest,
     smooth,
-    split_sides,
 )
+from lungseg.sides import split_sides
 from lungseg.stats import measure
 
 H, W = 200, 160
@@ -58,10 +59,10 @@ def test_clean_drops_a_large_component_on_black_padding():
     assert (out & (a | b)).sum() / (out | a | b).sum() > 0.97
 
 
-def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob():
+def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob(monkeypatch):
     """A film shrunk into a noisy border: the model half-believes in a blob of background larger
     than the left lung (a val film under the portable-film corruption). Ranked by pixels the blob
-    wins; ranked by summed probability the lung does."""
+    wins (without the side-by-side rule); ranked by summed probability the lung does."""
     a, b = lung_masks(H, W)
     blob = np.zeros((H, W), np.uint8)
     blob[166:200, :] = 1  # below both lungs and larger than either
@@ -69,12 +70,44 @@ def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob():
     prob = np.where(a | b, 0.95, 0.0).astype(np.float32)
     prob[blob > 0] = 0.6
     mask = (prob >= 0.5).astype(np.uint8)
-    assert (clean(mask) & blob).any()  # by area: a lung is lost
+    assert not (clean(mask) & blob).any()  # by area, the blob does not pair with a lung
+    monkeypatch.setattr(pp, "PAIR_RULE", False)
+    assert (clean(mask) & blob).any()  # by area, without that rule: a lung is lost
+    monkeypatch.setattr(pp, "PAIR_RULE", True)
     out = clean(mask, prob=prob)
     assert not (out & blob).any()
     assert (out & (a | b)).sum() / (out | a | b).sum() > 0.97
     weighted = keep_largest(mask, keep=1, weight=prob)
     assert (weighted & (a | b)).sum() == weighted.sum() > 0
+
+
+def test_clean_keeps_the_two_lungs_side_by_side_over_a_heavier_blob_below():
+    """A blob of the border below the lungs that outweighs a lung even by summed probability
+    (a val film under the full portable look): the lungs lie side by side, a lung and the blob
+    do not, so the lungs are kept."""
+    a, b = lung_masks(H, W)
+    blob = np.zeros((H, W), np.uint8)
+    blob[158:200, :] = 1
+    prob = np.where(a | b, 0.95, 0.0).astype(np.float32)
+    prob[blob > 0] = 0.8
+    assert (prob * blob).sum() > (prob * b).sum() and not (blob & (a | b)).any()
+    out = clean((prob >= 0.5).astype(np.uint8), prob=prob)
+    assert not (out & blob).any() and (out & (a | b)).sum() / (out | a | b).sum() > 0.97
+
+
+def test_clean_keeps_one_lung_in_two_pieces_over_a_pair_with_a_speck():
+    """One lung cut in two by opacity (the other lost) beside a small blob at the height of its
+    upper piece: the pieces do not overlap in rows, the upper piece and the blob do, but that
+    pair weighs far less than the two pieces, which stay."""
+    a, _ = lung_masks(H, W)
+    a[91:100] = 0  # upper piece rows 36-90, lower 100-156
+    blob = np.zeros((H, W), np.uint8)
+    blob[40:60, 100:111] = 1
+    prob = np.where(a > 0, 0.95, 0.0).astype(np.float32)
+    prob[blob > 0] = 0.6
+    out = clean((prob >= 0.5).astype(np.uint8), prob=prob)
+    assert not (out & blob).any()
+    assert out[60:80].any() and out[120:140].any()  # both pieces
 
 
 def test_drop_unexposed_keeps_lungs_and_never_empties():

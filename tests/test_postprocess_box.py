@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from lungseg import postprocess as pp
 from lungseg.postprocess import (
     MIN_RATIO,
-    _column_counts,
     bounding_box,
     clean,
     clean_labelled,
@@ -18,9 +18,17 @@ from lungseg.postprocess import (
     fill_holes,
     smooth,
     smooth_radius,
-    split_sides,
 )
 from lungseg.preprocess import resize_labels
+from lungseg.sides import _column_counts, split_sides
+
+
+@pytest.fixture(autouse=True)
+def _two_largest(monkeypatch):
+    """These tests compare the box-wise post-processing with the whole-image reference below,
+    which keeps the two largest components; the side-by-side choice among more than two
+    (`postprocess._side_by_side`) has its own tests in test_postprocess.py."""
+    monkeypatch.setattr(pp, "PAIR_RULE", False)
 
 
 def _keep_largest_whole(mask: np.ndarray, keep: int = 2) -> np.ndarray:

@@ -8,7 +8,8 @@ import pytest
 from conftest import lung_masks
 
 from lungseg.imageio import Radiograph
-from lungseg.postprocess import LEFT, RIGHT, split_sides
+from lungseg.postprocess import LEFT, RIGHT
+from lungseg.sides import split_sides
 from lungseg.stats import measure
 
 H, W = 200, 160

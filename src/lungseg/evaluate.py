@@ -17,8 +17,8 @@ from . import pairs, report
 from .imageio import Radiograph
 from .metrics import confusion, largest_disagreement, summarize
 from .png import write_png
-from .postprocess import split_sides
 from .segmenter import Segmenter
+from .sides import split_sides
 from .splits import assign_splits, check_dataset_names, find_splits_file, read_splits, select
 
 log = logging.getLogger(__name__)

@@ -120,6 +120,35 @@ def _largest(lab, areas, alive, keep: int, min_ratio: float, weight) -> np.ndarr
     return chosen & alive
 
 
+PAIR_RULE, PAIR_CANDIDATES, PAIR_OVERLAP, PAIR_WEIGHT = True, 4, 0.5, 0.75  # _side_by_side
+
+
+def _side_by_side(c: Components, alive: np.ndarray, weight, chosen: np.ndarray) -> np.ndarray:
+    """`chosen` (the two largest by summed `weight`) unless their row spans overlap by less than
+    PAIR_OVERLAP of the shorter: then the heaviest pair of the PAIR_CANDIDATES largest that do,
+    if it weighs PAIR_WEIGHT as much (a lung and a blob of the border below it do not pair; one
+    lung in two pieces, the other lost, stays as it was)."""
+    w = np.ones(c.labels.shape, np.float32) if weight is None else weight
+    sizes = np.bincount(c.labels.ravel(), weights=w.ravel(), minlength=len(c.areas) + 1)[1:]
+    top = [i for i in np.argsort(-np.where(alive, sizes, -1.0), kind="stable") if alive[i]]
+    spans = {i: np.flatnonzero((c.labels == i + 1).any(1))[[0, -1]] for i in top[:PAIR_CANDIDATES]}
+    pairs = [
+        (sizes[a] + sizes[b], a, b)
+        for a in spans
+        for b in spans
+        if a < b
+        and min(spans[a][1], spans[b][1]) - max(spans[a][0], spans[b][0]) + 1
+        >= PAIR_OVERLAP * (1 + min(np.diff(spans[a])[0], np.diff(spans[b])[0]))
+        and min(sizes[a], sizes[b]) >= MIN_RATIO * max(sizes[a], sizes[b])
+    ]
+    best = max(pairs, default=None)
+    if best is None or best[0] < PAIR_WEIGHT * sizes[chosen].sum():
+        return chosen
+    out = np.zeros(len(c.areas), bool)
+    out[[best[1], best[2]]] = True
+    return out
+
+
 def _select(c: Components, chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Components + per-component bool -> uint8 {0,1} HxW (`shape`) mask of the chosen ones."""
     out = np.zeros(shape, np.uint8)
@@ -187,7 +216,8 @@ def clean(
 ) -> np.ndarray:
     """The default post-processing: components on the film's black level dropped (when `image`
     is given), the two largest kept (by summed probability when `prob` float32 HxW is given, so
-    a large but uncertain blob in a noisy border loses to a confident lung), holes filled,
+    a large but uncertain blob in a noisy border loses to a confident lung; two that lie side
+    by side rather than one above the other, `_side_by_side`), holes filled,
     lightly smoothed. `comps`: `components(mask)` when already computed (labelled once).
     Filling and smoothing run on the lungs' box grown by 2 x the smoothing radius + 1: exact,
     as nothing they do can reach the box's edge. `image` and `prob` have the mask's shape."""
@@ -209,6 +239,8 @@ def clean_labelled(
         alive = _exposed(c, image, BLACK_LEVEL, MAX_BLACK_FRACTION)
     weight = None if prob is None else prob[c.box]
     chosen = _largest(c.labels, c.areas, alive, 2, MIN_RATIO, weight)
+    if PAIR_RULE and alive.sum() > 2 and chosen.sum() == 2:
+        chosen = _side_by_side(c, alive, weight, chosen)
     lungs = _picked(c, chosen)  # on c.box
     radius = smooth_radius(mask.shape)
     x, y, w, h = cv2.boundingRect(lungs)
@@ -232,57 +264,3 @@ def clean_labelled(
         slice(b.start + o.start, b.start + o.stop) for b, o in zip(box, last.box, strict=True)
     )
     return out, Components(last.labels, last.areas, (rows, cols))  # the box components() gives
-
-
-def split_sides(
-    mask: np.ndarray, flipped: bool = False, comps: Components | None = None
-) -> np.ndarray:
-    """Label each lung: components on the image left are the patient's right (unless `flipped`).
-    A single component spanning the midline (both lungs merged) is cut at its narrowest column
-    in its middle third; a lone lung is labelled by the image half it lies in. `comps`:
-    `components(mask)` when already computed."""
-    out = np.zeros(mask.shape, np.uint8)
-    lab, areas, box = comps if comps is not None else components(mask)
-    if not len(areas):  # no lung
-        return out
-    w, bw, x = mask.shape[1], lab.shape[1], box[1].start  # image width; box width and left
-    cols = _column_counts(lab, len(areas) + 1)  # pixels per (component, column)
-    cx = cols @ np.arange(x, x + bw) / areas
-    order = np.argsort(areas)[::-1]
-    x0, x1 = x + np.flatnonzero(cols[order[0]])[[0, -1]]
-    lone = len(areas) < 2 or areas[order[1]] < 0.1 * areas[order[0]]
-    # one component holding both lungs: it spans the midline with a good part on each side
-    merged = lone and x0 < 0.4 * w and x1 > 0.6 * w
-    if merged:  # cut at its narrowest column in the middle third
-        lo, hi = x0 + (x1 - x0) // 3, x0 + 2 * (x1 - x0) // 3 + 1
-        split = lo + int(np.argmin(cols[order[0], lo - x : hi - x]))
-    elif lone:  # one lung (the other missing): its side is where it lies in the image
-        split = w / 2
-    else:
-        split = (cx[order[0]] + cx[order[1]]) / 2
-    side = np.where(cx < split, RIGHT, LEFT).astype(np.uint8)
-    labels = np.take(np.concatenate([[0], side]).astype(np.uint8), lab)  # by their centroids
-    if merged:
-        biggest = lab == order[0] + 1
-        image_left = np.arange(x, x + bw)[None, :] < split
-        labels[biggest & image_left] = RIGHT
-        labels[biggest & ~image_left] = LEFT
-    if flipped:
-        labels = np.where(labels > 0, 3 - labels, 0).astype(np.uint8)
-    out[box] = labels
-    return out
-
-
-def _column_counts(lab: np.ndarray, n: int) -> np.ndarray:
-    """Label image (0..n-1) -> pixels of each component 1..n-1 in each column, (n-1) x width.
-    A few components (the usual two lungs): one OpenCV column sum each; many: one bincount."""
-    if n <= 8:
-        return np.stack(
-            [
-                cv2.reduce((lab == k).view(np.uint8), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
-                for k in range(1, n)
-            ]
-        )
-    w = lab.shape[1]
-    cols = np.bincount((lab * w + np.arange(w, dtype=lab.dtype)).ravel(), minlength=n * w)
-    return cols.reshape(n, w)[1:]

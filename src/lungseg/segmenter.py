@@ -25,6 +25,7 @@ from .model import (
     config_from_metadata,
 )
 from .preprocess import preprocess, resize_labels, to_original
+from .sides import split_sides
 from .stats import measure
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ class Segmenter:
         n_raw = int((comps.areas >= 0.01 * max(1, comps.areas.sum())).sum())  # specks: no fragments
         if self.postprocess:
             raw, comps = pp.clean_labelled(raw, image, prob, comps)
-        return raw, pp.split_sides(raw, flipped, comps), n_raw
+        return raw, split_sides(raw, flipped, comps), n_raw
 
     @staticmethod
     def _radiograph(image) -> Radiograph:

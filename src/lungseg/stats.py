@@ -1,5 +1,5 @@
 """Measurements of a segmentation and the quality flag that marks implausible results, from the
-labels of `postprocess.split_sides` (uint8 HxW: 0 background, 1 right lung, 2 left lung)."""
+labels of `sides.split_sides` (uint8 HxW: 0 background, 1 right lung, 2 left lung)."""
 
 from __future__ import annotations
 
