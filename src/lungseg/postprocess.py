@@ -95,9 +95,9 @@ def keep_largest(
     size is the sum of its weights."""
     _check_shapes(mask, weight=weight)
     c = components(mask)
-    w = None if weight is None else weight[c.box]
-    chosen = _largest(c.labels, c.areas, np.ones(len(c.areas), bool), keep, min_ratio, w)
-    return _keep(mask, c, chosen)
+    alive = np.ones(len(c.areas), bool)
+    sizes = _sizes(c, alive, keep, None if weight is None else weight[c.box])
+    return _keep(mask, c, _largest(sizes, alive, keep, min_ratio))
 
 
 def _keep(mask: np.ndarray, c: Components, chosen: np.ndarray) -> np.ndarray:
@@ -107,13 +107,19 @@ def _keep(mask: np.ndarray, c: Components, chosen: np.ndarray) -> np.ndarray:
     return _select(c, chosen, mask.shape)
 
 
-def _largest(lab, areas, alive, keep: int, min_ratio: float, weight) -> np.ndarray:
-    """Per component (bool): among the `alive` ones, the `keep` largest (see keep_largest)."""
-    sizes = areas.astype(np.float64)
-    if weight is not None and alive.sum() > keep:  # (with fewer, the choice is already made)
-        sizes = np.bincount(lab.ravel(), weights=weight.ravel(), minlength=len(areas) + 1)[1:]
+def _sizes(c: Components, alive: np.ndarray, keep: int, weight) -> np.ndarray:
+    """float64 per component: its pixels, or its summed `weight` (float on `c.box`) when more
+    than `keep` are `alive` (with fewer, the choice is already made)."""
+    if weight is None or alive.sum() <= keep:
+        return c.areas.astype(np.float64)
+    return np.bincount(c.labels.ravel(), weights=weight.ravel(), minlength=len(c.areas) + 1)[1:]
+
+
+def _largest(sizes: np.ndarray, alive: np.ndarray, keep: int, min_ratio: float) -> np.ndarray:
+    """Per component (bool): among the `alive` ones, the `keep` largest by `sizes` (see
+    keep_largest)."""
     sizes = np.where(alive, sizes, -1.0)
-    chosen = np.zeros(len(areas), bool)
+    chosen = np.zeros(len(sizes), bool)
     order = np.argsort(-sizes, kind="stable")[:keep]  # ties: the first labelled by OpenCV
     if len(order):
         chosen[[i for i in order if sizes[i] >= min_ratio * sizes[order[0]]]] = True
@@ -123,13 +129,11 @@ def _largest(lab, areas, alive, keep: int, min_ratio: float, weight) -> np.ndarr
 PAIR_RULE, PAIR_CANDIDATES, PAIR_OVERLAP, PAIR_WEIGHT = True, 4, 0.5, 0.75  # _side_by_side
 
 
-def _side_by_side(c: Components, alive: np.ndarray, weight, chosen: np.ndarray) -> np.ndarray:
-    """`chosen` (the two largest by summed `weight`) unless their row spans overlap by less than
+def _side_by_side(c: Components, alive: np.ndarray, sizes, chosen: np.ndarray) -> np.ndarray:
+    """`chosen` (the two largest by `sizes`, `_sizes`) unless their row spans overlap by less than
     PAIR_OVERLAP of the shorter: then the heaviest pair of the PAIR_CANDIDATES largest that do,
     if it weighs PAIR_WEIGHT as much (a lung and a blob of the border below it do not pair; one
     lung in two pieces, the other lost, stays as it was)."""
-    w = np.ones(c.labels.shape, np.float32) if weight is None else weight
-    sizes = np.bincount(c.labels.ravel(), weights=w.ravel(), minlength=len(c.areas) + 1)[1:]
     top = [i for i in np.argsort(-np.where(alive, sizes, -1.0), kind="stable") if alive[i]]
     spans = {i: np.flatnonzero((c.labels == i + 1).any(1))[[0, -1]] for i in top[:PAIR_CANDIDATES]}
     pairs = [
@@ -238,9 +242,10 @@ def clean_labelled(
     if image is not None:
         alive = _exposed(c, image, BLACK_LEVEL, MAX_BLACK_FRACTION)
     weight = None if prob is None else prob[c.box]
-    chosen = _largest(c.labels, c.areas, alive, 2, MIN_RATIO, weight)
+    sizes = _sizes(c, alive, 2, weight)  # by summed probability, computed once for both
+    chosen = _largest(sizes, alive, 2, MIN_RATIO)
     if PAIR_RULE and alive.sum() > 2 and chosen.sum() == 2:
-        chosen = _side_by_side(c, alive, weight, chosen)
+        chosen = _side_by_side(c, alive, sizes, chosen)
     lungs = _picked(c, chosen)  # on c.box
     radius = smooth_radius(mask.shape)
     x, y, w, h = cv2.boundingRect(lungs)
@@ -254,7 +259,7 @@ def clean_labelled(
     region[top : top + h, left : left + w] = lungs[y : y + h, x : x + w]
     smoothed = smooth(fill_holes(region), radius)
     last = components(smoothed)  # keep_largest, labelled here to be reused
-    kept = _largest(last.labels, last.areas, np.ones(len(last.areas), bool), 2, MIN_RATIO, None)
+    kept = _largest(last.areas.astype(np.float64), np.ones(len(last.areas), bool), 2, MIN_RATIO)
     lungs = _keep(smoothed, last, kept)
     holes = _holes(lungs)
     out[box] = lungs | holes
