@@ -2,9 +2,11 @@
 
 The same three figures from the phantom's own masks and from the JSRT/SCR masks (lungs and heart)
 of the `train` and `val` splits (never `test`): the cardiothoracic ratio (heart width over the
-width of both lungs), the left/right lung area ratio (patient's left over right) and the heart's
-area over the lungs'. Montgomery and Shenzhen masks have no heart; their left/right ratio is
-printed from the lung masks split by side. Prints a table, writes JSON.
+width of both lungs), the left/right lung area ratio (patient's left over right), the heart's
+area over the lungs', the heart's height over its width, and where the heart's top and bottom
+lie within the lungs' height (0 apex, 1 lowest lung point). Montgomery and Shenzhen masks have
+no heart; their left/right ratio is printed from the lung masks split by side. Prints a
+table, writes JSON.
 
     python benchmarks/phantom_anatomy.py --data ../shared/data --seeds 40
 """
@@ -26,18 +28,29 @@ from lungseg.sides import split_sides
 from lungseg.splits import assign_splits, select
 
 
+def _span(mask: np.ndarray, axis: int) -> tuple[int, int]:
+    """First and one-past-last row (axis 1) or column (axis 0) holding the mask; (0, 0) if empty."""
+    idx = np.flatnonzero(mask.any(axis))
+    return (int(idx[0]), int(idx[-1] + 1)) if len(idx) else (0, 0)
+
+
 def _width(mask: np.ndarray) -> int:
-    cols = np.flatnonzero(mask.any(0))
-    return int(cols[-1] - cols[0] + 1) if len(cols) else 0
+    a, b = _span(mask, 0)
+    return b - a
 
 
 def figures(right: np.ndarray, left: np.ndarray, heart: np.ndarray | None) -> dict:
-    """bool HxW masks -> {left_right, ctr, heart_lungs} (without a heart: left_right only)."""
+    """bool HxW masks -> {left_right, ctr, heart_lungs, heart_aspect, heart_top, heart_bottom}
+    (without a heart: left_right only)."""
     lungs = right | left
     out = {"left_right": float(left.sum() / max(1, right.sum()))}
     if heart is not None:
+        (top, bottom), (h0, h1) = _span(lungs, 1), _span(heart, 1)
         out["ctr"] = _width(heart) / max(1, _width(lungs))
         out["heart_lungs"] = float(heart.sum() / max(1, lungs.sum()))
+        out["heart_aspect"] = (h1 - h0) / max(1, _width(heart))
+        out["heart_top"] = (h0 - top) / max(1, bottom - top)
+        out["heart_bottom"] = (h1 - top) / max(1, bottom - top)
     return out
 
 
@@ -81,14 +94,14 @@ def main(argv: list[str] | None = None) -> None:
         ph = make_phantom(a.size, seed)
         rows.setdefault("phantom", []).append(figures(ph.right > 0, ph.left > 0, ph.heart > 0))
     table = {name: summary(r) for name, r in rows.items()}
-    print(f"{'masks':12s} {'n':>4s} {'CTR':>17s} {'left/right area':>17s} {'heart/lungs':>12s}")
+    cols = ("ctr", "left_right", "heart_lungs", "heart_aspect", "heart_top", "heart_bottom")
+    print(f"{'masks':12s} {'n':>4s} " + " ".join(f"{c:>17s}" for c in cols))
     for name, t in table.items():
         cells = [
             f"{t[k]['mean']:.3f} ({t[k]['p5']:.2f}-{t[k]['p95']:.2f})" if k in t else "-"
-            for k in ("ctr", "left_right")
+            for k in cols
         ]
-        heart = f"{t['heart_lungs']['mean']:.3f}" if "heart_lungs" in t else "-"
-        print(f"{name:12s} {t['left_right']['n']:4d} {cells[0]:>17s} {cells[1]:>17s} {heart:>12s}")
+        print(f"{name:12s} {t['left_right']['n']:4d} " + " ".join(f"{c:>17s}" for c in cells))
     write_json(a.out, {"seeds": a.seeds, "size": a.size, "splits": ["train", "val"]}, **table)
 
 

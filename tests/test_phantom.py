@@ -69,6 +69,22 @@ def test_sides_and_heart_position(seed: int) -> None:
     assert p.right.sum() > p.left.sum()  # left lung loses the cardiac notch
 
 
+def test_anatomy_in_the_range_of_real_films() -> None:
+    """Proportions the phantom was calibrated to (benchmarks/phantom_anatomy.py): on the JSRT/SCR
+    train and val masks left/right lung area is 0.81 (5-95%: 0.69-0.92), heart/lungs area 0.31
+    (0.22-0.43), and the heart ends above the lowest lung point (0.88 of the lungs' height)."""
+    lr, hl, bottom = [], [], []
+    for seed in range(8):
+        p = make_phantom(256, seed=seed)
+        rows, hrows = np.flatnonzero(p.lungs.any(1)), np.flatnonzero(p.heart.any(1))
+        lr.append(p.left.sum() / p.right.sum())
+        hl.append(p.heart.sum() / p.lungs.sum())
+        bottom.append((hrows[-1] - rows[0]) / (rows[-1] - rows[0]))
+    assert 0.76 < np.mean(lr) < 0.86 and min(lr) > 0.69, lr
+    assert 0.26 < np.mean(hl) < 0.36 and max(hl) < 0.43, hl
+    assert max(bottom) < 0.99 and np.mean(bottom) < 0.95, bottom
+
+
 def test_lungs_darker_than_heart_and_mediastinum(clean: Phantom) -> None:
     img, lungs = clean.image, clean.lungs.astype(bool)
     rows = np.nonzero(lungs.any(1))[0]

@@ -2,7 +2,9 @@
 
 Anatomy is a density map in "anatomical units" (thorax ~ [0, 1]^2, patient's right on image left),
 mapped to pixels by a random similarity transform, then exposed (bright = dense). Masks follow
-anatomy (``lungs`` excludes heart and mediastinum, like JSRT/SCR and Montgomery masks)."""
+anatomy (``lungs`` excludes heart and mediastinum, like JSRT/SCR and Montgomery masks; ``heart`` is
+the silhouette down to the diaphragm, as SCR draws it). Heart and lung proportions are calibrated
+to the train/val masks: benchmarks/phantom_anatomy.py."""
 
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def _lung_ctrl(cx: float, side: int, w: float, top: float, cp: float, dome: floa
     f_v = [(0.04, top + 0.07), (0.2, top + 0.012), (0.37, top), (0.54, top + 0.025),
            (0.72, top + 0.09), (0.89, top + 0.24), (0.97, 0.5 * (top + cp) + 0.06),
            (1.0, cp - 0.07), (0.985, cp), (0.86, cp - 0.035), (0.66, dome + 0.012),
-           (0.45, dome), (0.24, dome + 0.018), (0.04, dome + 0.04)]  # fmt: skip
+           (0.45, dome), (0.24, dome + 0.005), (0.04, dome)]  # fmt: skip
     return [(cx + side * f * w + dx, v + dy) for (f, v), (dx, dy) in zip(f_v, j, strict=True)]
 
 
@@ -93,8 +95,8 @@ def _anatomy(fr: _Frame, rng: np.random.Generator) -> dict:
         0.5 + rng.normal(0, 0.01),
         *rng.uniform((0.33, 0.07, 0.72), (0.38, 0.12, 0.79)),
     )
-    wl = wr * rng.uniform(0.88, 0.96)
-    cpl, dr = cpr + rng.uniform(0.005, 0.035), cpr - rng.uniform(0.07, 0.11)
+    wl = wr * rng.uniform(0.91, 0.99)
+    cpl, dr = cpr + rng.uniform(-0.01, 0.02), cpr - rng.uniform(0.09, 0.13)
     dl = dr + rng.uniform(0.015, 0.045)
     env_r = fr.fill(_lung_ctrl(cx, -1, wr, top + rng.uniform(0, 0.02), cpr, dr, rng))
     env_l = fr.fill(_lung_ctrl(cx, 1, wl, top, cpl, dl, rng))
@@ -102,11 +104,11 @@ def _anatomy(fr: _Frame, rng: np.random.Generator) -> dict:
     med = [(cx - m, -0.3), (cx - m, 0.15), (cx - m - 0.012, 0.3), (cx - m - 0.02, 0.42),
            (cx - 0.06, mb), (cx + 0.06, mb), (cx + 0.075, 0.42), (cx + 0.085, 0.36),
            (cx + ak, 0.29), (cx + ak - 0.02, 0.24), (cx + m, 0.19), (cx + m, -0.3)]  # fmt: skip
-    hw, hr, hb = wl * rng.uniform(0.62, 0.74), rng.uniform(0.085, 0.115), max(dr, dl) + 0.09
-    heart = [(cx - 0.01, 0.4), (cx - 0.065, 0.44), (cx - hr, 0.52), (cx - hr - 0.005, 0.6),
-             (cx - hr + 0.01, dr + 0.06), (cx - hr + 0.04, hb), (cx + 0.1, hb + 0.01),
-             (cx + hw - 0.05, hb), (cx + hw, dl + 0.02), (cx + hw - 0.03, 0.52),
-             (cx + 0.14, 0.45), (cx + 0.07, 0.4)]  # fmt: skip
+    hw, hr, hb = wl * rng.uniform(0.59, 0.71), rng.uniform(0.095, 0.125), max(dr, dl) + 0.09
+    heart = [(cx - 0.01, 0.425), (cx - 0.065, 0.465), (cx - hr, 0.54), (cx - hr - 0.005, 0.61),
+             (cx - hr + 0.01, dr + 0.06), (cx - hr + 0.025, hb), (cx + 0.1, hb + 0.01),
+             (cx + hw - 0.03, hb), (cx + hw, dl - 0.02), (cx + hw - 0.03, 0.54),
+             (cx + 0.14, 0.475), (cx + 0.07, 0.425)]  # fmt: skip
     med_m, heart_m = fr.fill(med), fr.fill(np.array(heart) + rng.normal(0, 0.004, (12, 2)))
     cut = np.maximum(med_m, heart_m)
     right, left = env_r * (1 - cut), env_l * (1 - cut)
@@ -121,7 +123,10 @@ def _anatomy(fr: _Frame, rng: np.random.Generator) -> dict:
     rows = np.where(env.any(0), fr.h - 1 - np.argmax(env[::-1], 0), -1).astype(np.float64)
     xs, ok = np.arange(fr.w), rows >= 0
     x0, x1 = xs[ok][[0, -1]]  # the lungs are always in the field of view
-    low = np.interp(xs, xs[ok], rows[ok]) + 1.5 * np.clip(np.maximum(x0 - xs, xs - x1), 0, None)
+    low = np.interp(xs, xs[ok], rows[ok]).astype(np.float32)[None]
+    bridge = np.ones((1, 2 * round(0.05 * fr.k) + 1), np.uint8)  # the gap between the lungs,
+    low = cv2.erode(cv2.dilate(low, bridge), bridge)[0]  # where the heart sits: no upward spike
+    low += 1.5 * np.clip(np.maximum(x0 - xs, xs - x1), 0, None)
     abdomen = (np.arange(fr.h)[:, None] > low[None, :] + 0.01 * fr.k).astype(np.float32)
     lat = np.maximum(np.abs(fr.U - cx) - np.where(fr.U < cx, wr, wl), 0)
     abdomen *= np.exp(-((lat / (0.02 + np.clip(fr.V - cpl, 0, None))) ** 2))
@@ -280,7 +285,8 @@ def make_phantom(
     img = np.clip(img, 0, 1) ** nrng.uniform(0.8, 1.25)
     img = img + nrng.normal(0, nrng.uniform(0.004, 0.012), img.shape)
     image = np.clip(img, 0, 1).astype(np.float32)
-    u8 = [(m > 0.5).astype(np.uint8) for m in (lungs, a["right"], a["left"], a["heart"])]
+    heart = a["heart"] * (1 - a["abdomen"])  # the cardiac silhouette, down to the diaphragm
+    u8 = [(m > 0.5).astype(np.uint8) for m in (lungs, a["right"], a["left"], heart)]
     return Phantom(image, *u8)
 
 
