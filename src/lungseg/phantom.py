@@ -259,7 +259,8 @@ def make_phantom(
     dist = cv2.distanceTransform((lungs > 0).astype(np.uint8), cv2.DIST_L2, 5) / fr.k
     apex = np.clip((fr.V - a["top"]) / 0.22, 0, 1)
     air = (0.45 * _blur(lungs, 0.8 * sk) + 0.55 * (1 - np.exp(-dist / 0.07))) * (0.7 + 0.3 * apex)
-    air += 0.15 * _blur(a["heart"] * (1 - a["abdomen"]), 0.02 * fr.k)  # retrocardiac lung
+    heart = a["heart"] * (1 - a["abdomen"])  # the cardiac silhouette, down to the diaphragm
+    air += 0.15 * _blur(heart, 0.02 * fr.k)  # retrocardiac lung
     tex = _blur(rng.standard_normal(lungs.shape).astype(np.float32), 1.2 * sk)
     lo = _blur(tex, 8 * sk)
     tex = 0.01 * tex / (tex.std() + 1e-6) + 0.015 * lo / (lo.std() + 1e-6)
@@ -285,7 +286,6 @@ def make_phantom(
     img = np.clip(img, 0, 1) ** nrng.uniform(0.8, 1.25)
     img = img + nrng.normal(0, nrng.uniform(0.004, 0.012), img.shape)
     image = np.clip(img, 0, 1).astype(np.float32)
-    heart = a["heart"] * (1 - a["abdomen"])  # the cardiac silhouette, down to the diaphragm
     u8 = [(m > 0.5).astype(np.uint8) for m in (lungs, a["right"], a["left"], heart)]
     return Phantom(image, *u8)
 
