@@ -3,7 +3,8 @@
 Every disease of lungseg.phantom (none, patchy opacity, one-sided white-out, effusion, devices) on
 the same seeds and sizes; the truth is the ANATOMICAL lung field, so an opaque lung must still be
 segmented (issue 6 aims at Dice >= 0.85 on opacified phantoms). Prints a table, writes JSON
-(with each phantom's Dice, and that of each lung: `right_dice`, `left_dice`, patient's sides).
+(with each phantom's Dice, that of each lung: `right_dice`, `left_dice`, patient's sides, and
+`rebuilt`: the side whose lost lung `rebuild` estimated, 1 right, 2 left, 0 none).
 
     python benchmarks/phantoms.py --seeds 0 1 2 --sizes 768 \
         --models src/lungseg/weights/lungseg_deeplabv3plus_resnet50.safetensors
@@ -38,23 +39,27 @@ def main(argv=None) -> None:
         type=int,
         help="run each model at these input sizes instead of the one in its file",
     )
+    p.add_argument(
+        "--no-rebuild", action="store_true", help="leave a lost lung as the model left it"
+    )
     p.add_argument("--out", default="benchmarks/results/phantoms.json")
     a = p.parse_args(argv)
 
     results = {}
     runs = [(m, n) for m in a.models for n in (a.input_sizes or [None])]
     for model, input_size in runs:
-        seg = Segmenter(model, device="cpu")
+        seg = Segmenter(model, device="cpu", rebuild=not a.no_rebuild)
         if input_size:  # the network is fully convolutional: any multiple of 16 runs
             seg.config.size = input_size
         table = {}
         for disease in a.diseases:
-            dice, sides = [], {"right_dice": [], "left_dice": []}  # patient's right, left
+            dice, sides = [], {"right_dice": [], "left_dice": [], "rebuilt": []}
             for size in a.sizes:
                 for seed in a.seeds:
                     ph = make_phantom(size, seed, disease)
                     r = seg(Radiograph(ph.image))
                     dice.append(confusion(r.mask, ph.lungs).dice)
+                    sides["rebuilt"].append(r.rebuilt or 0)
                     for key, truth, label in (
                         ("right_dice", ph.right, 1),
                         ("left_dice", ph.left, 2),
@@ -72,6 +77,7 @@ def main(argv=None) -> None:
         )
         print(f"{disease:12s}{cells}")
     meta = {"input_sizes": a.input_sizes, "seeds": a.seeds, "sizes": a.sizes}
+    meta["rebuild"] = not a.no_rebuild
     write_json(a.out, meta, results=results)
 
 

@@ -14,7 +14,7 @@ raw threshold, the default clean-up (the two lungs = the components with the mos
 probability that lie side by side), the same choosing the components with the most pixels, the
 two heaviest whether side by side or not (`no_pairs`), a lower threshold, and
 hysteresis (seeds p >= 0.5 grown into p >= low); counts films whose raw mask has more than two
-significant components.
+significant components. Each condition counts the films whose lost lung `rebuild` estimated.
 """
 
 from __future__ import annotations
@@ -103,10 +103,11 @@ def main(argv=None) -> None:
         seg = Segmenter(model, device="cpu")
         table, ptable = {}, {}
         for (name, sev), images in films.items():
-            ious, pious, n_frag = [], {k: [] for k in POST}, 0
+            ious, pious, n_frag, n_rebuilt = [], {k: [] for k in POST}, 0, 0
             for img, (_, mask) in zip(images, pairs, strict=True):
                 res = seg(Radiograph(img))
                 ious.append(confusion(res.mask, mask).iou)
+                n_rebuilt += res.rebuilt is not None
                 if a.post:
                     n_frag += fragmented(res.prob, img)
                     for k, f in POST.items():
@@ -115,6 +116,7 @@ def main(argv=None) -> None:
                 "mean_iou": float(np.mean(ious)),
                 "min_iou": min(ious),
                 "worst": chosen[int(np.argmin(ious))].id,
+                "rebuilt": n_rebuilt,  # films with a lost lung rebuilt (`rebuild`)
             }
             if a.post:
                 ptable[f"{name}@{sev}"] = {k: _stats(v) for k, v in pious.items()}

@@ -202,6 +202,8 @@ def test_cli_resume_refuses_another_model_or_options(tiny_model, tmp_path, caplo
     assert record["model"] == str(tiny_model) and len(record["model_sha256"]) == 64
     assert main([*argv, "--resume", "--no-postprocess"]) == 2
     assert "postprocess True (now False)" in caplog.text
+    assert main([*argv, "--resume", "--no-rebuild"]) == 2
+    assert "rebuild True (now False)" in caplog.text
     other = tmp_path / "other.safetensors"
     other.write_bytes(tiny_model.read_bytes())  # the same weights under another name: fine
     assert main([*argv[:-1], str(other), "--resume"]) == 0

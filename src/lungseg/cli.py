@@ -46,6 +46,7 @@ def _evaluate(a) -> int:
         datasets=a.datasets,
         limit=a.limit,
         postprocess=not a.no_postprocess,
+        rebuild=not a.no_rebuild,
         run_dir=a.run,
         strict=a.strict,
         device=a.device,
@@ -66,6 +67,7 @@ def _predict(a) -> int:
             a.out,
             model=a.model,
             postprocess=not a.no_postprocess,
+            rebuild=not a.no_rebuild,
             batch_size=a.batch_size,
             labels=a.labels,
             overlays=not a.no_overlay,
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--datasets", nargs="+", help=names)
     e.add_argument("--limit", type=_positive, help="at most N images in all (quick checks)")
     e.add_argument("--no-postprocess", action="store_true", help="score the raw thresholded mask")
+    e.add_argument("--no-rebuild", action="store_true", help="leave a lung the model lost as is")
     e.add_argument("--threshold", type=float, help="probability threshold (default: the model's)")
     e.add_argument(
         "--run",
@@ -220,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="raw thresholded mask: no component cleaning, hole filling or smoothing",
     )
+    r.add_argument("--no-rebuild", action="store_true", help="leave a lung the model lost as is")
     r.add_argument("--batch-size", type=_positive, default=4, help="films per model call")
     r.add_argument("--labels", action="store_true", help="also write <stem>_labels.png (1 R, 2 L)")
     r.add_argument(

@@ -81,6 +81,7 @@ def evaluate(
     datasets: list | None = None,
     limit: int | None = None,
     postprocess: bool = True,
+    rebuild: bool = True,
     run_dir: str | None = None,
     strict: bool = False,
     device: str = "auto",
@@ -92,7 +93,8 @@ def evaluate(
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
     `metrics.largest_disagreement`), results_grid.png, worst/*.png and, when a run folder is
     known, training_curves.png. Returns the metrics dict. `threshold` overrides the
-    model's probability threshold (to choose one on `val`); `precision`: segmenter.TorchRunner.
+    model's probability threshold (to choose one on `val`); `precision`: segmenter.TorchRunner;
+    `rebuild`: a lung the model lost is estimated (`rebuild.rebuild`), as `predict` does.
     Split: the training run's splits.csv (`run_dir`, or the run folder, marked by its
     metrics.csv, holding `model` or its checkpoints/) when it lists every film found under
     `root` or the data has no splits.csv of its own, so a model is scored on films it was not
@@ -109,7 +111,9 @@ def evaluate(
         raise ValueError("pairing problems (--strict):\n" + "\n".join(map(str, problems)))
     datasets = check_dataset_names(datasets)
     # loaded first: a bad model writes nothing
-    seg = Segmenter(model, device=device, postprocess=postprocess, precision=precision)
+    seg = Segmenter(
+        model, device=device, postprocess=postprocess, rebuild=rebuild, precision=precision
+    )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
@@ -180,6 +184,7 @@ def evaluate(
         "limit": limit,
         "model": str(model or "shipped default"),
         "postprocess": postprocess,
+        "rebuild": postprocess and rebuild,
         "threshold": seg.config.threshold,
         "bf16": getattr(seg.runner, "bf16", False),  # the PyTorch model in bf16 autocast
         "note": NOTE,

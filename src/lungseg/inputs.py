@@ -19,7 +19,12 @@ from .png import predicted
 log = logging.getLogger(__name__)
 TABLE = "results.csv"
 RECORD = "run.json"  # what made the outputs in --out: lungseg version, model, options
-SAME_RUN = ("model_sha256", "postprocess", "full_grid")  # what --resume requires unchanged
+SAME_RUN = (
+    "model_sha256",
+    "postprocess",
+    "rebuild",
+    "full_grid",
+)  # what --resume requires unchanged
 CSV_TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}  # any file name
 TEXT_FIELDS = {
     "file",
@@ -146,11 +151,17 @@ def _number(cell: str | None) -> int | float | str | None:
     return cell
 
 
-def run_record(model: Path | None, postprocess: bool, full_grid: bool, bf16: bool = False) -> dict:
+def run_record(
+    model: Path | None,
+    postprocess: bool,
+    full_grid: bool,
+    bf16: bool = False,
+    rebuild: bool = False,
+) -> dict:
     """What makes a run's outputs (the model file by its SHA-256; None when it is not known:
-    `Segmenter.model_file`), written to OUT/run.json and compared by `--resume` (`bf16`: the
-    PyTorch model ran in bf16 autocast; masks within a few boundary pixels of fp32, so a
-    resume that changes it is warned about, not refused)."""
+    `Segmenter.model_file`; `rebuild`: lost lungs rebuilt), written to OUT/run.json and
+    compared by `--resume` (`bf16`: the PyTorch model ran in bf16 autocast; masks within a few
+    boundary pixels of fp32, so a resume that changes it is warned about, not refused)."""
     sha = hashlib.sha256()
     if model is not None:
         with open(model, "rb") as f:
@@ -161,6 +172,7 @@ def run_record(model: Path | None, postprocess: bool, full_grid: bool, bf16: boo
         "model": str(model) if model else None,
         "model_sha256": sha.hexdigest() if model is not None else None,
         "postprocess": postprocess,
+        "rebuild": rebuild,
         "full_grid": full_grid,
         "bf16": bf16,
         "cwd": os.getcwd(),  # relative input paths in results.csv are relative to it

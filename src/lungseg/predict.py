@@ -102,6 +102,7 @@ def predict_paths(
     out: str,
     model: str | None = None,
     postprocess: bool = True,
+    rebuild: bool = True,
     batch_size: int = 4,
     labels: bool = False,
     overlays: bool = True,
@@ -123,7 +124,8 @@ def predict_paths(
     many pixels in all (from their headers; one film at a time may exceed it). `resume`: keep
     the films an earlier run into OUT finished (row and files there). `compile`: torch.compile
     the PyTorch model (a minute or so before the first batch). `precision`: see
-    segmenter.TorchRunner (run.json records whether bf16 ran). Returns the failed inputs."""
+    segmenter.TorchRunner (run.json records whether bf16 ran). `rebuild`: a lung the model lost
+    is estimated (`rebuild.rebuild`). Returns the failed inputs."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     files, missing = collect_inputs(paths, out)
@@ -140,6 +142,7 @@ def predict_paths(
         model,
         device=device,
         postprocess=postprocess,
+        rebuild=rebuild,
         work_size=None if full_grid else WORK_SIZE,
         compile=compile,
         precision=precision,
@@ -151,6 +154,7 @@ def predict_paths(
         getattr(seg, "postprocess", postprocess),
         getattr(seg, "work_size", WORK_SIZE) is None,
         getattr(getattr(seg, "runner", None), "bf16", False),
+        rebuild=getattr(seg, "postprocess", postprocess) and getattr(seg, "rebuild", rebuild),
     )
     wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
     rows = {}
@@ -259,7 +263,7 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
         res = seg.finish(prob, g, rad)
         write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255), mark=True)
         if overlays:
-            overlay = overlay_indexed(rad.image, res.labels)
+            overlay = overlay_indexed(rad.image, res.labels, rebuilt=res.rebuilt)
             write_png(out_dir / f"{stem}_overlay.png", overlay, PALETTE, mark=True)
         if labels:
             write_png(out_dir / f"{stem}_labels.png", res.labels, mark=True)

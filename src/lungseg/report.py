@@ -24,23 +24,39 @@ PALETTE = np.concatenate(
 
 
 def _outline(
-    img: np.ndarray, region: np.ndarray, index: int, thickness: int, at: tuple[int, int] = (0, 0)
+    img: np.ndarray,
+    region: np.ndarray,
+    index: int,
+    thickness: int,
+    at: tuple[int, int] = (0, 0),
+    dashed: bool = False,
 ) -> tuple | None:
     """Draw the outer outline of `region` (bool, a crop of `img`'s size whose top left is at
-    (x, y) = `at`) in palette `index`; returns its bounding box (x, y, w, h) in `img`."""
+    (x, y) = `at`) in palette `index`, `dashed` or solid; returns its bounding box (x, y, w, h)
+    in `img`."""
     contours, _ = cv2.findContours(
         region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=at
     )
-    cv2.drawContours(img, contours, -1, index, thickness, cv2.LINE_8)
+    if dashed:  # every other run of 6 x thickness outline pixels
+        n = 6 * thickness
+        dashes = [c[i : i + n] for c in contours for i in range(0, len(c), 2 * n)]
+        cv2.polylines(img, dashes, False, index, thickness, cv2.LINE_8)
+    else:
+        cv2.drawContours(img, contours, -1, index, thickness, cv2.LINE_8)
     return cv2.boundingRect(np.concatenate(contours)) if contours else None
 
 
 def overlay_indexed(
-    image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None = None, max_side: int = 2048
+    image: np.ndarray,
+    labels: np.ndarray,
+    truth: np.ndarray | None = None,
+    max_side: int = 2048,
+    rebuilt: int | None = None,
 ) -> np.ndarray:
     """image float32 HxW [0,1], labels uint8 HxW (1 right, 2 left; or a {0,1} mask) -> uint8
     indices into PALETTE: the film in gray with outlines (red: patient's right, blue: left,
-    green: ground truth) and R/L marks. Downscaled so the long side is at most `max_side`.
+    green: ground truth) and R/L marks; the `rebuilt` side (`rebuild`: an estimate) dashed and
+    marked "R rebuilt" or "L rebuilt". Downscaled so the long side is at most `max_side`.
     Write it with `write_png(path, indices, PALETTE)`; `PALETTE[indices]` is the RGB picture."""
     scale = min(1.0, max_side / max(image.shape))
     if scale < 1:
@@ -54,11 +70,14 @@ def overlay_indexed(
         _outline(img, truth > 0, TRUTH_INDEX, t)
     rows, cols = bounding_box(labels, margin=1)  # outlines traced on the lungs' box only
     for side, index, text in ((RIGHT, RIGHT_INDEX, "R"), (LEFT, LEFT_INDEX, "L")):
-        box = _outline(img, labels[rows, cols] == side, index, t, (cols.start, rows.start))
+        guess = side == rebuilt
+        box = _outline(img, labels[rows, cols] == side, index, t, (cols.start, rows.start), guess)
         if box is None:
             continue
         x, y, w, _ = box
-        _text(img, text, (x + w // 2 - 4 * t, y + 14 * t), index, t)  # above the lung's middle
+        text += " rebuilt" * guess
+        shift = 4 * t + 6 * t * (len(text) - 1)  # about half the text's width
+        _text(img, text, (x + w // 2 - shift, y + 14 * t), index, t)  # above the lung's middle
     return img
 
 

@@ -1,7 +1,7 @@
 """Inference: `Segmenter` reads as the pipeline
 
     image -> preprocess -> model (PyTorch or ONNX Runtime) -> back to original grid
-          -> post-process -> right/left labels -> measurements
+          -> post-process -> right/left labels -> a lost lung rebuilt -> measurements
 
 It never imports training code; the mask always comes back at the input's own size.
 """
@@ -25,8 +25,9 @@ from .model import (
     config_from_metadata,
 )
 from .preprocess import preprocess, resize_labels, to_original
+from .rebuild import rebuild
 from .sides import split_sides
-from .stats import measure
+from .stats import film_flags, measure
 
 log = logging.getLogger(__name__)
 WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
@@ -35,12 +36,14 @@ WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of thi
 @dataclass
 class Result:
     """`mask` uint8 HxW {0,1} and `labels` uint8 HxW (1 right, 2 left) at the input's size;
-    `prob` float32 HxW in [0,1]; `stats` areas, ratios and the quality flag."""
+    `prob` float32 HxW in [0,1]; `stats` areas, ratios and the quality flag; `rebuilt` the
+    side (1 or 2) whose lung the model lost and `rebuild` estimated, else None."""
 
     mask: np.ndarray
     labels: np.ndarray
     prob: np.ndarray
     stats: dict = field(default_factory=dict)
+    rebuilt: int | None = None
 
 
 class TorchRunner:
@@ -200,12 +203,14 @@ class Segmenter:
         work_size: int | None = WORK_SIZE,
         compile: bool = False,
         precision: str = "auto",
+        rebuild: bool = True,
     ):
         self.runner = make_runner(model, device, compile, precision)
         self.model_path = Path(model if model is not None else DEFAULT_WEIGHTS).resolve()
         self._loaded = _signature(self.model_path)
         self.config: ModelConfig = self.runner.config
         self.postprocess = postprocess
+        self.rebuild = rebuild  # a lost lung rebuilt (`rebuild`; part of the post-processing)
         self.work_size = work_size  # post-processing grid for larger films (None: their own)
 
     def model_file(self) -> Path | None:
@@ -245,10 +250,12 @@ class Segmenter:
         its pixels, spacing and orientation guide post-processing and measurements). A film
         whose long side exceeds `work_size` is post-processed on a grid of that size and its
         lungs mapped back with a smooth outline: the model's own grid is far coarser, and
-        morphology on a 3000 px film costs several times the model."""
+        morphology on a 3000 px film costs several times the model. A lung lost beside the
+        other is rebuilt (`rebuild.rebuild`) unless the header says the film is not a frontal
+        chest radiograph."""
         prob = _upright(to_original(prob_small, geometry), rad)  # back to the film's display
-        flipped = bool(rad and rad.flipped)
         image = rad.image if rad else None
+        rebuilding = self.postprocess and self.rebuild and not film_flags(rad)
         h, w = prob.shape
         scale = (self.work_size or 0) / max(h, w)
         if self.postprocess and 0 < scale < 1:
@@ -256,22 +263,32 @@ class Segmenter:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             work = _upright(to_original(prob_small, geometry, size), rad)
             small = None if image is None else cv2.resize(image, size)  # (bilinear: 4x faster)
-            _, labels, n_raw = self._clean(work, small, flipped)
+            _, labels, n_raw, rebuilt = self._clean(work, small, rad, rebuilding)
             labels = resize_labels(labels, (h, w))
             mask = (labels > 0).astype(np.uint8)
         else:
-            mask, labels, n_raw = self._clean(prob, image, flipped)
+            mask, labels, n_raw, rebuilt = self._clean(prob, image, rad, rebuilding)
         spacing = rad.spacing if rad else None
-        return Result(mask, labels, prob, measure(labels, prob, spacing, n_raw, rad))
+        stats = measure(labels, prob, spacing, n_raw, rad, rebuilt)
+        return Result(mask, labels, prob, stats, rebuilt)
 
-    def _clean(self, prob: np.ndarray, image: np.ndarray | None, flipped: bool):
-        """Probability (and film) on one grid -> (mask, labels, raw component count) there."""
+    def _clean(self, prob: np.ndarray, image: np.ndarray | None, rad, rebuilding: bool):
+        """Probability (and film) on one grid, as displayed -> (mask, labels, raw component
+        count, the side rebuilt or None) there. `rad`: the film (its orientation) or None."""
         raw = (prob >= self.config.threshold).astype(np.uint8)
         comps = pp.components(raw)  # labelled once: the QC count and the post-processing
         n_raw = int((comps.areas >= 0.01 * max(1, comps.areas.sum())).sum())  # specks: no fragments
         if self.postprocess:
             raw, comps = pp.clean_labelled(raw, image, prob, comps)
-        return raw, split_sides(raw, flipped, comps), n_raw
+        labels = split_sides(raw, bool(rad and rad.flipped), comps)
+        if not rebuilding:
+            return raw, labels, n_raw, None
+        film = None if image is None else _upright(image, rad)
+        upright, rebuilt = rebuild(_upright(labels, rad), film)  # templates are upright
+        if rebuilt is None:
+            return raw, labels, n_raw, None
+        labels = _upright(upright, rad)
+        return (labels > 0).view(np.uint8), labels, n_raw, rebuilt
 
     @staticmethod
     def _radiograph(image) -> Radiograph:

@@ -12,6 +12,10 @@ from .postprocess import LEFT, RIGHT, bounding_box, components
 FRONTAL_VIEWS = ("PA", "AP")
 # BodyPartExamined naming the chest (also in Spanish/Portuguese and German: TORAX, PECHO, BRUST)
 CHEST_PARTS = ("CHEST", "THORAX", "LUNG", "TORSO", "TORAX", "PECHO", "BRUST")
+SIDE_NAMES = {RIGHT: "right", LEFT: "left"}
+# Plausible lungs: the smaller has at least AREA_RATIO of the larger's pixels (MISSING_RATIO:
+# one is missing) and EXTENT_RATIO of its height
+MISSING_RATIO, AREA_RATIO, EXTENT_RATIO = 0.15, 0.45, 0.6
 NOT_RADIOGRAPHS = ("CT", "MR", "PT", "NM", "US", "MG", "IO", "PX", "OP", "OPT", "ES", "SM", "XC")
 
 
@@ -21,11 +25,14 @@ def measure(
     spacing: tuple[float, float] | None = None,
     raw_components: int | None = None,
     film: Radiograph | None = None,
+    rebuilt: int | None = None,
 ) -> dict:
     """Areas (px, and mm² when `spacing` is known), lung/image ratio, components and a quality
     flag ('ok' or 'check') with the reasons in `flags`: those of the outline
     (`quality_flags`) after those of the film's DICOM header (`film_flags`), whose view
-    position is the `view` column."""
+    position is the `view` column. `rebuilt`: the side (RIGHT or LEFT) whose lung the model
+    lost and `rebuild` replaced by a template (flag `right_lung_rebuilt` or `left_lung_rebuilt`,
+    before the others)."""
     h, w = labels.shape
     lungs = labels[bounding_box(labels)]  # counted on the lungs' box, not the whole film
     right, left = int(np.count_nonzero(lungs == RIGHT)), int(np.count_nonzero(lungs == LEFT))
@@ -47,7 +54,8 @@ def measure(
         uncertain = candidate - int(np.count_nonzero(prob >= 0.8))  # 0.2 < prob < 0.8
         s["uncertain_fraction"] = round(uncertain / max(1, candidate), 4)
     s["view"] = film.view if film else ""
-    s["flags"] = ";".join(film_flags(film) + quality_flags(lungs, s))
+    flags = film_flags(film) + ([f"{SIDE_NAMES[rebuilt]}_lung_rebuilt"] if rebuilt else [])
+    s["flags"] = ";".join(flags + quality_flags(lungs, s))
     s["quality"] = "ok" if not s["flags"] else "check"
     return s
 
@@ -78,9 +86,9 @@ def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
         return ["no_lung"]
     flags = []
     small, large = sorted((right, left))
-    if small < 0.15 * large:
+    if small < MISSING_RATIO * large:
         flags.append("one_lung_missing")
-    elif small < 0.45 * large:
+    elif small < AREA_RATIO * large:
         flags.append("lung_area_ratio")
     if not 0.05 <= s["lung_image_ratio"] <= 0.65:
         flags.append("lung_area")
@@ -88,9 +96,9 @@ def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
         flags.append("fragments")
     if s.get("uncertain_fraction", 0) > 0.15:
         flags.append("low_confidence")
-    if small >= 0.15 * large:
+    if small >= MISSING_RATIO * large:
         rows = [np.nonzero((labels == side).any(axis=1))[0] for side in (RIGHT, LEFT)]
         extent = [r[-1] - r[0] + 1 for r in rows]
-        if min(extent) < 0.6 * max(extent):
+        if min(extent) < EXTENT_RATIO * max(extent):
             flags.append("vertical_extent")
     return flags

@@ -1,0 +1,116 @@
+"""Rebuilding a lost lung (lungseg.rebuild) on phantoms whose lungs are known, the shipped
+templates, the flag and the dashed outline it leaves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lungseg.imageio import Radiograph
+from lungseg.metrics import confusion
+from lungseg.phantom import make_phantom
+from lungseg.postprocess import LEFT, RIGHT
+from lungseg.rebuild import GRID, lost_side, place, rebuild, sample
+from lungseg.report import LEFT_INDEX, overlay_indexed
+from lungseg.segmenter import Segmenter
+from lungseg.stats import measure
+
+
+def truth_labels(seed: int = 0, size: int = 384):
+    ph = make_phantom(size, seed)
+    labels = np.zeros(ph.lungs.shape, np.uint8)
+    labels[ph.right > 0], labels[ph.left > 0] = RIGHT, LEFT
+    return ph, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("lost", [RIGHT, LEFT])
+def test_a_lost_lung_is_rebuilt_from_the_other(seed, lost):
+    ph, labels = truth_labels(seed)
+    truth = labels == lost
+    damaged = np.where(truth, 0, labels).astype(np.uint8)
+    out, side = rebuild(damaged, ph.image)
+    assert side == lost
+    assert np.array_equal(out == 3 - lost, labels == 3 - lost)  # the lung found is untouched
+    assert confusion(out == lost, truth).dice > 0.8  # the val masks' median is 0.85
+
+
+def test_part_of_the_lung_found_near_the_template_is_kept_a_far_blob_dropped():
+    ph, labels = truth_labels()
+    left = labels == LEFT
+    rows = np.flatnonzero(left.any(axis=1))
+    top = left & (np.arange(left.shape[0])[:, None] < rows[0] + 0.3 * len(rows))  # its apex
+    damaged = np.where(left, 0, labels).astype(np.uint8)
+    damaged[top] = LEFT
+    damaged[:10, -10:] = LEFT  # a speck in the far corner, away from any lung
+    out, side = rebuild(damaged, ph.image)
+    assert side == LEFT
+    assert (out[top] == LEFT).all() and not (out[:10, -10:] == LEFT).any()
+
+
+def test_plausible_lungs_and_no_lungs_are_left_alone():
+    ph, labels = truth_labels()
+    assert lost_side(labels) is None and rebuild(labels, ph.image)[1] is None
+    empty = np.zeros_like(labels)
+    assert rebuild(empty)[1] is None
+
+
+def test_a_lung_of_plausible_area_but_half_the_height_is_lost():
+    labels = np.zeros((200, 200), np.uint8)
+    labels[40:140, 20:60] = RIGHT  # 100 rows x 40 = 4000 px
+    labels[40:90, 100:160] = LEFT  # 50 rows x 60 = 3000 px: 75% of the area, 50% of the height
+    assert lost_side(labels) == LEFT
+    labels[40:110, 100:160] = LEFT  # 70% of the height
+    assert lost_side(labels) is None
+
+
+def test_the_template_is_not_drawn_on_the_black_level():
+    ph, labels = truth_labels()
+    image = ph.image.copy()
+    image[:, image.shape[1] // 2 + 40 :] = 0.0  # the film's right part unexposed
+    damaged = np.where(labels == LEFT, 0, labels).astype(np.uint8)
+    out, _ = rebuild(damaged, image)
+    assert not (out[:, image.shape[1] // 2 + 40 :] == LEFT).any()
+
+
+def test_sample_then_place_gives_back_the_same_lung():
+    _, labels = truth_labels()
+    right, left = labels == RIGHT, labels == LEFT
+    again = place(sample(left, right), right)
+    assert sample(left, right).shape == GRID[::-1]
+    assert confusion(again, left).dice > 0.97  # only the grid's resolution is lost
+
+
+def test_segmenter_flags_and_outlines_a_rebuilt_lung():
+    ph = make_phantom(768, 9, "white-out")
+    film = Radiograph(ph.image)
+    seg = Segmenter(device="cpu")
+    res, plain = seg(film), Segmenter(device="cpu", rebuild=False)(film)
+    if lost_side(plain.labels) != LEFT:  # (it does at git 2026-12-06; a new model may not)
+        pytest.skip("the shipped model did not lose this phantom's left lung")
+    assert res.rebuilt == LEFT and res.stats["flags"].split(";")[0] == "left_lung_rebuilt"
+    assert res.stats["quality"] == "check"
+    assert confusion(res.mask, ph.lungs).dice > confusion(plain.mask, ph.lungs).dice
+    below = np.flatnonzero((res.labels == LEFT).any(axis=1))[0] + 60  # below the R/L marks
+    dashed = overlay_indexed(ph.image, res.labels, rebuilt=LEFT)[below:] == LEFT_INDEX
+    solid = overlay_indexed(ph.image, res.labels)[below:] == LEFT_INDEX
+    assert 0.3 * solid.sum() < dashed.sum() < 0.7 * solid.sum()  # about half the outline
+
+
+def test_a_mirrored_film_is_rebuilt_on_its_own_side():
+    ph, labels = truth_labels()
+    damaged = np.where(labels == LEFT, 0, labels).astype(np.uint8)
+    upright, side = rebuild(damaged, ph.image)
+    seg = Segmenter(device="cpu")
+    mirrored = Radiograph(ph.image[:, ::-1].copy(), flipped=True)
+    _, got, _, rebuilt = seg._clean(
+        (damaged > 0)[:, ::-1].astype(np.float32), mirrored.image, mirrored, True
+    )
+    assert rebuilt == side == LEFT
+    assert confusion(got[:, ::-1] == LEFT, upright == LEFT).dice > 0.95
+
+
+def test_measure_names_the_rebuilt_side_first():
+    _, labels = truth_labels()
+    assert measure(labels, rebuilt=RIGHT)["flags"].split(";")[0] == "right_lung_rebuilt"
+    assert measure(labels, rebuilt=RIGHT)["quality"] == "check"
