@@ -207,6 +207,11 @@ def test_cli_resume_refuses_another_model_or_options(tiny_model, tmp_path, caplo
     other = tmp_path / "other.safetensors"
     other.write_bytes(tiny_model.read_bytes())  # the same weights under another name: fine
     assert main([*argv[:-1], str(other), "--resume"]) == 0
+    record.pop("rebuild")  # a run.json from before lost lungs were rebuilt: none was
+    (out / "run.json").write_text(json.dumps(record))
+    assert main([*argv, "--resume"]) == 2 and "rebuild False (now True)" in caplog.text
+    assert "--no-rebuild" in caplog.text
+    assert main([*argv, "--resume", "--no-rebuild"]) == 0
 
 
 def test_sigterm_stops_predict_with_its_table_written(tiny_model, tmp_path):

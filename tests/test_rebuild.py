@@ -10,7 +10,16 @@ from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.phantom import make_phantom
 from lungseg.postprocess import LEFT, RIGHT
-from lungseg.rebuild import GRID, lost_side, place, rebuild, sample
+from lungseg.rebuild import (
+    GRID,
+    MAX_SHIFT,
+    lost_side,
+    midline,
+    mirror_shift,
+    place,
+    rebuild,
+    sample,
+)
 from lungseg.report import LEFT_INDEX, overlay_indexed
 from lungseg.segmenter import Segmenter
 from lungseg.stats import measure
@@ -114,3 +123,51 @@ def test_measure_names_the_rebuilt_side_first():
     _, labels = truth_labels()
     assert measure(labels, rebuilt=RIGHT)["flags"].split(";")[0] == "right_lung_rebuilt"
     assert measure(labels, rebuilt=RIGHT)["quality"] == "check"
+
+
+def test_midline_follows_a_chest_moved_sideways():
+    ph, labels = truth_labels()
+    rows = np.flatnonzero(labels.any(axis=1))
+    rows = (rows[0], rows[-1])
+    moved = np.pad(ph.image, ((0, 0), (30, 0)), mode="edge")[:, : ph.image.shape[1]]
+    assert abs(midline(moved, rows) - midline(ph.image, rows) - 30) <= 3  # 1.5 px per cell
+
+
+def test_the_film_moves_the_template_at_most_max_shift():
+    ph, labels = truth_labels()
+    w = labels.shape[1]
+    right, left = labels == RIGHT, labels == LEFT
+    far = np.zeros_like(left)
+    far[:, -20:] = True  # a "template" at the film's edge: pulled back, by MAX_SHIFT at most
+    move = mirror_shift(ph.image, right, far, 0.0)
+    assert move == -round(MAX_SHIFT * w)
+    assert abs(mirror_shift(ph.image, right, left, 0.0)) < MAX_SHIFT * w  # already about there
+
+
+def test_the_film_places_a_rebuilt_lung_better_on_phantoms():
+    """The phantom's chest is about symmetric: the film moves the template towards the lung's
+    true place where its mid-line lies between the lungs (seeds 0-5, each lung lost in turn;
+    measured 0.801 -> 0.815, 7 of 12 moved, the worst change -0.015)."""
+    gains = []
+    for seed in range(6):
+        ph, labels = truth_labels(seed)
+        for lost in (RIGHT, LEFT):
+            damaged = np.where(labels == lost, 0, labels).astype(np.uint8)
+            d = [confusion(rebuild(damaged, im)[0] == lost, labels == lost).dice
+                 for im in (None, ph.image)]  # fmt: skip
+            gains.append(d[1] - d[0])
+    assert np.mean(gains) > 0.01 and min(gains) > -0.02
+
+
+def test_a_mid_line_outside_the_gap_between_the_lungs_moves_nothing():
+    ph, labels = truth_labels()
+    right = labels == RIGHT
+    assert mirror_shift(ph.image, right, right, 0.0) == 0  # "template" on the found lung itself
+
+
+def test_a_lung_with_nowhere_to_go_is_not_called_rebuilt():
+    _, labels = truth_labels()
+    damaged = np.where(labels == LEFT, 0, labels).astype(np.uint8)
+    black = np.zeros(labels.shape, np.float32)  # all at the black level
+    out, side = rebuild(damaged, black)
+    assert side is None and np.array_equal(out, damaged)

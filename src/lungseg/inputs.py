@@ -199,13 +199,15 @@ def resumable(out_dir: Path, record: dict, rows: dict[str, dict]) -> dict[Path, 
             log.warning("--resume: %s has no readable %s: every film is segmented again",
                         out_dir, RECORD)  # fmt: skip
         return {}
+    earlier = {"rebuild": False, **earlier}  # (run.json before 2026-12-06: nothing rebuilt)
     differ = [k for k in SAME_RUN if earlier.get(k) != record[k]]
     if differ:
         said = ", ".join(f"{k} {earlier.get(k)!r} (now {record[k]!r})" for k in differ)
         raise ValueError(
             f"--resume: the outputs in {out_dir} were made with {said} (model "
-            f"{earlier.get('model')}); resume with the same --model and options, or leave out "
-            "--resume to segment every film again"
+            f"{earlier.get('model')}); resume with the same --model and options"
+            f"{' (--no-rebuild: lost lungs left as they were)' * record['rebuild']}, "
+            "or leave out --resume to segment every film again"
         )
     if earlier.get("bf16", False) != record["bf16"]:
         was = "in bf16" if earlier.get("bf16") else "in fp32"
