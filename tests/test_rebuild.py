@@ -112,11 +112,26 @@ def test_a_mirrored_film_is_rebuilt_on_its_own_side():
     upright, side = rebuild(damaged, ph.image)
     seg = Segmenter(device="cpu")
     mirrored = Radiograph(ph.image[:, ::-1].copy(), flipped=True)
-    _, got, _, rebuilt = seg._clean(
-        (damaged > 0)[:, ::-1].astype(np.float32), mirrored.image, mirrored, True
-    )
+    unsure = 0.6 * (damaged > 0)[:, ::-1].astype(np.float32)  # every lung pixel uncertain
+    _, got, _, rebuilt = seg._clean(unsure, mirrored.image, mirrored, True)
     assert rebuilt == side == LEFT
     assert confusion(got[:, ::-1] == LEFT, upright == LEFT).dice > 0.95
+
+
+def test_a_small_lung_the_model_is_sure_of_is_left_alone():
+    """Volume loss (a collapsed or destroyed lung, drawn small in its mask too) is found with
+    confidence; a white lung lost is not (`stats.uncertain_fraction` above UNCERTAIN_MAX)."""
+    ph, labels = truth_labels()
+    left = labels == LEFT
+    rows = np.flatnonzero(left.any(axis=1))
+    small = np.where(left & (np.arange(left.shape[0])[:, None] > rows[0] + 0.4 * len(rows)), 0,
+                     labels).astype(np.uint8)  # fmt: skip
+    seg = Segmenter(device="cpu")
+    film = Radiograph(ph.image)
+    for p, expected in ((1.0, None), (0.6, LEFT)):  # sure of every pixel / of none
+        _, got, _, rebuilt = seg._clean(p * (small > 0).astype(np.float32), ph.image, film, True)
+        assert rebuilt == expected
+    assert lost_side(small) == LEFT
 
 
 def test_measure_names_the_rebuilt_side_first():

@@ -25,9 +25,9 @@ from .model import (
     config_from_metadata,
 )
 from .preprocess import preprocess, resize_labels, to_original
-from .rebuild import rebuild
+from .rebuild import lost_side, rebuild
 from .sides import split_sides
-from .stats import film_flags, measure
+from .stats import UNCERTAIN_MAX, film_flags, measure, uncertain_fraction
 
 log = logging.getLogger(__name__)
 WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
@@ -251,8 +251,8 @@ class Segmenter:
         whose long side exceeds `work_size` is post-processed on a grid of that size and its
         lungs mapped back with a smooth outline: the model's own grid is far coarser, and
         morphology on a 3000 px film costs several times the model. A lung lost beside the
-        other is rebuilt (`rebuild.rebuild`) unless the header says the film is not a frontal
-        chest radiograph."""
+        other, where the model is unsure (`stats.UNCERTAIN_MAX`), is rebuilt (`rebuild.rebuild`)
+        unless the header says the film is not a frontal chest radiograph."""
         prob = _upright(to_original(prob_small, geometry), rad)  # back to the film's display
         image = rad.image if rad else None
         rebuilding = self.postprocess and self.rebuild and not film_flags(rad)
@@ -281,8 +281,8 @@ class Segmenter:
         if self.postprocess:
             raw, comps = pp.clean_labelled(raw, image, prob, comps)
         labels = split_sides(raw, bool(rad and rad.flipped), comps)
-        if not rebuilding:
-            return raw, labels, n_raw, None
+        if not rebuilding or lost_side(labels) is None or uncertain_fraction(prob) <= UNCERTAIN_MAX:
+            return raw, labels, n_raw, None  # (a small lung the model is sure of: left alone)
         film = None if image is None else _upright(image, rad)
         upright, rebuilt = rebuild(_upright(labels, rad), film)  # templates are upright
         if rebuilt is None:

@@ -16,6 +16,7 @@ SIDE_NAMES = {RIGHT: "right", LEFT: "left"}
 # Plausible lungs: the smaller has at least AREA_RATIO of the larger's pixels (MISSING_RATIO:
 # one is missing) and EXTENT_RATIO of its height
 MISSING_RATIO, AREA_RATIO, EXTENT_RATIO = 0.15, 0.45, 0.6
+UNCERTAIN_MAX = 0.15  # above: `low_confidence` (`uncertain_fraction`)
 NOT_RADIOGRAPHS = ("CT", "MR", "PT", "NM", "US", "MG", "IO", "PX", "OP", "OPT", "ES", "SM", "XC")
 
 
@@ -50,9 +51,7 @@ def measure(
         else len(components(labels > 0).areas),
     }
     if prob is not None:
-        candidate = int(np.count_nonzero(prob > 0.2))
-        uncertain = candidate - int(np.count_nonzero(prob >= 0.8))  # 0.2 < prob < 0.8
-        s["uncertain_fraction"] = round(uncertain / max(1, candidate), 4)
+        s["uncertain_fraction"] = round(uncertain_fraction(prob), 4)
     s["view"] = film.view if film else ""
     flags = film_flags(film) + ([f"{SIDE_NAMES[rebuilt]}_lung_rebuilt"] if rebuilt else [])
     s["flags"] = ";".join(flags + quality_flags(lungs, s))
@@ -78,6 +77,12 @@ def film_flags(film: Radiograph | None) -> list[str]:
     return flags
 
 
+def uncertain_fraction(prob: np.ndarray) -> float:
+    """Of the pixels with probability > 0.2 (float32 HxW in [0,1]), the fraction below 0.8."""
+    candidate = int(np.count_nonzero(prob > 0.2))
+    return (candidate - int(np.count_nonzero(prob >= 0.8))) / max(1, candidate)
+
+
 def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
     """Reasons to check a result by eye (empty list: plausible). `labels`: the film's labels, or
     any crop of them holding both lungs; `s`: the measurements of `measure`."""
@@ -94,7 +99,7 @@ def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
         flags.append("lung_area")
     if s["components"] > 2:
         flags.append("fragments")
-    if s.get("uncertain_fraction", 0) > 0.15:
+    if s.get("uncertain_fraction", 0) > UNCERTAIN_MAX:
         flags.append("low_confidence")
     if small >= MISSING_RATIO * large:
         rows = [np.nonzero((labels == side).any(axis=1))[0] for side in (RIGHT, LEFT)]
