@@ -118,6 +118,17 @@ def test_a_mirrored_film_is_rebuilt_on_its_own_side():
     assert confusion(got[:, ::-1] == LEFT, upright == LEFT).dice > 0.95
 
 
+def test_a_film_displayed_upside_down_and_mirrored_is_rebuilt_upright():
+    ph, labels = truth_labels(1)
+    damaged = np.where(labels == RIGHT, 0, labels).astype(np.uint8)  # the right lung lost
+    upright, side = rebuild(damaged, ph.image)
+    turned = Radiograph(ph.image[::-1, ::-1].copy(), flipped=True, upside_down=True)
+    unsure = 0.6 * (damaged > 0)[::-1, ::-1].astype(np.float32)
+    _, got, _, rebuilt = Segmenter(device="cpu")._clean(unsure, turned.image, turned, True)
+    assert rebuilt == side == RIGHT
+    assert confusion(got[::-1, ::-1] == RIGHT, upright == RIGHT).dice > 0.95
+
+
 def test_a_small_lung_the_model_is_sure_of_is_left_alone():
     """Volume loss (a collapsed or destroyed lung, drawn small in its mask too) is found with
     confidence; a white lung lost is not (`stats.uncertain_fraction` above UNCERTAIN_MAX)."""
