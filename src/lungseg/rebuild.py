@@ -27,7 +27,7 @@ TEMPLATES = Path(__file__).parent / "weights" / "lung_templates.npz"
 # its height, u in [U0, U1), v in [V0, V1), GRID = (width, height) cells.
 U0, U1, V0, V1 = -0.6, 1.8, -0.3, 1.3
 GRID = (120, 80)
-NEAR = 0.05
+NEAR = 0.05  # the model's own pixels of the lost lung kept within this x the width of it
 # With the film given, the template is moved sideways halfway (MIRROR_WEIGHT) towards the found
 # lung mirrored about the film's own mid-line (`midline`), by at most MAX_SHIFT x the width
 # (not when the mid-line lies outside the gap between the lungs, GAP x the width allowed)
