@@ -40,7 +40,7 @@ def sides(samples) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return out
 
 
-def templates(films: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+def templates(films: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """Mean occupancy of each lung in the other's frame, uint8 GRID[1] x GRID[0]."""
     left = np.mean([sample(lt, rt) for _, rt, lt in films], axis=0)
     right = np.mean([sample(rt[:, ::-1], lt[:, ::-1]) for _, rt, lt in films], axis=0)
@@ -66,8 +66,9 @@ def rebuilt_dice(films, film: str, templates: dict) -> dict[str, list[float]]:
     out = {"left": [], "right": []}
     rng = np.random.default_rng(0)
     for image, rt, lt in films:
+        both = (rt * RIGHT + lt * LEFT).astype(np.uint8)
         for side, truth in (("left", lt), ("right", rt)):
-            labels = np.where(truth, 0, np.where(rt, RIGHT, np.where(lt, LEFT, 0))).astype(np.uint8)
+            labels = np.where(truth, 0, both).astype(np.uint8)
             seen = image
             for _ in range(20 * (film == "white")):  # the opacity picks one side or both:
                 seen = corrupt(image, truth.view(np.uint8), "opacity", 1.0, rng)  # until this one

@@ -184,7 +184,7 @@ def evaluate(
         "limit": limit,
         "model": str(model or "shipped default"),
         "postprocess": postprocess,
-        "rebuild": postprocess and rebuild,
+        "rebuild": seg.rebuild,
         "threshold": seg.config.threshold,
         "bf16": getattr(seg.runner, "bf16", False),  # the PyTorch model in bf16 autocast
         "note": NOTE,

@@ -19,12 +19,8 @@ from .png import predicted
 log = logging.getLogger(__name__)
 TABLE = "results.csv"
 RECORD = "run.json"  # what made the outputs in --out: lungseg version, model, options
-SAME_RUN = (
-    "model_sha256",
-    "postprocess",
-    "rebuild",
-    "full_grid",
-)  # what --resume requires unchanged
+# what --resume requires unchanged
+SAME_RUN = ("model_sha256", "postprocess", "rebuild", "full_grid")
 CSV_TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}  # any file name
 TEXT_FIELDS = {
     "file",

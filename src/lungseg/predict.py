@@ -154,7 +154,7 @@ def predict_paths(
         getattr(seg, "postprocess", postprocess),
         getattr(seg, "work_size", WORK_SIZE) is None,
         getattr(getattr(seg, "runner", None), "bf16", False),
-        rebuild=getattr(seg, "postprocess", postprocess) and getattr(seg, "rebuild", rebuild),
+        rebuild=getattr(seg, "rebuild", postprocess and rebuild),
     )
     wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
     rows = {}

@@ -210,7 +210,7 @@ class Segmenter:
         self._loaded = _signature(self.model_path)
         self.config: ModelConfig = self.runner.config
         self.postprocess = postprocess
-        self.rebuild = rebuild  # a lost lung rebuilt (`rebuild`; part of the post-processing)
+        self.rebuild = postprocess and rebuild  # a lost lung rebuilt (part of post-processing)
         self.work_size = work_size  # post-processing grid for larger films (None: their own)
 
     def model_file(self) -> Path | None:
@@ -255,7 +255,7 @@ class Segmenter:
         unless the header says the film is not a frontal chest radiograph."""
         prob = _upright(to_original(prob_small, geometry), rad)  # back to the film's display
         image = rad.image if rad else None
-        rebuilding = self.postprocess and self.rebuild and not film_flags(rad)
+        rebuilding = self.rebuild and not film_flags(rad)
         h, w = prob.shape
         scale = (self.work_size or 0) / max(h, w)
         if self.postprocess and 0 < scale < 1:
