@@ -37,9 +37,9 @@ import phantoms  # beside this file (sys.path[0] for a script)
 import robustness
 from report_json import write_json
 
+from lungseg.demo import demo
 from lungseg.evaluate import evaluate
 from lungseg.model import DEFAULT_WEIGHTS
-from lungseg.predict import demo
 
 DEMO_MIN, OPACIFIED_MIN = 0.90, 0.85  # issue 3, issue 6
 OPACIFIED = ("opacity", "white-out")

@@ -103,7 +103,7 @@ def _phantom(a) -> int:
 
 
 def _demo(a) -> int:
-    from .predict import demo
+    from .demo import demo
 
     return demo(a.out, a.size, a.seed, a.model)
 
