@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .postprocess import BLACK_LEVEL, LEFT, RIGHT
-from .stats import AREA_RATIO, EXTENT_RATIO
+from .stats import lung_balance
 
 TEMPLATES = Path(__file__).parent / "weights" / "lung_templates.npz"
 # The template grid in the frame of the lung that was found, that lung drawn on the image left
@@ -34,38 +34,17 @@ NEAR = 0.05  # the model's own pixels of the lost lung kept within this x the wi
 MIRROR_WEIGHT, MAX_SHIFT, GAP = 0.5, 0.04, 0.03
 
 
-def lost_side(labels: np.ndarray) -> int | None:
-    """RIGHT or LEFT when that lung is lost beside the other, else None (also when there is no
-    lung at all: nothing to place a template by). Lost: less than `stats.AREA_RATIO` of the
-    other's pixels or `stats.EXTENT_RATIO` of its height, the thresholds of the quality flags
-    `lung_area_ratio` and `vertical_extent`."""
-    areas = {side: int(np.count_nonzero(labels == side)) for side in (RIGHT, LEFT)}
-    small, large = sorted(areas, key=areas.get)
-    if areas[large] == 0:
-        return None
-    if areas[small] < AREA_RATIO * areas[large]:
-        return small
-    heights = {side: _height(labels == side) for side in (RIGHT, LEFT)}
-    short, tall = sorted(heights, key=heights.get)
-    return short if heights[short] < EXTENT_RATIO * heights[tall] else None
-
-
-def _height(region: np.ndarray) -> int:
-    rows = np.flatnonzero(region.any(axis=1))
-    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
-
-
 def rebuild(
     labels: np.ndarray, image: np.ndarray | None = None, templates: dict | None = None
 ) -> tuple[np.ndarray, int | None]:
-    """Rebuild a lost lung (`lost_side`): its template placed by the other lung, plus what the
-    model found of it within NEAR x the image width of the template (a blob of heart or
-    mediastinum taken for it lies further) -> (labels, the rebuilt side or None). `labels` and
-    `image` upright: patient's right on the image left, head at the top. The template keeps
-    off the other lung and, when the film `image` (float32 HxW [0,1]) is given, off its black
-    level (padding, unexposed film) and is moved towards the found lung's mirror image
-    (`mirror_shift`). `templates`: `load_templates()` unless given."""
-    lost = lost_side(labels)
+    """Rebuild a lost lung (the side `stats.lung_balance` names): its template placed by the
+    other lung, plus what the model found of it within NEAR x the image width of the template
+    (a blob of heart or mediastinum taken for it lies further) -> (labels, the rebuilt side or
+    None). `labels` and `image` upright: patient's right on the image left, head at the top.
+    The template keeps off the other lung and, when the film `image` (float32 HxW [0,1]) is
+    given, off its black level (padding, unexposed film) and is moved towards the found lung's
+    mirror image (`mirror_shift`). `templates`: `load_templates()` unless given."""
+    lost = lung_balance(labels)[0]
     if lost is None:
         return labels, None
     found = RIGHT if lost == LEFT else LEFT

@@ -25,9 +25,9 @@ from .model import (
     config_from_metadata,
 )
 from .preprocess import preprocess, resize_labels, to_original
-from .rebuild import lost_side, rebuild
+from .rebuild import rebuild
 from .sides import split_sides
-from .stats import UNCERTAIN_MAX, film_flags, measure, uncertain_fraction
+from .stats import UNCERTAIN_MAX, film_flags, lung_balance, measure, uncertain_fraction
 
 log = logging.getLogger(__name__)
 WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
@@ -281,7 +281,8 @@ class Segmenter:
         if self.postprocess:
             raw, comps = pp.clean_labelled(raw, image, prob, comps)
         labels = split_sides(raw, bool(rad and rad.flipped), comps)
-        if not rebuilding or lost_side(labels) is None or uncertain_fraction(prob) <= UNCERTAIN_MAX:
+        lost = rebuilding and lung_balance(labels)[0] is not None
+        if not lost or uncertain_fraction(prob) <= UNCERTAIN_MAX:
             return raw, labels, n_raw, None  # (a small lung the model is sure of: left alone)
         film = None if image is None else _upright(image, rad)
         upright, rebuilt = rebuild(_upright(labels, rad), film)  # templates are upright

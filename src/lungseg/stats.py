@@ -83,27 +83,41 @@ def uncertain_fraction(prob: np.ndarray) -> float:
     return (candidate - int(np.count_nonzero(prob >= 0.8))) / max(1, candidate)
 
 
+def lung_balance(labels: np.ndarray) -> tuple[int | None, list[str]]:
+    """The lung implausibly small or short beside the other (RIGHT or LEFT; None when both are
+    plausible or there is no lung) and why: `one_lung_missing` (under MISSING_RATIO of the
+    other's pixels), `lung_area_ratio` (under AREA_RATIO) and `vertical_extent` (under
+    EXTENT_RATIO of its height, when neither is missing). `labels` uint8 HxW, 0 background,
+    RIGHT, LEFT (`sides.split_sides`). The quality flags and `rebuild` both judge by it."""
+    areas = {side: int(np.count_nonzero(labels == side)) for side in (RIGHT, LEFT)}
+    small, large = sorted(areas, key=areas.get)
+    if areas[large] == 0:
+        return None, []
+    if areas[small] < MISSING_RATIO * areas[large]:
+        return small, ["one_lung_missing"]
+    reasons = ["lung_area_ratio"] if areas[small] < AREA_RATIO * areas[large] else []
+    heights = {side: _height(labels == side) for side in (RIGHT, LEFT)}
+    short, tall = sorted(heights, key=heights.get)
+    if heights[short] < EXTENT_RATIO * heights[tall]:
+        reasons.append("vertical_extent")
+    return (small if "lung_area_ratio" in reasons else short if reasons else None), reasons
+
+
+def _height(region: np.ndarray) -> int:
+    rows = np.flatnonzero(region.any(axis=1))
+    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
+
+
 def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
     """Reasons to check a result by eye (empty list: plausible). `labels`: the film's labels, or
     any crop of them holding both lungs; `s`: the measurements of `measure`."""
-    right, left = s["right_area_px"], s["left_area_px"]
-    if right + left == 0:
+    if s["right_area_px"] + s["left_area_px"] == 0:
         return ["no_lung"]
-    flags = []
-    small, large = sorted((right, left))
-    if small < MISSING_RATIO * large:
-        flags.append("one_lung_missing")
-    elif small < AREA_RATIO * large:
-        flags.append("lung_area_ratio")
+    flags = lung_balance(labels)[1]
     if not 0.05 <= s["lung_image_ratio"] <= 0.65:
         flags.append("lung_area")
     if s["components"] > 2:
         flags.append("fragments")
     if s.get("uncertain_fraction", 0) > UNCERTAIN_MAX:
         flags.append("low_confidence")
-    if small >= MISSING_RATIO * large:
-        rows = [np.nonzero((labels == side).any(axis=1))[0] for side in (RIGHT, LEFT)]
-        extent = [r[-1] - r[0] + 1 for r in rows]
-        if min(extent) < EXTENT_RATIO * max(extent):
-            flags.append("vertical_extent")
     return flags
