@@ -52,19 +52,11 @@ POST = {  # name -> (prob HxW float32, image HxW float32) -> mask uint8 {0,1}
     "raw": lambda p, im: (p >= 0.5).astype(np.uint8),
     "default": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im, p),
     "by_area": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im),  # lungs = most pixels
-    "no_pairs": lambda p, im: _without_pair_rule(p, im),  # the two largest, side by side or not
+    "no_pairs": lambda p, im: pp.clean((p >= 0.5).astype(np.uint8), im, p, pairs=False),
     "thr0.4": lambda p, im: pp.clean((p >= 0.4).astype(np.uint8), im, p),
     "hyst0.3": lambda p, im: pp.clean(hysteresis(p, 0.3), im, p),
     "hyst0.2": lambda p, im: pp.clean(hysteresis(p, 0.2), im, p),
 }
-
-
-def _without_pair_rule(prob: np.ndarray, image: np.ndarray) -> np.ndarray:
-    pp.PAIR_RULE = False
-    try:
-        return pp.clean((prob >= 0.5).astype(np.uint8), image, prob)
-    finally:
-        pp.PAIR_RULE = True
 
 
 def fragmented(prob: np.ndarray, image: np.ndarray) -> bool:

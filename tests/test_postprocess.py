@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 from conftest import lung_masks
 
-from lungseg import postprocess as pp
 from lungseg.postprocess import (
     LEFT,
     RIGHT,
@@ -59,7 +58,7 @@ def test_clean_drops_a_large_component_on_black_padding():
     assert (out & (a | b)).sum() / (out | a | b).sum() > 0.97
 
 
-def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob(monkeypatch):
+def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob():
     """A film shrunk into a noisy border: the model half-believes in a blob of background larger
     than the left lung (a val film under the portable-film corruption). Ranked by pixels the blob
     wins (without the side-by-side rule); ranked by summed probability the lung does."""
@@ -71,9 +70,7 @@ def test_clean_with_prob_prefers_a_confident_lung_to_a_larger_uncertain_blob(mon
     prob[blob > 0] = 0.6
     mask = (prob >= 0.5).astype(np.uint8)
     assert not (clean(mask) & blob).any()  # by area, the blob does not pair with a lung
-    monkeypatch.setattr(pp, "PAIR_RULE", False)
-    assert (clean(mask) & blob).any()  # by area, without that rule: a lung is lost
-    monkeypatch.setattr(pp, "PAIR_RULE", True)
+    assert (clean(mask, pairs=False) & blob).any()  # by area, without that rule: a lung is lost
     out = clean(mask, prob=prob)
     assert not (out & blob).any()
     assert (out & (a | b)).sum() / (out | a | b).sum() > 0.97

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from lungseg import postprocess as pp
 from lungseg.postprocess import (
     MIN_RATIO,
     bounding_box,
@@ -22,13 +21,9 @@ from lungseg.postprocess import (
 from lungseg.preprocess import resize_labels
 from lungseg.sides import _column_counts, split_sides
 
-
-@pytest.fixture(autouse=True)
-def _two_largest(monkeypatch):
-    """These tests compare the box-wise post-processing with the whole-image reference below,
-    which keeps the two largest components; the side-by-side choice among more than two
-    (`postprocess._side_by_side`) has its own tests in test_postprocess.py."""
-    monkeypatch.setattr(pp, "PAIR_RULE", False)
+# These tests compare the box-wise post-processing with the whole-image reference below, which
+# keeps the two largest components (`pairs=False`); the side-by-side choice among more than two
+# (`postprocess._side_by_side`) has its own tests in test_postprocess.py.
 
 
 def _keep_largest_whole(mask: np.ndarray, keep: int = 2) -> np.ndarray:
@@ -59,7 +54,7 @@ def test_clean_on_the_lung_box_equals_clean_on_the_whole_image(seed):
         cv2.ellipse(mask, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
     mask ^= (rng.random((h, w)) < 0.02).astype(np.uint8)
     mask[rng.integers(0, h), :] = 1
-    np.testing.assert_array_equal(clean(mask), _clean_on_whole_image(mask))
+    np.testing.assert_array_equal(clean(mask, pairs=False), _clean_on_whole_image(mask))
 
 
 def test_ties_are_broken_as_on_the_whole_image():
@@ -72,7 +67,7 @@ def test_ties_are_broken_as_on_the_whole_image():
         mask[y : y + 25, x : x + 25] = 1
     expected = _clean_on_whole_image(mask)
     assert expected[10, 160] == 1 and expected[10, 90] == 0  # the one on row 3 is kept
-    np.testing.assert_array_equal(clean(mask), expected)
+    np.testing.assert_array_equal(clean(mask, pairs=False), expected)
 
 
 def test_split_sides_on_the_box_uses_the_whole_width():
@@ -145,7 +140,7 @@ def test_clean_hands_split_sides_the_labels_of_its_result(seed):
         mask[118:122, 160:175] = 0
     if seed % 2:
         mask ^= (rng.random((h, w)) < 0.01).astype(np.uint8)
-    out, comps = clean_labelled(mask)
+    out, comps = clean_labelled(mask, pairs=False)
     np.testing.assert_array_equal(out, _clean_on_whole_image(mask))
     fresh = components(out)
     assert comps.box == fresh.box

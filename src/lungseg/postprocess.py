@@ -126,7 +126,7 @@ def _largest(sizes: np.ndarray, alive: np.ndarray, keep: int, min_ratio: float) 
     return chosen & alive
 
 
-PAIR_RULE, PAIR_CANDIDATES, PAIR_OVERLAP, PAIR_WEIGHT = True, 4, 0.5, 0.75  # _side_by_side
+PAIR_CANDIDATES, PAIR_OVERLAP, PAIR_WEIGHT = 4, 0.5, 0.75  # _side_by_side
 
 
 def _side_by_side(c: Components, alive: np.ndarray, sizes, chosen: np.ndarray) -> np.ndarray:
@@ -217,15 +217,16 @@ def clean(
     image: np.ndarray | None = None,
     prob: np.ndarray | None = None,
     comps: Components | None = None,
+    pairs: bool = True,
 ) -> np.ndarray:
     """The default post-processing: components on the film's black level dropped (when `image`
     is given), the two largest kept (by summed probability when `prob` float32 HxW is given, so
     a large but uncertain blob in a noisy border loses to a confident lung; two that lie side
-    by side rather than one above the other, `_side_by_side`), holes filled,
-    lightly smoothed. `comps`: `components(mask)` when already computed (labelled once).
+    by side rather than one above the other, `_side_by_side`, unless `pairs` is False), holes
+    filled, lightly smoothed. `comps`: `components(mask)` when already computed (labelled once).
     Filling and smoothing run on the lungs' box grown by 2 x the smoothing radius + 1: exact,
     as nothing they do can reach the box's edge. `image` and `prob` have the mask's shape."""
-    return clean_labelled(mask, image, prob, comps)[0]
+    return clean_labelled(mask, image, prob, comps, pairs)[0]
 
 
 def clean_labelled(
@@ -233,6 +234,7 @@ def clean_labelled(
     image: np.ndarray | None = None,
     prob: np.ndarray | None = None,
     comps: Components | None = None,
+    pairs: bool = True,
 ) -> tuple[np.ndarray, Components]:
     """`clean` -> (cleaned mask, its Components), so that `split_sides` need not label it again
     (the final labelling of `clean` is reused when filling its holes changed nothing)."""
@@ -244,7 +246,7 @@ def clean_labelled(
     weight = None if prob is None else prob[c.box]
     sizes = _sizes(c, alive, 2, weight)  # by summed probability, computed once for both
     chosen = _largest(sizes, alive, 2, MIN_RATIO)
-    if PAIR_RULE and alive.sum() > 2 and chosen.sum() == 2:
+    if pairs and alive.sum() > 2 and chosen.sum() == 2:
         chosen = _side_by_side(c, alive, sizes, chosen)
     lungs = _picked(c, chosen)  # on c.box
     radius = smooth_radius(mask.shape)
