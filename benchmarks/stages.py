@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
             rad = timed("decode", read_image, f)
-            x, g = timed("preprocess", seg.prepare, rad.image)
+            x, g = timed("preprocess", seg.prepare, rad)
             small = seg.runner(x[None, None])[0]
             prob = timed("to_original", to_original, small, g)
             raw = (prob >= seg.config.threshold).astype(np.uint8)

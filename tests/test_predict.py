@@ -44,6 +44,8 @@ def test_predict_writes_mask_overlay_and_table_at_input_size(tiny_model, folder,
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 3 and all(r["quality"] in ("ok", "check") for r in rows)
     assert len(json.loads((out / "results.json").read_text())) == 3
+    flagged = any(r["quality"] == "check" for r in rows)  # their overlays on one sheet
+    assert [p.name for p in out.glob("check_overlays_*.png")] == ["check_overlays_01.png"] * flagged
 
 
 def test_predict_no_overlay_writes_masks_only(tiny_model, folder, tmp_path):
@@ -80,6 +82,13 @@ def test_segmenter_accepts_arrays_and_maps_back_to_input_size(tiny_model):
         assert r.mask.dtype == np.uint8
     with pytest.raises(ValueError):
         seg(np.full((10, 10), 3.0))
+    assert seg.batch([]) == []
+    film = np.random.default_rng(0).integers(0, 256, (60, 50), dtype=np.uint8)
+    x8, _ = seg.prepare(film)  # an 8-bit array is read as the PNG reader reads it, not as [0,1]
+    np.testing.assert_array_equal(x8, seg.prepare(film.astype(np.float32) / 255)[0])
+    assert x8.std() > 0.1
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        Segmenter(tiny_model, device="gpu")
 
 
 @pytest.mark.parametrize("flipped, upside_down", [(False, False), (True, False), (True, True)])

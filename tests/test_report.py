@@ -1,18 +1,25 @@
-"""Overlays: outlines in the right colours on the film, written as palette PNGs."""
+"""Overlays: outlines in the right colours on the film, written as palette PNGs; the sheets of
+the overlays to check."""
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+from lungseg.imageio import is_byproduct
 from lungseg.png import write_png
 from lungseg.postprocess import LEFT, RIGHT
 from lungseg.report import (
+    CAPTION,
+    COLUMNS,
+    GAP,
     LEFT_COLOR,
     PALETTE,
     RIGHT_COLOR,
+    TILE,
     TRUTH_COLOR,
     _text,
+    check_sheets,
     overlay,
     overlay_indexed,
 )
@@ -90,3 +97,48 @@ def test_outlines_traced_on_the_lungs_box_equal_outlines_traced_on_the_film(shif
     text = got != expected  # only the R/L marks may differ: small patches above each lung
     assert np.isin(got[text], [252, 253]).all()
     assert text.sum() < 0.01 * text.size
+
+
+def _flagged_run(out, n_check: int, n_ok: int = 3) -> list[dict]:
+    """`out` as predict leaves it: one overlay per film, a flat colour each (film k: k + 1 as its
+    red), 200 x 120 px (a portrait film); rows as results.csv has them, the ok films first."""
+    rows = []
+    for k in range(n_ok + n_check):
+        stem = f"film{k:03d}"
+        colour = np.array([k + 1, 100, 200], np.uint8)
+        write_png(out / f"{stem}_overlay.png", np.tile(colour, (200, 120, 1)))
+        quality = "ok" if k < n_ok else "check"
+        rows.append({"mask": f"{stem}_mask.png", "quality": quality, "flags": "low_confidence"})
+    return rows
+
+
+def test_check_sheets_tile_the_flagged_overlays_in_order(tmp_path):
+    rows = _flagged_run(tmp_path, 33)
+    rows.append({"mask": "gone_mask.png", "quality": "check", "flags": "fragments"})  # no overlay
+    rows.append({"file": "bad.png", "quality": "error", "mask": ""})
+    pages = check_sheets(tmp_path, rows)
+    assert [p.name for p in pages] == ["check_overlays_01.png", "check_overlays_02.png"]
+    first, last = (np.asarray(Image.open(p).convert("RGB")) for p in pages)
+    assert first.shape == (5 * (TILE + CAPTION), COLUMNS * (TILE + GAP) - GAP, 3)  # 30 films
+    assert last.shape[0] == TILE + CAPTION  # 3 films: one row of tiles
+    for page, k, film in ((first, 0, 3), (first, 7, 10), (first, 29, 32), (last, 2, 35)):
+        y, x = (k // COLUMNS) * (TILE + CAPTION), (k % COLUMNS) * (TILE + GAP)
+        assert tuple(page[y + TILE // 2, x + TILE // 2]) == (film + 1, 100, 200)
+        assert (page[y + TILE // 2, x + 10] == 255).all()  # the portrait film is centred
+        assert (page[y + TILE + 5 : y + TILE + CAPTION, x : x + TILE] < 128).any()  # its caption
+    assert (last[:, 3 * (TILE + GAP) :] == 255).all()  # nothing after the third film
+    assert all(is_byproduct(p) for p in pages)  # never taken for films by a later predict
+
+
+def test_check_sheets_remove_an_earlier_runs_extra_pages_only(tmp_path):
+    check_sheets(tmp_path, _flagged_run(tmp_path, 40))
+    foreign = tmp_path / "check_overlays_09.png"  # not written by lungseg: kept
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(foreign)
+    pages = check_sheets(tmp_path, _flagged_run(tmp_path, 4))
+    assert sorted(p.name for p in tmp_path.glob("check_overlays_*.png")) == [
+        "check_overlays_01.png",
+        "check_overlays_09.png",
+    ]
+    assert pages == [tmp_path / "check_overlays_01.png"]
+    assert check_sheets(tmp_path, _flagged_run(tmp_path, 0)) == []
+    assert not (tmp_path / "check_overlays_01.png").exists()

@@ -4,6 +4,7 @@ and DICOM, or take them as arrays (`from_array`). Every reader returns a float32
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +71,13 @@ def is_supported(path: Path) -> bool:
 
 def is_byproduct(path: Path, root: Path | None = None) -> bool:
     """True for files that are not films although they may be images: masks and lungseg's own
-    outputs (<stem>_mask/_overlay/_labels), DICOMDIR indexes, `is_leftover` files and, below
-    `root` (a folder being searched), anything in a folder named mask, masks, ManualMask,
-    leftMask or rightMask (the public data layouts' mask folders)."""
+    outputs (<stem>_mask/_overlay/_labels, the check_overlays_NN sheets), DICOMDIR indexes,
+    `is_leftover` files and, below `root` (a folder being searched), anything in a folder named
+    mask, masks, ManualMask, leftMask or rightMask (the public data layouts' mask folders)."""
     if path.name.upper() == "DICOMDIR" or is_leftover(path):
         return True
-    if path.stem.lower().endswith(("_mask", "_overlay", "_labels")):
+    stem = path.stem.lower()
+    if stem.endswith(("_mask", "_overlay", "_labels")) or re.fullmatch(r"check_overlays_\d+", stem):
         return True
     folders = path.relative_to(root).parts[:-1] if root is not None else ()
     return any(f.lower() in MASK_FOLDERS for f in folders)

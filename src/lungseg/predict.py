@@ -36,7 +36,7 @@ from .inputs import (
     run_record,
 )
 from .png import write_png
-from .report import PALETTE, overlay_indexed
+from .report import PALETTE, check_sheets, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
 
 log = logging.getLogger(__name__)
@@ -183,10 +183,12 @@ def predict_paths(
         gone = "no such file, or no supported image in it"
         errors = [{"file": p, "quality": "error", "error": gone} for p in missing]
         _write_table(out_dir, [rows[i] for i in sorted(rows)] + errors)
+    sheets = check_sheets(out_dir, [rows[i] for i in sorted(rows)] if overlays else [])
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
-    log.info("%d images segmented (%d flagged 'check': look at their overlays), %d failed -> %s",
-             ok, check, len(failed), out_dir)  # fmt: skip
+    look = f"{sheets[0].name} ..." if sheets else "their overlays"
+    log.info("%d images segmented (%d flagged 'check': look at %s), %d failed -> %s",
+             ok, check, look, len(failed), out_dir)  # fmt: skip
     return failed
 
 

@@ -87,8 +87,9 @@ def to_original(prob: np.ndarray, g: Geometry, dsize: tuple[int, int] | None = N
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Labels uint8 hxw (0 background, 1 right, 2 left) on a working grid -> the same lungs at
     `shape` HxW: the outline from the bilinear enlargement of the lung mask (pixel centres
-    aligned, diagonal edges rather than steps), each pixel's side from the nearest labelled
-    pixel of the small grid."""
+    aligned, diagonal edges rather than steps); each pixel keeps its side on the blocky
+    (nearest-neighbour) enlargement, and one that only the smooth outline adds takes the side of
+    a labelled 3x3 neighbour on the small grid (LEFT where both lungs touch it)."""
     h, w = shape
     big = partial(cv2.resize, dsize=(w, h), interpolation=cv2.INTER_NEAREST)
     lungs = (labels > 0).view(np.uint8) * np.uint8(255)

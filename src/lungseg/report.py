@@ -1,13 +1,16 @@
-"""Pictures a person wants: lung outlines on the film, result grids, training curves."""
+"""Pictures a person wants: lung outlines on the film, sheets of the results to check, result
+grids, training curves."""
 
 from __future__ import annotations
 
 import csv
+import textwrap
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .png import predicted, write_png
 from .postprocess import LEFT, RIGHT, bounding_box
 
 RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR = (255, 80, 60), (60, 160, 255), (80, 230, 80)
@@ -101,6 +104,56 @@ def overlay(
 ) -> np.ndarray:
     """The overlay of `overlay_indexed` as uint8 RGB HxWx3."""
     return PALETTE[overlay_indexed(image, labels, truth, max_side)]
+
+
+SHEET = "check_overlays_{:02d}.png"  # `check_sheets`' pages (imageio.is_byproduct knows them)
+TILE, CAPTION, GAP, COLUMNS, ROWS = 256, 50, 6, 6, 5  # px: overlay, text below it, between
+
+
+def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
+    """Contact sheets of the overlays `predict` wrote for the results flagged `check` (`rows`:
+    results.csv's rows, in order): each overlay shrunk into a TILE px square with the film's
+    name and flags below it, COLUMNS x ROWS per page, written as OUT/check_overlays_01.png, 02,
+    ... -> the pages written. Pages of an earlier run beyond these are removed; films whose
+    overlay is not there (`--no-overlay`, deleted) are left out."""
+    out_dir = Path(out_dir)
+    flagged = [r for r in rows if r.get("quality") == "check" and r.get("mask")]
+    tiles = [(r, out_dir / r["mask"].replace("_mask.png", "_overlay.png")) for r in flagged]
+    tiles = [(r, p) for r, p in tiles if p.is_file()]
+    per_page = COLUMNS * ROWS
+    pages = []
+    for n, start in enumerate(range(0, len(tiles), per_page), 1):
+        page = tiles[start : start + per_page]
+        used = -(-len(page) // COLUMNS)  # rows of tiles on this page
+        sheet = np.full((used * (TILE + CAPTION), COLUMNS * (TILE + GAP) - GAP, 3), 255, np.uint8)
+        for k, (row, path) in enumerate(page):
+            y, x = (k // COLUMNS) * (TILE + CAPTION), (k % COLUMNS) * (TILE + GAP)
+            _tile(sheet[y : y + TILE + CAPTION, x : x + TILE], path, row)
+        pages.append(out_dir / SHEET.format(n))
+        write_png(pages[-1], sheet, mark=True)
+    for old in out_dir.glob("check_overlays_*.png"):  # a longer earlier run's last pages
+        if old not in pages and predicted(old):
+            old.unlink()
+    return pages
+
+
+def _tile(cell: np.ndarray, path: Path, row: dict) -> None:
+    """Draw the overlay at `path` shrunk into the top TILE x TILE of `cell` (RGB, white), and
+    below it the film's name and flags (on two lines, cut to fit)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is not None:
+        h, w = bgr.shape[:2]
+        scale = TILE / max(h, w)
+        small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)  # fmt: skip
+        top, left = (TILE - small.shape[0]) // 2, (TILE - small.shape[1]) // 2
+        cell[top : top + small.shape[0], left : left + small.shape[1]] = small[..., ::-1]
+    name = Path(row["mask"]).name.removesuffix("_mask.png")
+    name = name if len(name) <= 40 else name[:37] + "..."
+    flags = str(row.get("flags") or "").replace(";", " ")
+    for i, text in enumerate([name, *textwrap.wrap(flags, 40, max_lines=2, placeholder=" ...")]):
+        cv2.putText(cell, text, (4, TILE + 13 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.36,
+                    (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
 
 
 def results_grid(

@@ -17,13 +17,7 @@ import numpy as np
 
 from . import postprocess as pp
 from .imageio import Radiograph, from_array, read_image
-from .model import (
-    DEFAULT_WEIGHTS,
-    PRECISIONS,
-    ModelConfig,
-    check_model_file,
-    config_from_metadata,
-)
+from .model import DEFAULT_WEIGHTS, PRECISIONS, ModelConfig, check_model_file, config_from_metadata
 from .preprocess import preprocess, resize_labels, to_original
 from .rebuild import rebuild
 from .sides import split_sides
@@ -64,6 +58,8 @@ class TorchRunner:
         from .model import load_model
 
         self.torch = torch
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device {device!r}: choose auto, cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu/auto")
         _check_precision(precision)
@@ -230,19 +226,21 @@ class Segmenter:
 
     def batch(self, images: list) -> list[Result]:
         """Segment several images in one model call (paths, arrays or Radiographs)."""
+        if not images:
+            return []
         rads = [self._radiograph(im) for im in images]
         inputs, geometries = zip(*(self.prepare(r) for r in rads), strict=True)
         probs = self.runner(np.stack(inputs)[:, None])
         return [self.finish(p, g, r) for p, g, r in zip(probs, geometries, rads, strict=True)]
 
     def prepare(self, film: np.ndarray | Radiograph):
-        """float32 HxW [0,1], or a Radiograph -> (model input SxS, Geometry). A Radiograph whose
-        header says it is displayed mirrored or upside down is turned upright for the model,
-        which has only seen films with the heart on the image right and the head at the top;
-        `finish` turns the result back."""
+        """An image array (float32 HxW [0,1], uint8, ...: `imageio.from_array`) or a Radiograph
+        -> (model input SxS, Geometry). A Radiograph whose header says it is displayed mirrored
+        or upside down is turned upright for the model, which has only seen films with the heart
+        on the image right and the head at the top; `finish` turns the result back."""
         c = self.config
         rad = film if isinstance(film, Radiograph) else None
-        image = _upright(rad.image, rad) if rad else film
+        image = _upright(rad.image, rad) if rad else from_array(film)
         return preprocess(image, c.size, c.fit, c.hist)
 
     def finish(self, prob_small: np.ndarray, geometry, rad: Radiograph | None = None) -> Result:
