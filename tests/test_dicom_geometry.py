@@ -38,6 +38,32 @@ def test_dicom_spacing(tmp_path, tag):
     assert read_image(p).spacing == pytest.approx((0.143, 0.15))
 
 
+@pytest.mark.parametrize(
+    "attrs,spacing",
+    [
+        ({"PixelSpacing": "0.2"}, None),  # one value
+        ({"PixelSpacing": ["0.2", ""]}, None),  # an empty one
+        ({"PixelSpacing": ["0.2", "0.2", "0.2"]}, None),
+        ({"PixelSpacing": "0.2", "ImagerPixelSpacing": [0.1, 0.1]}, (0.1, 0.1)),  # the next tag
+        ({"ImagerPixelSpacing": [0.15, 0.15], "EstimatedRadiographicMagnificationFactor": ""},
+         (0.15, 0.15)),
+    ],
+    ids=["one-value", "empty-value", "three-values", "falls-back", "empty-magnification"],
+)  # fmt: skip
+def test_malformed_spacing_says_nothing_and_the_film_is_read(tmp_path, attrs, spacing):
+    rad = read_image(write_dicom(tmp_path / "m.dcm", dicom_ramp(), **attrs))
+    assert rad.spacing == (pytest.approx(spacing) if spacing else None)
+    assert rad.image.std() > 0.1
+
+
+def test_a_window_that_cannot_be_applied_is_skipped_with_a_warning(tmp_path, caplog):
+    ramp = dicom_ramp()
+    p = write_dicom(tmp_path / "w.dcm", ramp, WindowCenter=1000, WindowWidth=0)
+    image = read_image(p).image
+    np.testing.assert_allclose(image, (ramp - ramp.min()) / np.ptp(ramp), atol=1e-6)  # unwindowed
+    assert "w.dcm" in caplog.text and "not windowed" in caplog.text
+
+
 def test_dicom_pixel_spacing_preferred_over_imager(tmp_path):
     p = write_dicom(
         tmp_path / "s.dcm", dicom_ramp(), PixelSpacing=[0.2, 0.2], ImagerPixelSpacing=[0.1, 0.1]

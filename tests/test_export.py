@@ -8,6 +8,7 @@ near-constant logits, and all-background masks would agree trivially.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ onnx = pytest.importorskip("onnx")
 from lungseg import cli  # noqa: E402
 from lungseg.export import compare, export_onnx, model_inputs  # noqa: E402
 from lungseg.model import ModelConfig, build_model, read_config, save_safetensors  # noqa: E402
-from lungseg.segmenter import OnnxRunner, TorchRunner  # noqa: E402
+from lungseg.segmenter import OnnxRunner, TorchRunner, make_runner  # noqa: E402
 
 SIZE = 64
 CONFIG = ModelConfig(encoder="resnet18", size=SIZE)
@@ -175,3 +176,32 @@ def test_onnx_predict_runs_without_torch(fp32_onnx, films, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
     assert len(list(tmp_path.glob("*_mask.png"))) == 6
+
+
+def test_an_export_that_does_not_reproduce_pytorch_fails_and_leaves_no_file(
+    tiny_model, films, tmp_path, monkeypatch
+):
+    """A fault in the export (here: another network's weights written) is caught by the check
+    against PyTorch: an error naming the figures, and no .onnx file a user might go on with."""
+    from lungseg import export
+
+    real = export._export_fp32
+    torch.manual_seed(1)
+    other = build_model("resnet18").eval()
+    monkeypatch.setattr(export, "_export_fp32", lambda net, size, path: real(other, size, path))
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ValueError, match="does not reproduce PyTorch"):
+        export_onnx(tiny_model, out, check=films)
+    assert not out.exists()
+    assert cli.main(["export", "--model", str(tiny_model), "--out", str(out)]) == 2
+
+
+def test_upper_case_suffixes_and_onnx_refusals(tiny_model, fp32_onnx, tmp_path, monkeypatch):
+    upper = tmp_path / "TINY.SAFETENSORS"
+    upper.write_bytes(tiny_model.read_bytes())
+    assert read_config(upper) == CONFIG
+    assert export_onnx(upper, tmp_path / "TINY.ONNX").is_file()
+    with pytest.raises(ValueError, match="--device cuda is for PyTorch models"):
+        make_runner(fp32_onnx, device="cuda")  # ONNX Runtime runs on the CPU here
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # the `onnx` extra not installed
+    assert cli.main(["export", "--model", str(tiny_model), "--out", str(tmp_path / "y.onnx")]) == 2

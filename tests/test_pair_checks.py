@@ -309,3 +309,23 @@ def test_films_gradients_and_probability_maps_saved_as_jpeg_masks_are_refused(
     path = _jpeg(tmp_path / "m.jpg", gray)
     with pytest.raises(ValueError, match=r"mask is not binary: .* mid-gray .* a film or a prob"):
         binary_mask(read_mask(path), path)
+
+
+@pytest.mark.parametrize("orient", [["L", "H"], ["R", "F"], ["R", "H"]])
+def test_a_dicom_displayed_turned_is_paired_upright_as_predict_segments_it(tmp_path, orient):
+    """A film stored upside down and/or mirrored, its header saying so (PatientOrientation), with
+    its mask drawn as the film is displayed: train and evaluate get both turned upright, the
+    grid predict runs the model on (`preprocess.upright`)."""
+    from dicomfiles import write_dicom
+
+    from lungseg.datasets import Sample
+    from lungseg.phantom import make_phantom
+
+    ph = make_phantom(96, 0)
+    rows, cols = -1 if orient[1] == "H" else 1, -1 if orient[0] == "R" else 1
+    upright = np.round(ph.image * 4095)
+    film = write_dicom(tmp_path / "f.dcm", upright[::rows, ::cols], PatientOrientation=orient)
+    Image.fromarray(ph.lungs[::rows, ::cols] * 255).save(tmp_path / "f_mask.png")
+    image, mask = load_pair(Sample("x", "f", film, [tmp_path / "f_mask.png"]))
+    np.testing.assert_array_equal(mask, ph.lungs)
+    np.testing.assert_allclose(image, (upright - upright.min()) / np.ptp(upright), atol=1e-6)

@@ -12,6 +12,7 @@ from lungseg import datasets
 from lungseg.datasets import discover
 from lungseg.runconfig import TrainConfig
 from lungseg.splits import (
+    SPLITS,
     assign_splits,
     find_splits_file,
     make_splits,
@@ -205,6 +206,22 @@ def test_ids_missing_from_the_data_are_a_warning(dataset_root, caplog):
     assert used == fixed  # not an error: a subset of the data may be evaluated
     (msg,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert msg.startswith("7 ids in") and "jsrt/JPCLN900" in msg and "and 4 more" in msg
+
+
+def test_ids_match_the_split_file_whatever_their_case(dataset_root):
+    """Films renamed in another case (jpcln005.png) keep the split the file gives JPCLN005: a new
+    split for them would move fixed test films into training."""
+    samples, _ = discover(dataset_root)
+    fixed = {(s.dataset, s.id.upper()): SPLITS[k % 3] for k, s in enumerate(samples)}
+    write_splits(dataset_root / "splits.csv", fixed)
+    for s in samples:
+        s.id = s.id.lower()
+    assert assign_splits(dataset_root, samples) == {
+        (d, i.lower()): sp for (d, i), sp in fixed.items()
+    }
+    text = "dataset,id,split\njsrt,JPCLN001,train\njsrt,jpcln001,test\n"  # one film, two splits
+    with pytest.raises(ValueError, match="more than once"):
+        read_splits(_write(dataset_root / "twice.csv", text))
 
 
 # ---------------------------------------------------------------- review: small groups

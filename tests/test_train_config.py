@@ -33,6 +33,9 @@ from lungseg.runconfig import TrainConfig
         ({"size": 0}, "--size"),
         ({"max_minutes": 0}, "--max-minutes"),
         ({"max_minutes": -1}, "--max-minutes"),
+        ({"max_minutes": float("inf")}, "--max-minutes"),  # (a timedelta overflows)
+        ({"max_minutes": float("nan")}, "--max-minutes"),
+        ({"max_minutes": 1e12}, "--max-minutes"),
         ({"p_corrupt": -0.1}, "--p-corrupt"),
         ({"p_corrupt": 1.5}, "--p-corrupt"),
         ({"lr": 0.0}, "--lr"),

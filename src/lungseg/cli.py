@@ -12,6 +12,8 @@ import warnings
 from . import console
 
 log = logging.getLogger("lungseg")
+EXTRAS = {"lightning": "train", "albumentations": "train", "onnx": "onnx", "onnxruntime": "onnx",
+          "onnxscript": "onnx"}  # fmt: skip
 
 
 def _train(a) -> int:
@@ -293,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error(
             "%s%s; check the path (--out must be a folder you may write to)", where, e.strerror or e
         )
+        return 2
+    except ImportError as e:  # an optional part: the extra that brings it
+        extra = EXTRAS.get((e.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        log.error("%s is not installed: pip install 'lungseg[%s]'", e.name, extra)
         return 2
     except KeyboardInterrupt:
         more = ": results.csv lists the films finished, --resume goes on" * (args.func is _predict)

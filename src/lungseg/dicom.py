@@ -40,7 +40,10 @@ def read_dicom(path: Path) -> Radiograph:
     arr = arr.astype(np.float32) if palette else apply_modality_lut(arr, ds).astype(np.float32)
     mono = photometric in ("MONOCHROME1", "MONOCHROME2")  # (windows are defined for gray only)
     if mono and ("VOILUTSequence" in ds or "WindowCenter" in ds):
-        arr = apply_voi_lut(arr, ds).astype(np.float32)
+        try:
+            arr = apply_voi_lut(arr, ds).astype(np.float32)
+        except Exception as e:  # noqa: BLE001 - a malformed window or LUT: the stored values
+            log.warning("%s: its VOI LUT or window cannot be applied (%s); not windowed", path, e)
     image = _minmax(arr, path)
     inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
     if inverse or photometric == "MONOCHROME1":
@@ -159,12 +162,17 @@ def _dicom_orientation(ds) -> tuple[bool, bool]:
 
 def _dicom_spacing(ds) -> tuple[float, float] | None:
     """(row, col) mm at the patient: PixelSpacing, else ImagerPixelSpacing (at the detector)
-    divided by EstimatedRadiographicMagnificationFactor (0018,1114) when that is > 0."""
+    divided by EstimatedRadiographicMagnificationFactor (0018,1114) when that is > 0. A value
+    that is not two positive numbers says nothing (None: areas in pixels only)."""
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(tag)
-        if value is not None and len(value) == 2:
-            row, col = float(value[0]), float(value[1])
-            if row > 0 and col > 0:
+        try:
+            row, col = (float(v) for v in ds.get(tag))
+        except (TypeError, ValueError):  # absent, one value or three, empty, not a number
+            continue
+        if row > 0 and col > 0:
+            try:
                 mag = float(ds.get("EstimatedRadiographicMagnificationFactor") or 0)
-                return (row / mag, col / mag) if tag[0] == "I" and mag > 0 else (row, col)
+            except (TypeError, ValueError):
+                mag = 0.0
+            return (row / mag, col / mag) if tag[0] == "I" and mag > 0 else (row, col)
     return None

@@ -11,6 +11,7 @@ inference.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import tempfile
@@ -32,6 +33,9 @@ from .preprocess import preprocess
 log = logging.getLogger(__name__)
 
 OPSET = 18
+# The check against PyTorch fails the export (the file is removed) past these: an fp32 export
+# off by more than rounding is broken, and so is an int8 one whose masks mostly disagree
+MAX_LOGIT_DIFF, MIN_DICE_MEAN = 1e-2, 0.9
 INPUT, OUTPUT = "image", "logits"
 CHECK_LIMIT = 16
 
@@ -62,7 +66,7 @@ def model_inputs(paths: Sequence[str | Path], config: ModelConfig) -> np.ndarray
     for p in paths:
         try:
             image = read_image(p).image
-        except (ImageReadError, OSError) as e:
+        except (ImageReadError, ValueError, OSError) as e:
             log.warning("%s: skipped (%s)", p, e)
             continue
         inputs.append(preprocess(image, config.size, config.fit, config.hist)[0])
@@ -188,7 +192,7 @@ def _output_path(out: str | Path, model: Path, int8: bool) -> Path:
     out = Path(out)
     if out.is_dir() or not out.suffix:
         out = out / f"{model.stem}{'_int8' if int8 else ''}.onnx"
-    if out.suffix != ".onnx":
+    if out.suffix.lower() != ".onnx":
         raise ValueError(f"--out {out}: the file name must end in .onnx (or give a folder)")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
@@ -205,10 +209,14 @@ def export_onnx(
     """Export `model` (a .safetensors/.ckpt; None = the shipped model) to ONNX at `out` (a .onnx
     file or a folder); `int8` quantizes statically, calibrated on up to `calib_limit` images from
     the `calib` folder. The result is compared with PyTorch on images from `check` (else `calib`,
-    else random inputs); the numbers are logged and stored as metadata "lungseg_check".
+    else random inputs); the numbers are logged and stored as metadata "lungseg_check", and
+    past MAX_LOGIT_DIFF (fp32) or under MIN_DICE_MEAN the file is removed (ValueError).
     Returns the written path."""
+    for extra in ("onnx", "onnxruntime", "onnxscript"):  # the `onnx` extra, before any work
+        importlib.import_module(extra)
+
     src = Path(model) if model else DEFAULT_WEIGHTS
-    if src.suffix == ".onnx":
+    if src.suffix.lower() == ".onnx":
         raise ValueError(f"{src} is already ONNX; export from the .safetensors or .ckpt file")
     if int8 and calib is None:
         raise ValueError(
@@ -240,6 +248,16 @@ def export_onnx(
         "mean %(dice_mean).4f (min %(dice_min).4f)",
         result,
     )
+    off = result["max_abs_logit_diff"] > MAX_LOGIT_DIFF and not int8
+    if off or result["dice_mean"] < MIN_DICE_MEAN:
+        out.unlink()
+        raise ValueError(
+            f"the exported model does not reproduce PyTorch on {result['n']} images (max "
+            f"|logit difference| {result['max_abs_logit_diff']:.3g}, mask Dice mean "
+            f"{result['dice_mean']:.3f}), so {out} was removed; "
+            + ("calibrate on more films like those it will see (--calib)" if int8 else
+               "please report it with your torch and onnxruntime versions")
+        )  # fmt: skip
     if result["dice_min"] < 0.9:
         log.warning("ONNX masks differ noticeably from PyTorch (Dice min %.3f)", result["dice_min"])
     meta = {

@@ -119,7 +119,7 @@ def _read_state_dict(path: Path) -> dict:
     import torch
 
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(path)
@@ -147,7 +147,7 @@ def load_init(model: torch.nn.Module, path: str | Path, encoder: str) -> None:
             f"--init {path}: file not found; pass a model file from `lungseg train` "
             "(RUN/model.safetensors or RUN/checkpoints/best.ckpt)"
         )
-    if path.suffix not in (".safetensors", ".ckpt"):
+    if path.suffix.lower() not in (".safetensors", ".ckpt"):
         raise ValueError(
             f"--init {path}: training starts only from a .safetensors or .ckpt model file "
             "(an .onnx file cannot be trained; use the model it was exported from)"
@@ -188,12 +188,12 @@ def config_from_metadata(meta: dict | None, path: str | Path) -> ModelConfig:
 def read_config(path: str | Path) -> ModelConfig:
     """The ModelConfig stored in a .safetensors, .ckpt or .onnx model file."""
     path = Path(path)
-    if path.suffix == ".onnx":
+    if path.suffix.lower() == ".onnx":
         import onnx
 
         model = onnx.load(str(path), load_external_data=False)
         return config_from_metadata({p.key: p.value for p in model.metadata_props}, path)
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(path), "numpy") as f:
@@ -224,10 +224,10 @@ def load_model(path: str | Path | None = None) -> tuple[torch.nn.Module, ModelCo
     config)."""
     path = Path(path) if path else DEFAULT_WEIGHTS
     check_model_file(path)
-    if path.suffix not in (".safetensors", ".ckpt"):
+    if path.suffix.lower() not in (".safetensors", ".ckpt"):
         raise ValueError(f"{path}: unknown model format; use .safetensors, .ckpt or .onnx")
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
             config = read_config(path)

@@ -12,6 +12,7 @@ import numpy as np
 
 from .datasets import Problem, Sample
 from .imageio import ImageReadError, orientation, read_image, read_mask
+from .preprocess import upright
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,12 @@ def _thresholded(folder: Path) -> None:
 
 
 def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """Read and check one pair -> (image float32 HxW [0,1], lung mask uint8 {0,1}).
-    Raises ValueError/FileNotFoundError naming the file and what to do."""
-    image = read_image(s.image).image
+    """Read and check one pair -> (image float32 HxW [0,1], lung mask uint8 {0,1}), both upright
+    (`preprocess.upright`: a DICOM whose header says it is displayed mirrored or upside down is
+    turned, as predict turns it). Raises ValueError/FileNotFoundError naming the file and what
+    to do."""
+    film = read_image(s.image)
+    image = film.image
     mask = np.zeros(image.shape, dtype=np.uint8)
     turn = orientation(s.image)
     for p in s.masks:
@@ -109,7 +113,7 @@ def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
         mask |= binary_mask(raw, p)
     if not mask.any():
         raise ValueError(f"{s.masks[0]}: mask is empty; draw the lungs or remove the pair")
-    return image, mask
+    return upright(image, film), upright(mask, film)
 
 
 def check_pairs(samples: list[Sample], strict: bool = False):

@@ -150,3 +150,12 @@ def preprocess_mask(mask: np.ndarray, g: Geometry) -> np.ndarray:
     """uint8 {0,1} mask on the original grid -> uint8 {0,1} size x size, same geometry as image."""
     small = resize(mask.astype(np.float32), (g.rh, g.rw)) >= 0.5
     return place(small.astype(np.uint8), g)
+
+
+def upright(array: np.ndarray, rad) -> np.ndarray:
+    """A film's grid as displayed <-> upright (heart on the image right, head at the top), by
+    the orientation its header gave (`rad`: a `Radiograph`, its `flipped` and `upside_down`;
+    None: as displayed); its own inverse. The model is trained and run on upright films."""
+    if rad is None or not (rad.flipped or rad.upside_down):
+        return array
+    return np.ascontiguousarray(array[:: -1 if rad.upside_down else 1, :: -1 if rad.flipped else 1])

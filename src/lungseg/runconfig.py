@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 # the options `--resume` takes from the command line; all others stay as the run's config.json
 RESUMABLE = ("data", "epochs", "max_minutes", "workers", "device", "precision")
+MAX_MINUTES = 525_600  # --max-minutes: at most a year (Lightning's max_time is a timedelta)
 # a folder holds a run once it has one of these; config.json and splits.csv alone are what a
 # start that failed before its first checkpoint leaves, and a new run may overwrite them
 RUN_CHECKPOINTS = ("checkpoints/last.ckpt", "checkpoints/best.ckpt")
@@ -67,8 +68,9 @@ class TrainConfig:
             ("--p-corrupt", self.p_corrupt, 0 <= self.p_corrupt <= 1, "use 0 to 1"),
             ("--workers", self.workers, self.workers >= 0, "use 0 (no worker processes) or more"),
             ("--limit", self.limit, self.limit is None or self.limit >= 1, "use 1 or more"),
-            ("--max-minutes", self.max_minutes, self.max_minutes is None or self.max_minutes > 0,
-             "use minutes above 0, or leave it out for no limit"),
+            ("--max-minutes", self.max_minutes, self.max_minutes is None
+             or 0 < self.max_minutes <= MAX_MINUTES, "use minutes above 0 (at most a year), or "
+             "leave it out for no limit"),
             ("--device", self.device, self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
             ("--precision", self.precision, self.precision in PRECISIONS, " or ".join(PRECISIONS)),
         ]  # fmt: skip

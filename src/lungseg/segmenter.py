@@ -18,7 +18,7 @@ import numpy as np
 from . import postprocess as pp
 from .imageio import Radiograph, from_array, read_image
 from .model import DEFAULT_WEIGHTS, PRECISIONS, ModelConfig, check_model_file, config_from_metadata
-from .preprocess import preprocess, resize_labels, to_original
+from .preprocess import preprocess, resize_labels, to_original, upright
 from .rebuild import rebuild
 from .sides import split_sides
 from .stats import UNCERTAIN_MAX, film_flags, lung_balance, measure, uncertain_fraction
@@ -158,10 +158,14 @@ def make_runner(
     `compile`: torch.compile, worth its first-call minute on large folders, mostly on a GPU;
     `precision`: see TorchRunner)."""
     _check_precision(precision)
-    if model is not None and Path(model).suffix == ".onnx":
-        for option, refused in (("--compile", compile), ("--precision", precision == "bf16-mixed")):
+    if model is not None and Path(model).suffix.lower() == ".onnx":
+        refusals = (("--compile", compile), ("--precision", precision == "bf16-mixed"),
+                    ("--device cuda", device == "cuda"))  # fmt: skip
+        for option, refused in refusals:
             if refused:
-                raise ValueError(f"{option} is for PyTorch models; an .onnx model runs as exported")
+                raise ValueError(
+                    f"{option} is for PyTorch models; an .onnx model runs as exported, on the CPU"
+                )
         check_model_file(Path(model))
         return OnnxRunner(model)
     return TorchRunner(model, device, compile, precision)
@@ -173,14 +177,6 @@ def _signature(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
-
-
-def _upright(array: np.ndarray, rad: Radiograph | None) -> np.ndarray:
-    """A film's grid as displayed <-> upright (heart on the image right, head at the top), by
-    the orientation its header gave (`rad.flipped`, `rad.upside_down`); its own inverse."""
-    if rad is None or not (rad.flipped or rad.upside_down):
-        return array
-    return np.ascontiguousarray(array[:: -1 if rad.upside_down else 1, :: -1 if rad.flipped else 1])
 
 
 class Segmenter:
@@ -240,7 +236,7 @@ class Segmenter:
         on the image right and the head at the top; `finish` turns the result back."""
         c = self.config
         rad = film if isinstance(film, Radiograph) else None
-        image = _upright(rad.image, rad) if rad else from_array(film)
+        image = upright(rad.image, rad) if rad else from_array(film)
         return preprocess(image, c.size, c.fit, c.hist)
 
     def finish(self, prob_small: np.ndarray, geometry, rad: Radiograph | None = None) -> Result:
@@ -251,7 +247,7 @@ class Segmenter:
         morphology on a 3000 px film costs several times the model. A lung lost beside the
         other, where the model is unsure (`stats.UNCERTAIN_MAX`), is rebuilt (`rebuild.rebuild`)
         unless the header says the film is not a frontal chest radiograph."""
-        prob = _upright(to_original(prob_small, geometry), rad)  # back to the film's display
+        prob = upright(to_original(prob_small, geometry), rad)  # back to the film's display
         image = rad.image if rad else None
         rebuilding = self.rebuild and not film_flags(rad)
         h, w = prob.shape
@@ -259,7 +255,7 @@ class Segmenter:
         if self.postprocess and 0 < scale < 1:
             # the model's grid straight to the working grid; the film only for its black level
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            work = _upright(to_original(prob_small, geometry, size), rad)
+            work = upright(to_original(prob_small, geometry, size), rad)
             small = None if image is None else cv2.resize(image, size)  # (bilinear: 4x faster)
             _, labels, n_raw, rebuilt = self._clean(work, small, rad, rebuilding)
             labels = resize_labels(labels, (h, w))
@@ -282,11 +278,11 @@ class Segmenter:
         lost = rebuilding and lung_balance(labels)[0] is not None
         if not lost or uncertain_fraction(prob) <= UNCERTAIN_MAX:
             return raw, labels, n_raw, None  # (a small lung the model is sure of: left alone)
-        film = None if image is None else _upright(image, rad)
-        upright, rebuilt = rebuild(_upright(labels, rad), film)  # templates are upright
+        film = None if image is None else upright(image, rad)
+        turned, rebuilt = rebuild(upright(labels, rad), film)  # templates are upright
         if rebuilt is None:
             return raw, labels, n_raw, None
-        labels = _upright(upright, rad)
+        labels = upright(turned, rad)
         return (labels > 0).view(np.uint8), labels, n_raw, rebuilt
 
     @staticmethod

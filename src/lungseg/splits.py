@@ -89,7 +89,8 @@ def _read_splits(path: Path) -> dict[tuple[str, str], str]:
     if bad:
         names = _examples(f"{k!r} ({n} rows)" for k, n in sorted(bad.items()))
         raise ValueError(f"{path}: unknown split names {names}; use train, val or test")
-    twice = sorted(k for k, n in Counter(k for k, _ in rows).items() if n > 1)
+    seen = Counter((d, i.casefold()) for (d, i), _ in rows)  # JPCLN001 and jpcln001: one film
+    twice = sorted({(d, i) for (d, i), _ in rows if seen[d, i.casefold()] > 1})
     if twice:
         raise ValueError(
             f"{path}: {len(twice)} ids are listed more than once (a film in two splits "
@@ -124,12 +125,18 @@ def assign_splits(
 ):
     """Split of every sample: from `split_file` (e.g. a training run's splits.csv) when given,
     else from `find_splits_file(root)`, else a new deterministic split (a WARNING says so).
-    Samples missing from the file get a deterministic split. The split used is written to
+    Ids match the file's whatever their case. Samples missing from the file get a
+    deterministic split. The split used is written to
     out_dir/splits.csv."""
     path = Path(split_file) if split_file else find_splits_file(root)
     if path is not None:
         log.info("using split file %s", path)
         splits = read_splits(path)
+        listed = {(d, i.casefold()): (d, i) for d, i in splits}  # ids match whatever their case
+        for s in samples:
+            key = listed.get((s.dataset, s.id.casefold()), (s.dataset, s.id))
+            if key != (s.dataset, s.id):  # (jpcln005.png under JPCLN005 in the file)
+                splits[(s.dataset, s.id)] = splits.pop(key)
         keys = {(s.dataset, s.id) for s in samples}
         unknown = sorted(k for k in splits if k not in keys)
         if unknown:
