@@ -16,6 +16,7 @@ from lungseg.splits import (
     assign_splits,
     find_splits_file,
     make_splits,
+    matched,
     read_splits,
     select,
     write_splits,
@@ -219,6 +220,7 @@ def test_ids_match_the_split_file_whatever_their_case(dataset_root):
     assert assign_splits(dataset_root, samples) == {
         (d, i.lower()): sp for (d, i), sp in fixed.items()
     }
+    assert matched(fixed, samples) == {(d, i.lower()): sp for (d, i), sp in fixed.items()}
     text = "dataset,id,split\njsrt,JPCLN001,train\njsrt,jpcln001,test\n"  # one film, two splits
     with pytest.raises(ValueError, match="more than once"):
         read_splits(_write(dataset_root / "twice.csv", text))

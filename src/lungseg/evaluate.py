@@ -19,7 +19,14 @@ from .metrics import confusion, largest_disagreement, summarize
 from .png import write_png
 from .segmenter import Segmenter
 from .sides import split_sides
-from .splits import assign_splits, check_dataset_names, find_splits_file, read_splits, select
+from .splits import (
+    assign_splits,
+    check_dataset_names,
+    find_splits_file,
+    matched,
+    read_splits,
+    select,
+)
 
 log = logging.getLogger(__name__)
 THUMB = 256
@@ -41,7 +48,7 @@ def _warn_trained_on(root, run: Path | None, chosen) -> None:
     path = run / "splits.csv" if run and (run / "splits.csv").is_file() else find_splits_file(root)
     if path is None:
         return
-    listed = read_splits(path)
+    listed = matched(read_splits(path), chosen)
     if n := sum(listed.get((s.dataset, s.id)) in ("train", "val") for s in chosen):
         log.warning(
             "--split all: %d of the %d films are train or val films in %s (not held out)",
@@ -55,7 +62,7 @@ def _split_file(root, run: Path | None, samples) -> Path | None:
     own = find_splits_file(root)
     if run is None or not (run / "splits.csv").is_file():
         return own
-    listed = read_splits(run / "splits.csv")
+    listed = matched(read_splits(run / "splits.csv"), samples)
     if own is None or all((s.dataset, s.id) in listed for s in samples):
         log.info("evaluating on the split the model was trained with: %s", run / "splits.csv")
         return run / "splits.csv"

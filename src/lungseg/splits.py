@@ -99,6 +99,17 @@ def _read_splits(path: Path) -> dict[tuple[str, str], str]:
     return dict(rows)
 
 
+def matched(listed: dict[tuple[str, str], str], samples: list[Sample]) -> dict:
+    """`listed` (`read_splits`) keyed by each sample's id as the data spells it where the file
+    spells it in another case (jpcln005.png, listed as JPCLN005, keeps JPCLN005's split)."""
+    out, folded = dict(listed), {(d, i.casefold()): (d, i) for d, i in listed}
+    for s in samples:
+        key = folded.get((s.dataset, s.id.casefold()))
+        if key in out and key != (s.dataset, s.id):
+            out[(s.dataset, s.id)] = out.pop(key)
+    return out
+
+
 def write_splits(path: Path, splits: dict[tuple[str, str], str]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -131,12 +142,7 @@ def assign_splits(
     path = Path(split_file) if split_file else find_splits_file(root)
     if path is not None:
         log.info("using split file %s", path)
-        splits = read_splits(path)
-        listed = {(d, i.casefold()): (d, i) for d, i in splits}  # ids match whatever their case
-        for s in samples:
-            key = listed.get((s.dataset, s.id.casefold()), (s.dataset, s.id))
-            if key != (s.dataset, s.id):  # (jpcln005.png under JPCLN005 in the file)
-                splits[(s.dataset, s.id)] = splits.pop(key)
+        splits = matched(read_splits(path), samples)
         keys = {(s.dataset, s.id) for s in samples}
         unknown = sorted(k for k in splits if k not in keys)
         if unknown:
