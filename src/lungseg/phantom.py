@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .phantom_draw import Frame, blur, ring
+
 DISEASES = ("none", "opacity", "white-out", "effusion", "devices")
 
 
@@ -28,57 +30,6 @@ class Phantom:
     heart: np.ndarray  # uint8 HxW {0, 1}
 
 
-def _spline(pts, n: int = 12, closed: bool = True) -> np.ndarray:
-    """Catmull-Rom curve through K control points (K, 2) -> (M, 2) dense points."""
-    p = np.asarray(pts, dtype=np.float64)
-    p = np.vstack([p[-1], p, p[:2]] if closed else [2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
-    t = np.linspace(0, 1, n, endpoint=False)[:, None, None]
-    a, b, c, d = p[:-3], p[1:-2], p[2:-1], p[3:]
-    q = b + 0.5 * t * ((c - a) + (2 * a - 5 * b + 4 * c - d) * t + (3 * b - a - 3 * c + d) * t**2)
-    return np.vstack([q.transpose(1, 0, 2).reshape(-1, 2)] + ([] if closed else [p[-2][None]]))
-
-
-def _ring(u: float, v: float, a: float, b: float, n: int = 12) -> list:
-    """Control points of an ellipse centred (u, v) with semi-axes (a, b)."""
-    q = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return list(zip(u + a * np.cos(q), v + b * np.sin(q), strict=True))
-
-
-class _Frame:
-    """Random similarity map anatomical (u, v) -> pixel (x, y) of an HxW film, plus U, V grids."""
-
-    def __init__(self, h: int, w: int, rng: np.random.Generator):
-        ang = np.deg2rad(rng.uniform(-4, 4))
-        self.h, self.w, self.c, self.s = h, w, np.cos(ang), np.sin(ang)
-        self.k = min(h, w) * rng.uniform(0.9, 1.06)  # pixels per anatomical unit
-        self.x0, self.y0 = np.array([w / 2, h / 2]) + rng.uniform((-0.03, -0.04), (0.03, 0.03)) * w
-        self.ys, self.xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        dx, dy = (self.xs - self.x0) / self.k, (self.ys - self.y0) / self.k
-        self.U = 0.5 + self.c * dx + self.s * dy
-        self.V = 0.45 - self.s * dx + self.c * dy
-
-    def px(self, pts) -> np.ndarray:
-        p = np.asarray(pts, dtype=np.float64).reshape(-1, 2) - (0.5, 0.45)
-        x = self.x0 + self.k * (self.c * p[:, 0] - self.s * p[:, 1])
-        return np.stack([x, self.y0 + self.k * (self.s * p[:, 0] + self.c * p[:, 1])], 1)
-
-    def fill(self, ctrl, value: float = 1.0, canvas=None) -> np.ndarray:
-        """Closed spline through control points, filled (float32 HxW, or onto ``canvas``)."""
-        out = np.zeros((self.h, self.w), np.float32) if canvas is None else canvas
-        poly = np.round(self.px(_spline(ctrl)) * 16).astype(np.int32)
-        cv2.fillPoly(out, [poly], float(value), cv2.LINE_8, 4)
-        return out
-
-    def line(self, canvas, pts, width: float, value: float, n: int = 8) -> None:
-        """Draw an open spline of ``width`` anatomical units onto ``canvas`` (in place)."""
-        poly = np.round(self.px(_spline(pts, n, closed=False) if n > 1 else pts)).astype(np.int32)
-        cv2.polylines(canvas, [poly], False, float(value), max(1, round(width * self.k)))
-
-
-def _blur(a: np.ndarray, sigma_px: float) -> np.ndarray:
-    return cv2.GaussianBlur(a, (0, 0), max(sigma_px, 0.3)) if sigma_px > 0 else a
-
-
 def _lung_ctrl(cx: float, side: int, w: float, top: float, cp: float, dome: float, rng):
     """Control points of one lung envelope; side -1 = patient's right (image left), +1 = left."""
     j = rng.normal(0, 0.006, (14, 2))
@@ -89,7 +40,7 @@ def _lung_ctrl(cx: float, side: int, w: float, top: float, cp: float, dome: floa
     return [(cx + side * f * w + dx, v + dy) for (f, v), (dx, dy) in zip(f_v, j, strict=True)]
 
 
-def _anatomy(fr: _Frame, rng: np.random.Generator) -> dict:
+def _anatomy(fr: Frame, rng: np.random.Generator) -> dict:
     """Masks (float32 HxW {0,1}) of lung envelopes, mediastinum, heart, body, abdomen + params."""
     cx, wr, top, cpr = (
         0.5 + rng.normal(0, 0.01),
@@ -134,7 +85,7 @@ def _anatomy(fr: _Frame, rng: np.random.Generator) -> dict:
                 left=left, heart=heart_m, med=med_m, body=body, abdomen=abdomen)  # fmt: skip
 
 
-def _bones(fr: _Frame, a: dict, rng: np.random.Generator) -> np.ndarray:
+def _bones(fr: Frame, a: dict, rng: np.random.Generator) -> np.ndarray:
     """Density (float32 HxW) of ribs, clavicles, spine and humeral heads."""
     cx, top = a["cx"], a["top"]
     post, ant = np.zeros((fr.h, fr.w), np.float32), np.zeros((fr.h, fr.w), np.float32)
@@ -158,21 +109,21 @@ def _bones(fr: _Frame, a: dict, rng: np.random.Generator) -> np.ndarray:
         t = rng.uniform(-0.03, 0.02)
         f_v = [(0.06, 0.11), (0.13, 0.09), (0.22, 0.06), (0.3, 0.015 + t / 2), (0.37, t - 0.01)]
         fr.line(clav, [(cx + side * f, top + v) for f, v in f_v], rng.uniform(0.026, 0.034), 1.0)
-        fr.fill(_ring(cx + side * 0.5, top + 0.06, 0.07, 0.08), 0.5, clav)  # humeral head
+        fr.fill(ring(cx + side * 0.5, top + 0.06, 0.07, 0.08), 0.5, clav)  # humeral head
     spine = np.zeros_like(post)
     for v in np.arange(top - 0.4, 1.3, dv):
         fr.line(spine, [(cx - 0.02, v + 0.37 * dv), (cx + 0.02, v + 0.37 * dv)], 0.72 * dv, 0.6, 1)
         for s in (-1, 1):  # pedicles
-            fr.fill(_ring(cx + s * 0.024, v + dv * 0.3, 0.009, 0.012, 8), 0.9, spine)
+            fr.fill(ring(cx + s * 0.024, v + dv * 0.3, 0.009, 0.012, 8), 0.9, spine)
     spine = np.clip(spine, 0, 1) * np.exp(-(((fr.U - cx) / 0.045) ** 4))
     sk = fr.k / 512
-    out = 0.085 * _blur(post, 2.5 * sk) + 0.04 * _blur(ant, 3 * sk) + 0.15 * _blur(clav, 1.5 * sk)
-    hidden = _blur(np.maximum(a["abdomen"], a["heart"]), 0.02 * fr.k)
+    out = 0.085 * blur(post, 2.5 * sk) + 0.04 * blur(ant, 3 * sk) + 0.15 * blur(clav, 1.5 * sk)
+    hidden = blur(np.maximum(a["abdomen"], a["heart"]), 0.02 * fr.k)
     out *= np.clip(a["body"] * 3, 0, 1) * (1 - 0.6 * hidden)
-    return out + 0.14 * _blur(spine, 1.5 * sk) * (1 - 0.5 * hidden)
+    return out + 0.14 * blur(spine, 1.5 * sk) * (1 - 0.5 * hidden)
 
 
-def _vessels(fr: _Frame, a: dict, rng: np.random.Generator) -> np.ndarray:
+def _vessels(fr: Frame, a: dict, rng: np.random.Generator) -> np.ndarray:
     """Density (float32 HxW) of hila and a branching pulmonary vessel tree."""
     cv, cx = np.zeros((fr.h, fr.w), np.float32), a["cx"]
     for side, hv in ((-1, 0.42), (1, 0.4)):
@@ -191,36 +142,36 @@ def _vessels(fr: _Frame, a: dict, rng: np.random.Generator) -> np.ndarray:
     return cv
 
 
-def _disease(fr: _Frame, a: dict, air: np.ndarray, d: np.ndarray, kind: str, rng) -> None:
+def _disease(fr: Frame, a: dict, air: np.ndarray, d: np.ndarray, kind: str, rng) -> None:
     """Apply a disease to ``air`` / ``d`` (density) in place; masks stay anatomical."""
     side = "right" if rng.random() < 0.5 else "left"
     lung = a[side]
     if kind == "white-out":
-        air *= 1 - np.clip(2 * _blur(lung, 0.008 * fr.k), 0, 1)
-        d += 0.3 * _blur(lung, 0.01 * fr.k)
+        air *= 1 - np.clip(2 * blur(lung, 0.008 * fr.k), 0, 1)
+        d += 0.3 * blur(lung, 0.01 * fr.k)
     elif kind == "opacity":
         ys, xs = np.nonzero(lung)
         blob = np.zeros_like(d)
         for i in rng.choice(len(ys), 6):
             s = rng.uniform(0.03, 0.07) * fr.k
             blob += np.exp(-((fr.xs - xs[i]) ** 2 + (fr.ys - ys[i]) ** 2) / (2 * s * s))
-        tex = _blur(rng.random(d.shape).astype(np.float32), 0.01 * fr.k)
+        tex = blur(rng.random(d.shape).astype(np.float32), 0.01 * fr.k)
         tex = (tex - tex.min()) / (np.ptp(tex) + 1e-6)
-        d += 0.6 * np.clip(blob, 0, 1) * (0.4 + tex) * _blur(lung, 0.01 * fr.k)
+        d += 0.6 * np.clip(blob, 0, 1) * (0.4 + tex) * blur(lung, 0.01 * fr.k)
     elif kind == "effusion":  # fluid replaces air at the base, meniscus rising laterally
         s = -1 if side == "right" else 1
         lat = np.clip(s * (fr.U - a["cx"]) / a["w" + side[0]], 0, 1.2)
         lvl = max(a["dr"], a["dl"]) + rng.uniform(-0.18, -0.06) + 0.1 * (1 - lat) ** 2
-        fluid = _blur(np.clip((fr.V - lvl) / 0.08, 0, 1) ** 0.7 * lung, 0.004 * fr.k)
+        fluid = blur(np.clip((fr.V - lvl) / 0.08, 0, 1) ** 0.7 * lung, 0.004 * fr.k)
         air *= 1 - 0.95 * fluid
         d += 0.08 * fluid
     elif kind == "devices":  # metal/plastic adds density: draw on its own canvas, then add
         cx, top, dev = a["cx"], a["top"], np.zeros_like(d)
         for _ in range(rng.integers(3, 6)):  # ECG electrodes + leads
             u, v = cx + rng.uniform(-0.4, 0.4), rng.uniform(0.1, 0.8)
-            fr.fill(_ring(u, v, 0.022, 0.022), 0.25, dev)
-            fr.line(dev, _ring(u, v, 0.02, 0.02, 24), 0.004, 0.9, 1)
-            fr.fill(_ring(u, v, 0.006, 0.006), 1.5, dev)
+            fr.fill(ring(u, v, 0.022, 0.022), 0.25, dev)
+            fr.line(dev, ring(u, v, 0.02, 0.02, 24), 0.004, 0.9, 1)
+            fr.fill(ring(u, v, 0.006, 0.006), 1.5, dev)
             end = (u + rng.uniform(-0.3, 0.3), rng.choice([-0.2, 1.2]))
             mid = ((u + end[0]) / 2 + rng.normal(0, 0.1), (v + end[1]) / 2)
             fr.line(dev, [(u, v), mid, end], 0.004, 1.0)
@@ -238,7 +189,7 @@ def _disease(fr: _Frame, a: dict, air: np.ndarray, d: np.ndarray, kind: str, rng
         cv2.putText(
             txt, "PORTABLE", (fr.w - round(170 * sc), round(35 * sc)), font, 0.7 * sc, 255, w
         )
-        d += _blur(dev, 0.6 * fr.k / 512) + txt / 50.0
+        d += blur(dev, 0.6 * fr.k / 512) + txt / 50.0
 
 
 def make_phantom(
@@ -252,37 +203,37 @@ def make_phantom(
     if size < 64 or h < 64:
         raise ValueError(f"size and height must be >= 64 px, got size={size}, height={height}")
     rng = np.random.default_rng(seed)
-    fr = _Frame(h, size, rng)
+    fr = Frame(h, size, rng)
     a = _anatomy(fr, rng)
     lungs = np.maximum(a["right"], a["left"])
     sk, body, inside = fr.k / 512, a["body"], np.clip(a["body"] * 4, 0, 1)
     dist = cv2.distanceTransform((lungs > 0).astype(np.uint8), cv2.DIST_L2, 5) / fr.k
     apex = np.clip((fr.V - a["top"]) / 0.22, 0, 1)
-    air = (0.45 * _blur(lungs, 0.8 * sk) + 0.55 * (1 - np.exp(-dist / 0.07))) * (0.7 + 0.3 * apex)
+    air = (0.45 * blur(lungs, 0.8 * sk) + 0.55 * (1 - np.exp(-dist / 0.07))) * (0.7 + 0.3 * apex)
     heart = a["heart"] * (1 - a["abdomen"])  # the cardiac silhouette, down to the diaphragm
-    air += 0.15 * _blur(heart, 0.02 * fr.k)  # retrocardiac lung
-    tex = _blur(rng.standard_normal(lungs.shape).astype(np.float32), 1.2 * sk)
-    lo = _blur(tex, 8 * sk)
+    air += 0.15 * blur(heart, 0.02 * fr.k)  # retrocardiac lung
+    tex = blur(rng.standard_normal(lungs.shape).astype(np.float32), 1.2 * sk)
+    lo = blur(tex, 8 * sk)
     tex = 0.01 * tex / (tex.std() + 1e-6) + 0.015 * lo / (lo.std() + 1e-6)
     trachea = np.exp(-(((fr.U - a["cx"] + 0.004) / 0.017) ** 6)) * (fr.V < a["top"] + 0.22)
-    med = _blur(a["med"], 0.006 * fr.k) * np.clip((fr.V - a["top"] + 0.06) / 0.14, 0, 1)
-    ctr = np.maximum(0.36 * med, 0.26 * _blur(a["heart"], 0.003 * fr.k))
-    ctr = np.maximum(ctr, 0.42 * _blur(a["abdomen"], 0.012 * fr.k))
-    d = 0.72 * body + ctr * inside - 0.12 * _blur(trachea.astype(np.float32), 2 * sk)
-    vessel_bed = _blur(np.maximum(lungs, a["heart"]), 0.01 * fr.k)
+    med = blur(a["med"], 0.006 * fr.k) * np.clip((fr.V - a["top"] + 0.06) / 0.14, 0, 1)
+    ctr = np.maximum(0.36 * med, 0.26 * blur(a["heart"], 0.003 * fr.k))
+    ctr = np.maximum(ctr, 0.42 * blur(a["abdomen"], 0.012 * fr.k))
+    d = 0.72 * body + ctr * inside - 0.12 * blur(trachea.astype(np.float32), 2 * sk)
+    vessel_bed = blur(np.maximum(lungs, a["heart"]), 0.01 * fr.k)
     d += _bones(fr, a, rng) + 0.1 * _vessels(fr, a, rng) * vessel_bed
     if rng.random() < 0.6:  # gastric bubble under the left dome
-        bub = fr.fill(_ring(a["cx"] + 0.17, a["dl"] + 0.08, 0.05, 0.025, 10))
-        d -= 0.2 * _blur(bub * a["abdomen"], 3 * sk)
-    d += tex * _blur(lungs, 3 * sk)
+        bub = fr.fill(ring(a["cx"] + 0.17, a["dl"] + 0.08, 0.05, 0.025, 10))
+        d -= 0.2 * blur(bub * a["abdomen"], 3 * sk)
+    d += tex * blur(lungs, 3 * sk)
     if disease != "none":
         _disease(fr, a, air, d, disease, np.random.default_rng([seed, DISEASES.index(disease)]))
     d -= rng.uniform(0.5, 0.6) * air
     nrng = np.random.default_rng([seed, 99])
     img = 1 - np.exp(-nrng.uniform(1.8, 2.4) * np.clip(d, 0, None))
     bg = nrng.uniform(0, 0.12) if nrng.random() < 0.7 else nrng.uniform(0.2, 0.4)
-    img = _blur((bg + (1 - bg) * img).astype(np.float32), nrng.uniform(0.4, 1.0) * sk)
-    img = img + nrng.uniform(0, 0.5) * (img - _blur(img, 0.04 * fr.k))  # unsharp-mask processing
+    img = blur((bg + (1 - bg) * img).astype(np.float32), nrng.uniform(0.4, 1.0) * sk)
+    img = img + nrng.uniform(0, 0.5) * (img - blur(img, 0.04 * fr.k))  # unsharp-mask processing
     img = np.clip(img, 0, 1) ** nrng.uniform(0.8, 1.25)
     img = img + nrng.normal(0, nrng.uniform(0.004, 0.012), img.shape)
     image = np.clip(img, 0, 1).astype(np.float32)
