@@ -168,6 +168,30 @@ def test_split_all_scores_every_film_of_your_own_folder(tiny_model, tmp_path, sy
     assert not (out / "splits.csv").exists() and "split" not in caplog.text.lower()
 
 
+def test_evaluate_reads_a_dicoms_header_as_predict_does(tiny_model, tmp_path, synth):
+    """Own films as DICOM: a lateral view is flagged in per_image.csv (`not_frontal_view`), and a
+    film stored upside down (PatientOrientation L\\H) is scored upright against its mask."""
+    from dicomfiles import write_dicom
+
+    left, right = synth.lung_masks()
+    film = np.round(synth.chest_image(seed=1).astype(np.float64) / 255 * 4095)
+    (tmp_path / "mine" / "images").mkdir(parents=True)
+    write_dicom(tmp_path / "mine" / "images" / "lat.dcm", film, ViewPosition="LL")
+    write_dicom(
+        tmp_path / "mine" / "images" / "turned.dcm", film[::-1], PatientOrientation=["L", "H"]
+    )
+    synth.save_mask(tmp_path / "mine" / "masks" / "lat.png", left | right)
+    synth.save_mask(tmp_path / "mine" / "masks" / "turned.png", (left | right)[::-1])
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(tiny_model), "--data", str(tmp_path / "mine")]
+    assert main(argv + ["--split", "all", "--out", str(out), "--device", "cpu"]) == 0
+    with open(out / "per_image.csv", newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    assert rows["lat"]["flags"].startswith("not_frontal_view")
+    assert "not_frontal_view" not in rows["turned"]["flags"]
+    assert rows["turned"]["iou"] == rows["lat"]["iou"]  # the same film, turned upright first
+
+
 def test_split_all_warns_about_films_a_split_file_lists_for_training(
     root, tiny_model, tmp_path, caplog
 ):

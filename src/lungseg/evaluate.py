@@ -14,7 +14,6 @@ from tqdm import tqdm
 
 from . import datasets as data
 from . import pairs, report
-from .imageio import Radiograph
 from .metrics import confusion, largest_disagreement, summarize
 from .png import write_png
 from .segmenter import Segmenter
@@ -146,13 +145,13 @@ def evaluate(
         batch, truths = [], []
         for s in chosen[start : start + batch_size]:
             try:
-                image, mask = pairs.load_pair(s)
+                rad, mask = pairs.load_film_pair(s)
             except (ValueError, FileNotFoundError) as e:
                 if strict:
                     raise
                 problems.append(data.Problem(str(s.image), str(e), "skipped"))
                 continue
-            batch.append((s, Radiograph(image)))
+            batch.append((s, rad))
             truths.append(mask)
         if not batch:
             continue

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .datasets import Problem, Sample
-from .imageio import ImageReadError, orientation, read_image, read_mask
+from .imageio import ImageReadError, Radiograph, orientation, read_image, read_mask
 from .preprocess import upright
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,13 @@ def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
     (`preprocess.upright`: a DICOM whose header says it is displayed mirrored or upside down is
     turned, as predict turns it). Raises ValueError/FileNotFoundError naming the file and what
     to do."""
+    film, mask = load_film_pair(s)
+    return film.image, mask
+
+
+def load_film_pair(s: Sample) -> tuple[Radiograph, np.ndarray]:
+    """`load_pair` with the film as a Radiograph: upright, its header's spacing and view kept
+    (for measurements and the quality flags, as predict has them)."""
     film = read_image(s.image)
     image = film.image
     mask = np.zeros(image.shape, dtype=np.uint8)
@@ -113,7 +121,8 @@ def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
         mask |= binary_mask(raw, p)
     if not mask.any():
         raise ValueError(f"{s.masks[0]}: mask is empty; draw the lungs or remove the pair")
-    return upright(image, film), upright(mask, film)
+    turned = replace(film, image=upright(image, film), flipped=False, upside_down=False)
+    return turned, upright(mask, film)
 
 
 def check_pairs(samples: list[Sample], strict: bool = False):
