@@ -16,9 +16,11 @@ replaces), and the model card's practice, that a val gain must not be bought wit
 no phantom disease more than PHANTOM_SLACK below the baseline's mean Dice, no robustness
 condition more than MEAN_SLACK below its mean IoU or its worst film more than WORST_SLACK below
 the baseline's worst. The test split is never read. About 5 minutes on 2 CPU cores; CUDA is
-hidden, so a GPU host scores as a CPU does. Each model's val split is the one `evaluate` finds
-for it: the run folder's splits.csv when it lists every film (a run of `lungseg train` on this
-data copies the data's), else the data's.
+hidden, so a GPU host scores as a CPU does. Each model's val IoU is on the split `evaluate`
+finds for it: the run folder's splits.csv when it lists every film (a run of `lungseg train` on
+this data copies the data's), else the data's; the robustness films are the first val films of
+the data's splits.csv for both models (a candidate trained on another split could have trained
+on them).
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def summary(rows: list[dict], poor: float) -> dict:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default="../shared/data")
-    p.add_argument("--split", default="val", help="films of this split ('' for phantoms only)")
+    p.add_argument("--split", default="val", choices=["", "train", "val", "test"],
+                   help="films of this split ('' for phantoms only)")  # fmt: skip
     p.add_argument("--model", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--limit", type=int, help="at most N films")
     p.add_argument("--seed", type=int, default=0)
