@@ -104,7 +104,9 @@ def test_predict_flags_a_lateral_view_and_writes_it_in_its_row(tiny_model, tmp_p
     from lungseg.predict import predict_paths
 
     (tmp_path / "in").mkdir()
-    write_dicom(tmp_path / "in" / "pa.dcm", dicom_ramp(), ViewPosition="PA")
+    write_dicom(
+        tmp_path / "in" / "pa.dcm", dicom_ramp(), ViewPosition="PA", PixelSpacing=[0.2, 0.3]
+    )
     write_dicom(tmp_path / "in" / "lat.dcm", dicom_ramp(), ViewPosition="LL")
     assert predict_paths([str(tmp_path / "in")], str(tmp_path / "out"), model=str(tiny_model)) == []
     with open(tmp_path / "out" / "results.csv", newline="") as f:
@@ -112,3 +114,12 @@ def test_predict_flags_a_lateral_view_and_writes_it_in_its_row(tiny_model, tmp_p
     assert rows["lat"]["view"] == "LL" and rows["lat"]["quality"] == "check"
     assert rows["lat"]["flags"].split(";")[0] == "not_frontal_view"
     assert rows["pa"]["view"] == "PA" and "not_frontal_view" not in rows["pa"]["flags"]
+    pa = rows["pa"]  # measurements in mm by the header's spacing; none without it
+    assert int(pa["right_height_px"]) + int(pa["left_height_px"]) > 0
+    for side in ("right", "left"):
+        px = int(pa[f"{side}_height_px"])
+        assert float(pa[f"{side}_height_mm"]) == pytest.approx(0.2 * px, abs=0.05)
+        assert float(pa[f"{side}_area_mm2"]) == pytest.approx(
+            0.06 * int(pa[f"{side}_area_px"]), abs=0.05
+        )
+    assert rows["lat"]["right_height_mm"] == "" and rows["lat"]["right_area_mm2"] == ""

@@ -34,6 +34,20 @@ def test_measure_mm2_with_spacing():
     assert s["left_area_mm2"] == pytest.approx(round(int(b.sum()) * 0.1, 1))
 
 
+def test_lung_heights_in_px_and_mm():
+    """Each lung's height: the rows its label spans, in mm by the row spacing (not the column's)."""
+    labels = np.zeros((H, W), np.uint8)
+    labels[20:150, 10:60] = RIGHT  # 130 rows
+    labels[30:120, 90:150] = LEFT  # 90 rows
+    labels[140, 120] = LEFT  # a speck below: the extent reaches it (111 rows)
+    s = measure(labels)
+    assert (s["right_height_px"], s["left_height_px"]) == (130, 111)
+    assert s["right_height_mm"] is None and s["left_height_mm"] is None
+    s = measure(labels, spacing=(0.2, 0.5))
+    assert (s["right_height_mm"], s["left_height_mm"]) == (26.0, 22.2)
+    assert measure(np.zeros((H, W), np.uint8))["right_height_px"] == 0
+
+
 def test_flag_no_lung():
     s = measure(np.zeros((H, W), np.uint8))
     assert s["flags"] == "no_lung" and s["quality"] == "check"

@@ -59,6 +59,10 @@ FIELDS = [
     "error",
     "mask",  # the row's mask file in --out
     "view",  # a DICOM's ViewPosition (new columns go last: those read by position stay put)
+    "right_height_px",
+    "left_height_px",
+    "right_height_mm",
+    "left_height_mm",
 ]
 
 

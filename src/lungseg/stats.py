@@ -28,7 +28,8 @@ def measure(
     film: Radiograph | None = None,
     rebuilt: int | None = None,
 ) -> dict:
-    """Areas (px, and mm² when `spacing` is known), lung/image ratio, components and a quality
+    """Areas and heights (px, and mm² / mm when `spacing` is known; a lung's height: its rows'
+    extent on the film, apex to its lowest point), lung/image ratio, components and a quality
     flag ('ok' or 'check') with the reasons in `flags`: those of the outline
     (`quality_flags`) after those of the film's DICOM header (`film_flags`), whose view
     position is the `view` column. `rebuilt`: the side (RIGHT or LEFT) whose lung the model
@@ -46,6 +47,7 @@ def measure(
         "right_area_mm2": round(right * px_mm2, 1) if px_mm2 else None,
         "left_area_mm2": round(left * px_mm2, 1) if px_mm2 else None,
         "lung_image_ratio": round((right + left) / (h * w), 4),
+        **_heights(lungs, spacing),
         "components": raw_components
         if raw_components is not None
         else len(components(labels > 0).areas),
@@ -57,6 +59,16 @@ def measure(
     s["flags"] = ";".join(flags + quality_flags(lungs, s))
     s["quality"] = "ok" if not s["flags"] else "check"
     return s
+
+
+def _heights(labels: np.ndarray, spacing: tuple[float, float] | None) -> dict:
+    """Each lung's height in px, and in mm (rows x the row spacing) when `spacing` is known."""
+    out = {}
+    for side, name in SIDE_NAMES.items():
+        px = _height(labels == side)
+        out[f"{name}_height_px"] = px
+        out[f"{name}_height_mm"] = round(px * spacing[0], 1) if spacing else None
+    return out
 
 
 def film_flags(film: Radiograph | None) -> list[str]:
