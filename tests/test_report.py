@@ -135,6 +135,14 @@ def test_check_sheets_remove_an_earlier_runs_extra_pages_only(tmp_path):
     foreign = tmp_path / "check_overlays_09.png"  # not written by lungseg: kept
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(foreign)
     pages = check_sheets(tmp_path, _flagged_run(tmp_path, 4))
+    mine = tmp_path / "check_overlays_02.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(mine)  # a user's file of a page's name
+    assert check_sheets(tmp_path, _flagged_run(tmp_path, 40)) == [
+        tmp_path / "check_overlays_01.png"
+    ]
+    assert np.asarray(Image.open(mine)).shape == (8, 8)  # not replaced
+    mine.unlink()
+    pages = check_sheets(tmp_path, _flagged_run(tmp_path, 4))
     assert sorted(p.name for p in tmp_path.glob("check_overlays_*.png")) == [
         "check_overlays_01.png",
         "check_overlays_09.png",

@@ -4,6 +4,7 @@ grids, training curves."""
 from __future__ import annotations
 
 import csv
+import logging
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 
 from .png import predicted, write_png
 from .postprocess import LEFT, RIGHT, bounding_box
+
+log = logging.getLogger(__name__)
 
 RIGHT_COLOR, LEFT_COLOR, TRUTH_COLOR = (255, 80, 60), (60, 160, 255), (80, 230, 80)
 # Overlays are 8-bit palette images: 252 gray levels, then the three outline colours. A palette PNG
@@ -114,8 +117,9 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
     """Contact sheets of the overlays `predict` wrote for the results flagged `check` (`rows`:
     results.csv's rows, in order): each overlay shrunk into a TILE px square with the film's
     name and flags below it, COLUMNS x ROWS per page, written as OUT/check_overlays_01.png, 02,
-    ... -> the pages written. Pages of an earlier run beyond these are removed; films whose
-    overlay is not there (`--no-overlay`, deleted) are left out."""
+    ... -> the pages written. Pages of an earlier run beyond these are removed, and a file of
+    that name lungseg did not write is kept (that page not written); films whose overlay is not
+    there (`--no-overlay`, deleted) are left out."""
     out_dir = Path(out_dir)
     flagged = [r for r in rows if r.get("quality") == "check" and r.get("mask")]
     tiles = [(r, out_dir / r["mask"].replace("_mask.png", "_overlay.png")) for r in flagged]
@@ -129,8 +133,12 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
         for k, (row, path) in enumerate(page):
             y, x = (k // COLUMNS) * (TILE + CAPTION), (k % COLUMNS) * (TILE + GAP)
             _tile(sheet[y : y + TILE + CAPTION, x : x + TILE], path, row)
-        pages.append(out_dir / SHEET.format(n))
-        write_png(pages[-1], sheet, mark=True)
+        page_path = out_dir / SHEET.format(n)
+        if page_path.exists() and not predicted(page_path):  # not lungseg's: left as it is
+            log.warning("%s exists and lungseg did not write it: that page not written", page_path)
+            continue
+        pages.append(page_path)
+        write_png(page_path, sheet, mark=True)
     for old in out_dir.glob("check_overlays_*.png"):  # a longer earlier run's last pages
         if old not in pages and predicted(old):
             old.unlink()
