@@ -116,7 +116,9 @@ def test_table_names_each_rows_mask_and_lists_missing_inputs(tiny_model, tmp_pat
     assert failed == [str(tmp_path / "gone.png")]
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["mask"] for r in rows[:2]] == ["film_mask.png", "film_2_mask.png"]
-    assert list(rows[0])[-2:] == ["mask", "view"]  # appended: earlier columns keep their places
+    assert list(rows[0])[-6:-4] == ["mask", "view"]  # appended: earlier columns keep their places
+    assert list(rows[0])[-4:] == ["right_height_px", "left_height_px", "right_height_mm",
+                                  "left_height_mm"]  # fmt: skip
     assert all((out / r["mask"]).is_file() for r in rows[:2])
     assert rows[2]["file"].endswith("gone.png") and rows[2]["quality"] == "error"
 
