@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -221,9 +222,11 @@ def test_ids_match_the_split_file_whatever_their_case(dataset_root):
         (d, i.lower()): sp for (d, i), sp in fixed.items()
     }
     assert matched(fixed, samples) == {(d, i.lower()): sp for (d, i), sp in fixed.items()}
-    text = "dataset,id,split\njsrt,JPCLN001,train\njsrt,jpcln001,test\n"  # one film, two splits
-    with pytest.raises(ValueError, match="more than once"):
-        read_splits(_write(dataset_root / "twice.csv", text))
+    # two films whose names differ only in case (a case-sensitive file system): each keeps its own
+    one, two = samples[0], datasets.Sample(samples[0].dataset, samples[0].id.upper(), Path("x"), [])
+    listed = {(one.dataset, one.id): "test", (two.dataset, two.id): "train"}
+    assert matched(listed, [one, two]) == listed
+    assert matched({(one.dataset, one.id): "test"}, [one, two]) == {(one.dataset, one.id): "test"}
 
 
 # ---------------------------------------------------------------- review: small groups

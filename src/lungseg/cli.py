@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             "%s%s; check the path (--out must be a folder you may write to)", where, e.strerror or e
         )
         return 2
-    except ImportError as e:  # an optional part: the extra that brings it
-        extra = EXTRAS.get((e.name or "").partition(".")[0])
+    except ModuleNotFoundError as e:  # an optional part: the extra that brings it
+        extra = EXTRAS.get(e.name or "")
         if extra is None:
             raise
         log.error("%s is not installed: pip install 'lungseg[%s]'", e.name, extra)

@@ -122,7 +122,7 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
     there (`--no-overlay`, deleted) are left out."""
     out_dir = Path(out_dir)
     flagged = [r for r in rows if r.get("quality") == "check" and r.get("mask")]
-    tiles = [(r, out_dir / r["mask"].replace("_mask.png", "_overlay.png")) for r in flagged]
+    tiles = [(r, out_dir / (r["mask"].removesuffix("_mask.png") + "_overlay.png")) for r in flagged]
     tiles = [(r, p) for r, p in tiles if p.is_file()]
     per_page = COLUMNS * ROWS
     pages = []

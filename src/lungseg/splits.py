@@ -89,8 +89,7 @@ def _read_splits(path: Path) -> dict[tuple[str, str], str]:
     if bad:
         names = _examples(f"{k!r} ({n} rows)" for k, n in sorted(bad.items()))
         raise ValueError(f"{path}: unknown split names {names}; use train, val or test")
-    seen = Counter((d, i.casefold()) for (d, i), _ in rows)  # JPCLN001 and jpcln001: one film
-    twice = sorted({(d, i) for (d, i), _ in rows if seen[d, i.casefold()] > 1})
+    twice = sorted(k for k, n in Counter(k for k, _ in rows).items() if n > 1)
     if twice:
         raise ValueError(
             f"{path}: {len(twice)} ids are listed more than once (a film in two splits "
@@ -103,9 +102,10 @@ def matched(listed: dict[tuple[str, str], str], samples: list[Sample]) -> dict:
     """`listed` (`read_splits`) keyed by each sample's id as the data spells it where the file
     spells it in another case (jpcln005.png, listed as JPCLN005, keeps JPCLN005's split)."""
     out, folded = dict(listed), {(d, i.casefold()): (d, i) for d, i in listed}
+    exact = {(s.dataset, s.id) for s in samples}  # (film1.png and FILM1.png: two films, as named)
     for s in samples:
         key = folded.get((s.dataset, s.id.casefold()))
-        if key in out and key != (s.dataset, s.id):
+        if key in out and key not in exact:
             out[(s.dataset, s.id)] = out.pop(key)
     return out
 
