@@ -19,7 +19,7 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .augment import CORRUPTIONS
-    from .model import ENCODERS, PRECISIONS
+    from .model import DEVICES, ENCODERS, PRECISIONS
     from .runconfig import RESUMABLE, flag
 
     p = argparse.ArgumentParser(prog="lungseg", description="Lung segmentation in chest X-rays")
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
-    dev = dict(choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
+    dev = dict(choices=DEVICES, default="auto", help="where to run")
     prec = dict(choices=PRECISIONS, default="auto", help="auto: bf16-mixed on a GPU, else 32-true")
     names = "only these: montgomery, shenzhen, jsrt, other (any case)"
 

@@ -24,6 +24,7 @@ STRIDE = 16
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "lungseg_deeplabv3plus_resnet50.safetensors"
 # --precision of train, evaluate and predict (Lightning's names); auto: bf16-mixed on a GPU only
 PRECISIONS = ("auto", "32-true", "bf16-mixed")
+DEVICES = ("auto", "cpu", "cuda")  # where a model runs (auto: a CUDA GPU when there is one)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .postprocess import BLACK_LEVEL, LEFT, RIGHT
-from .stats import lung_balance
+from .stats import lung_balance, lung_sizes
 
 TEMPLATES = Path(__file__).parent / "weights" / "lung_templates.npz"
 # The template grid in the frame of the lung that was found, that lung drawn on the image left
@@ -44,7 +44,7 @@ def rebuild(
     The template keeps off the other lung and, when the film `image` (float32 HxW [0,1]) is
     given, off its black level (padding, unexposed film) and is moved towards the found lung's
     mirror image (`mirror_shift`). `templates`: `load_templates()` unless given."""
-    lost = lung_balance(labels)[0]
+    lost = lung_balance(lung_sizes(labels))[0]
     if lost is None:
         return labels, None
     found = RIGHT if lost == LEFT else LEFT

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .augment import CORRUPTIONS, Augmenter, check_corruptions
-from .model import PRECISIONS, ModelConfig
+from .model import DEVICES, PRECISIONS, ModelConfig
 from .preprocess import FITS, HIST_METHODS
 from .splits import check_dataset_names
 
@@ -71,7 +71,7 @@ class TrainConfig:
             ("--max-minutes", self.max_minutes, self.max_minutes is None
              or 0 < self.max_minutes <= MAX_MINUTES, "use minutes above 0 (at most a year), or "
              "leave it out for no limit"),
-            ("--device", self.device, self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+            ("--device", self.device, self.device in DEVICES, "auto, cpu or cuda"),
             ("--precision", self.precision, self.precision in PRECISIONS, " or ".join(PRECISIONS)),
         ]  # fmt: skip
         bad = [f"{option} {value!r}: {fix}" for option, value, ok, fix in checks if not ok]

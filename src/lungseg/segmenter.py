@@ -17,11 +17,18 @@ import numpy as np
 
 from . import postprocess as pp
 from .imageio import Radiograph, from_array, read_image
-from .model import DEFAULT_WEIGHTS, PRECISIONS, ModelConfig, check_model_file, config_from_metadata
+from .model import (
+    DEFAULT_WEIGHTS,
+    DEVICES,
+    PRECISIONS,
+    ModelConfig,
+    check_model_file,
+    config_from_metadata,
+)
 from .preprocess import preprocess, resize_labels, to_original, upright
 from .rebuild import rebuild
 from .sides import split_sides
-from .stats import UNCERTAIN_MAX, film_flags, lung_balance, measure, uncertain_fraction
+from .stats import UNCERTAIN_MAX, film_flags, lung_balance, lung_sizes, measure, uncertain_fraction
 
 log = logging.getLogger(__name__)
 WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
@@ -58,7 +65,7 @@ class TorchRunner:
         from .model import load_model
 
         self.torch = torch
-        if device not in ("auto", "cpu", "cuda"):
+        if device not in DEVICES:
             raise ValueError(f"device {device!r}: choose auto, cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu/auto")
@@ -275,7 +282,7 @@ class Segmenter:
         if self.postprocess:
             raw, comps = pp.clean_labelled(raw, image, prob, comps)
         labels = split_sides(raw, bool(rad and rad.flipped), comps)
-        lost = rebuilding and lung_balance(labels)[0] is not None
+        lost = rebuilding and lung_balance(lung_sizes(labels))[0] is not None
         if not lost or uncertain_fraction(prob) <= UNCERTAIN_MAX:
             return raw, labels, n_raw, None  # (a small lung the model is sure of: left alone)
         film = None if image is None else upright(image, rad)

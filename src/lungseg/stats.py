@@ -37,7 +37,8 @@ def measure(
     before the others)."""
     h, w = labels.shape
     lungs = labels[bounding_box(labels)]  # counted on the lungs' box, not the whole film
-    right, left = int(np.count_nonzero(lungs == RIGHT)), int(np.count_nonzero(lungs == LEFT))
+    sizes = lung_sizes(lungs)
+    (right, right_rows), (left, left_rows) = sizes[RIGHT], sizes[LEFT]
     px_mm2 = spacing[0] * spacing[1] if spacing else None
     s = {
         "height": h,
@@ -47,7 +48,10 @@ def measure(
         "right_area_mm2": round(right * px_mm2, 1) if px_mm2 else None,
         "left_area_mm2": round(left * px_mm2, 1) if px_mm2 else None,
         "lung_image_ratio": round((right + left) / (h * w), 4),
-        **_heights(lungs, spacing),
+        "right_height_px": right_rows,
+        "left_height_px": left_rows,
+        "right_height_mm": round(right_rows * spacing[0], 1) if spacing else None,
+        "left_height_mm": round(left_rows * spacing[0], 1) if spacing else None,
         "components": raw_components
         if raw_components is not None
         else len(components(labels > 0).areas),
@@ -56,19 +60,9 @@ def measure(
         s["uncertain_fraction"] = round(uncertain_fraction(prob), 4)
     s["view"] = film.view if film else ""
     flags = film_flags(film) + ([f"{SIDE_NAMES[rebuilt]}_lung_rebuilt"] if rebuilt else [])
-    s["flags"] = ";".join(flags + quality_flags(lungs, s))
+    s["flags"] = ";".join(flags + quality_flags(s))
     s["quality"] = "ok" if not s["flags"] else "check"
     return s
-
-
-def _heights(labels: np.ndarray, spacing: tuple[float, float] | None) -> dict:
-    """Each lung's height in px, and in mm (rows x the row spacing) when `spacing` is known."""
-    out = {}
-    for side, name in SIDE_NAMES.items():
-        px = _height(labels == side)
-        out[f"{name}_height_px"] = px
-        out[f"{name}_height_mm"] = round(px * spacing[0], 1) if spacing else None
-    return out
 
 
 def film_flags(film: Radiograph | None) -> list[str]:
@@ -95,37 +89,46 @@ def uncertain_fraction(prob: np.ndarray) -> float:
     return (candidate - int(np.count_nonzero(prob >= 0.8))) / max(1, candidate)
 
 
-def lung_balance(labels: np.ndarray) -> tuple[int | None, list[str]]:
+def lung_sizes(labels: np.ndarray) -> dict[int, tuple[int, int]]:
+    """{RIGHT, LEFT: (pixels, rows spanned)} of `labels` uint8 HxW (0 background, RIGHT, LEFT, as
+    `sides.split_sides` gives them): each lung's area and height."""
+    out = {}
+    for side in (RIGHT, LEFT):
+        region = labels == side
+        rows = np.flatnonzero(region.any(axis=1))
+        out[side] = (int(np.count_nonzero(region)), int(rows[-1] - rows[0] + 1) if len(rows) else 0)
+    return out
+
+
+def lung_balance(sizes: dict[int, tuple[int, int]]) -> tuple[int | None, list[str]]:
     """The lung implausibly small or short beside the other (RIGHT or LEFT; None when both are
     plausible or there is no lung) and why: `one_lung_missing` (under MISSING_RATIO of the
     other's pixels), `lung_area_ratio` (under AREA_RATIO) and `vertical_extent` (under
-    EXTENT_RATIO of its height, when neither is missing). `labels` uint8 HxW, 0 background,
-    RIGHT, LEFT (`sides.split_sides`). The quality flags and `rebuild` both judge by it."""
-    areas = {side: int(np.count_nonzero(labels == side)) for side in (RIGHT, LEFT)}
+    EXTENT_RATIO of its height, when neither is missing). `sizes`: `lung_sizes`. The quality
+    flags and `rebuild` both judge by it."""
+    areas = {side: area for side, (area, _) in sizes.items()}
+    heights = {side: rows for side, (_, rows) in sizes.items()}
     small, large = sorted(areas, key=areas.get)
     if areas[large] == 0:
         return None, []
     if areas[small] < MISSING_RATIO * areas[large]:
         return small, ["one_lung_missing"]
     reasons = ["lung_area_ratio"] if areas[small] < AREA_RATIO * areas[large] else []
-    heights = {side: _height(labels == side) for side in (RIGHT, LEFT)}
     short, tall = sorted(heights, key=heights.get)
     if heights[short] < EXTENT_RATIO * heights[tall]:
         reasons.append("vertical_extent")
     return (small if "lung_area_ratio" in reasons else short if reasons else None), reasons
 
 
-def _height(region: np.ndarray) -> int:
-    rows = np.flatnonzero(region.any(axis=1))
-    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
-
-
-def quality_flags(labels: np.ndarray, s: dict) -> list[str]:
-    """Reasons to check a result by eye (empty list: plausible). `labels`: the film's labels, or
-    any crop of them holding both lungs; `s`: the measurements of `measure`."""
+def quality_flags(s: dict) -> list[str]:
+    """Reasons to check a result by eye (empty list: plausible) from the measurements of
+    `measure`."""
     if s["right_area_px"] + s["left_area_px"] == 0:
         return ["no_lung"]
-    flags = lung_balance(labels)[1]
+    sizes = {
+        side: (s[f"{name}_area_px"], s[f"{name}_height_px"]) for side, name in SIDE_NAMES.items()
+    }
+    flags = lung_balance(sizes)[1]
     if not 0.05 <= s["lung_image_ratio"] <= 0.65:
         flags.append("lung_area")
     if s["components"] > 2:
