@@ -139,7 +139,7 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
             continue
         pages.append(page_path)
         write_png(page_path, sheet, mark=True)
-    for old in out_dir.glob("check_overlays_*.png"):  # a longer earlier run's last pages
+    for old in out_dir.glob(SHEET.replace("{:02d}", "*")):  # a longer earlier run's last pages
         if old not in pages and predicted(old):
             old.unlink()
     return pages
