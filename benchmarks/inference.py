@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from inference_measure import floor, machine  # beside this file (sys.path[0] for a script)
 
-from lungseg.segmenter import cpu_has_bf16
+from lungseg.runners import cpu_has_bf16
 
 HERE = Path(__file__).resolve().parent
 MEASURE = HERE / "inference_measure.py"  # what the child processes run

@@ -153,7 +153,7 @@ def e2e_worker(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
     seg = Segmenter(spec["model"], device=spec["device"], precision=spec.get("precision", "auto"))
     if spec["threads"] and hasattr(seg.runner, "session"):  # rebuild the session with N threads
-        from lungseg.segmenter import OnnxRunner
+        from lungseg.runners import OnnxRunner
 
         seg.runner = OnnxRunner(spec["model"], threads=spec["threads"])
     files, out = spec["files"], spec["out"]

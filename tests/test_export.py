@@ -22,7 +22,7 @@ onnx = pytest.importorskip("onnx")
 from lungseg import cli  # noqa: E402
 from lungseg.export import compare, export_onnx, model_inputs  # noqa: E402
 from lungseg.model import ModelConfig, build_model, read_config, save_safetensors  # noqa: E402
-from lungseg.segmenter import OnnxRunner, TorchRunner, make_runner  # noqa: E402
+from lungseg.runners import OnnxRunner, TorchRunner, make_runner  # noqa: E402
 
 SIZE = 64
 CONFIG = ModelConfig(encoder="resnet18", size=SIZE)

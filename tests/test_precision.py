@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lungseg import segmenter
+from lungseg import runners
 from lungseg.cli import main
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
@@ -44,13 +44,13 @@ def test_bf16_on_the_cpu_runs_in_bf16_and_agrees_with_fp32():
 
 def test_predict_and_evaluate_pass_the_precision_on(tiny_model, tmp_path, monkeypatch, synth):
     used = []
-    real = segmenter.TorchRunner.__call__
+    real = runners.TorchRunner.__call__
 
     def spy(self, x):
         used.append(self.bf16)
         return real(self, x)
 
-    monkeypatch.setattr(segmenter.TorchRunner, "__call__", spy)
+    monkeypatch.setattr(runners.TorchRunner, "__call__", spy)
     Image.fromarray(np.full((40, 36), 128, np.uint8)).save(tmp_path / "f.png")
     argv = ["predict", str(tmp_path / "f.png"), "--model", str(tiny_model), "--device", "cpu"]
     assert main([*argv, "--out", str(tmp_path / "a"), "--precision", "bf16-mixed"]) == 0
@@ -68,14 +68,14 @@ def test_precision_is_checked_and_refused_for_onnx(tiny_model, tmp_path, caplog)
     with pytest.raises(ValueError, match="--precision must be one of"):
         Segmenter(tiny_model, device="cpu", precision="fp8")
     with pytest.raises(ValueError, match="--precision must be one of"):
-        segmenter.make_runner(tmp_path / "m.onnx", precision="fp8")
+        runners.make_runner(tmp_path / "m.onnx", precision="fp8")
     (tmp_path / "f.png").write_bytes(b"")
     (tmp_path / "m.onnx").write_bytes(b"not a model")
     argv = ["predict", str(tmp_path / "f.png"), "--out", str(tmp_path / "o")]
     assert main([*argv, "--model", str(tmp_path / "m.onnx"), "--precision", "bf16-mixed"]) == 2
     assert "--precision is for PyTorch models" in caplog.text
     with pytest.raises(ValueError, match="not a readable ONNX model"):  # fp32 is what ONNX runs
-        segmenter.make_runner(tmp_path / "m.onnx", precision="32-true")
+        runners.make_runner(tmp_path / "m.onnx", precision="32-true")
 
 
 def test_the_cpu_is_told_when_bf16_pays_and_warned_when_it_is_emulated(
@@ -83,7 +83,7 @@ def test_the_cpu_is_told_when_bf16_pays_and_warned_when_it_is_emulated(
 ):
     caplog.set_level("INFO", logger="lungseg")
     for native in (True, False):
-        monkeypatch.setattr(segmenter, "cpu_has_bf16", lambda native=native: native)
+        monkeypatch.setattr(runners, "cpu_has_bf16", lambda native=native: native)
         for precision in ("auto", "32-true", "bf16-mixed"):
             caplog.clear()
             Segmenter(tiny_model, device="cpu", precision=precision)

@@ -221,7 +221,9 @@ def test_ids_match_the_split_file_whatever_their_case(dataset_root):
     assert assign_splits(dataset_root, samples) == {
         (d, i.lower()): sp for (d, i), sp in fixed.items()
     }
-    assert matched(fixed, samples) == {(d, i.lower()): sp for (d, i), sp in fixed.items()}
+    lowered = {(d, i.lower()): sp for (d, i), sp in fixed.items()}
+    assert matched(fixed, samples) == lowered
+    assert read_splits(dataset_root / "splits.csv", samples) == lowered  # the same, read
     # two films whose names differ only in case (a case-sensitive file system): each keeps its own
     one, two = samples[0], datasets.Sample(samples[0].dataset, samples[0].id.upper(), Path("x"), [])
     listed = {(one.dataset, one.id): "test", (two.dataset, two.id): "train"}

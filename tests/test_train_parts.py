@@ -92,7 +92,7 @@ def test_load_model_missing_and_unknown_format(tmp_path):
 
 def test_a_folder_given_as_the_model_is_called_a_folder(tmp_path):
     """Torch and ONNX runners alike (one check serves both)."""
-    from lungseg.segmenter import make_runner
+    from lungseg.runners import make_runner
 
     (tmp_path / "run.onnx").mkdir()
     for folder in (tmp_path, tmp_path / "run.onnx"):

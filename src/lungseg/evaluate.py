@@ -22,7 +22,6 @@ from .splits import (
     assign_splits,
     check_dataset_names,
     find_splits_file,
-    matched,
     read_splits,
     select,
 )
@@ -47,7 +46,7 @@ def _warn_trained_on(root, run: Path | None, chosen) -> None:
     path = run / "splits.csv" if run and (run / "splits.csv").is_file() else find_splits_file(root)
     if path is None:
         return
-    listed = matched(read_splits(path), chosen)
+    listed = read_splits(path, chosen)
     if n := sum(listed.get((s.dataset, s.id)) in ("train", "val") for s in chosen):
         log.warning(
             "--split all: %d of the %d films are train or val films in %s (not held out)",
@@ -61,7 +60,7 @@ def _split_file(root, run: Path | None, samples) -> Path | None:
     own = find_splits_file(root)
     if run is None or not (run / "splits.csv").is_file():
         return own
-    listed = matched(read_splits(run / "splits.csv"), samples)
+    listed = read_splits(run / "splits.csv", samples)
     if own is None or all((s.dataset, s.id) in listed for s in samples):
         log.info("evaluating on the split the model was trained with: %s", run / "splits.csv")
         return run / "splits.csv"
@@ -99,7 +98,7 @@ def evaluate(
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
     `metrics.largest_disagreement`), results_grid.png, worst/*.png and, when a run folder is
     known, training_curves.png. Returns the metrics dict. `threshold` overrides the
-    model's probability threshold (to choose one on `val`); `precision`: segmenter.TorchRunner;
+    model's probability threshold (to choose one on `val`); `precision`: runners.TorchRunner;
     `rebuild`: a lung the model lost is estimated (`rebuild.rebuild`), as `predict` does.
     Split: the training run's splits.csv (`run_dir`, or the run folder, marked by its
     metrics.csv, holding `model` or its checkpoints/) when it lists every film found under

@@ -127,7 +127,7 @@ def predict_paths(
     many pixels in all (from their headers; one film at a time may exceed it). `resume`: keep
     the films an earlier run into OUT finished (row and files there). `compile`: torch.compile
     the PyTorch model (a minute or so before the first batch). `precision`: see
-    segmenter.TorchRunner (run.json records whether bf16 ran). `rebuild`: a lung the model lost
+    runners.TorchRunner (run.json records whether bf16 ran). `rebuild`: a lung the model lost
     is estimated (`rebuild.rebuild`). Returns the failed inputs."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")

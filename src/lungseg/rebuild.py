@@ -35,7 +35,10 @@ MIRROR_WEIGHT, MAX_SHIFT, GAP = 0.5, 0.04, 0.03
 
 
 def rebuild(
-    labels: np.ndarray, image: np.ndarray | None = None, templates: dict | None = None
+    labels: np.ndarray,
+    image: np.ndarray | None = None,
+    templates: dict | None = None,
+    lost: int | None = None,
 ) -> tuple[np.ndarray, int | None]:
     """Rebuild a lost lung (the side `stats.lung_balance` names): its template placed by the
     other lung, plus what the model found of it within NEAR x the image width of the template
@@ -43,8 +46,9 @@ def rebuild(
     None). `labels` and `image` upright: patient's right on the image left, head at the top.
     The template keeps off the other lung and, when the film `image` (float32 HxW [0,1]) is
     given, off its black level (padding, unexposed film) and is moved towards the found lung's
-    mirror image (`mirror_shift`). `templates`: `load_templates()` unless given."""
-    lost = lung_balance(lung_sizes(labels))[0]
+    mirror image (`mirror_shift`). `templates`: `load_templates()` unless given; `lost`: that
+    side when the caller has judged it already."""
+    lost = lost or lung_balance(lung_sizes(labels))[0]
     if lost is None:
         return labels, None
     found = RIGHT if lost == LEFT else LEFT

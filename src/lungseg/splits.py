@@ -54,16 +54,18 @@ def make_splits(samples: list[Sample], fractions=(0.7, 0.1, 0.2), salt: str = "l
     return out
 
 
-def read_splits(path: Path) -> dict[tuple[str, str], str]:
+def read_splits(path: Path, samples: list[Sample] | None = None) -> dict[tuple[str, str], str]:
     """Read `dataset,id,split` (UTF-8, an Excel BOM is fine; extra columns are ignored).
-    Dataset and split names are case-insensitive, `validation` means `val`. Raises ValueError
-    naming the file for a missing column, a short row, an unknown split name or an id listed
-    twice (a film in two splits would leak)."""
+    Dataset and split names are case-insensitive, `validation` means `val`; with `samples`, ids
+    are keyed as those films spell them (`matched`). Raises ValueError naming the file for a
+    missing column, a short row, an unknown split name or an id listed twice (a film in two
+    splits would leak)."""
     path = Path(path)
     try:
-        return _read_splits(path)
+        listed = _read_splits(path)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text; save it as CSV (UTF-8)") from None
+    return listed if samples is None else matched(listed, samples)
 
 
 def _read_splits(path: Path) -> dict[tuple[str, str], str]:
@@ -142,7 +144,7 @@ def assign_splits(
     path = Path(split_file) if split_file else find_splits_file(root)
     if path is not None:
         log.info("using split file %s", path)
-        splits = matched(read_splits(path), samples)
+        splits = read_splits(path, samples)
         keys = {(s.dataset, s.id) for s in samples}
         unknown = sorted(k for k in splits if k not in keys)
         if unknown:

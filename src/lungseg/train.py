@@ -24,7 +24,7 @@ from .model import build_model, load_encoder_weights, load_init, save_safetensor
 from .pairs import check_pairs, summarize
 from .runconfig import TrainConfig, check_device, check_run_folder
 from .schedule import FitToTime
-from .splits import assign_splits, matched, read_splits, select
+from .splits import assign_splits, read_splits, select
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def load_split_pairs(cfg: TrainConfig, out: Path, resume: bool = False):
         raise ValueError("pairing problems (--strict):\n" + "\n".join(map(str, problems)))
     run_split = out / "splits.csv"
     if resume and run_split.is_file():
-        listed = matched(read_splits(run_split), samples)
+        listed = read_splits(run_split, samples)
         if new := [f"{s.dataset}/{s.id}" for s in samples if (s.dataset, s.id) not in listed]:
             log.warning(
                 "%d films under %s are not in %s, the split this run started with: left out "
