@@ -15,6 +15,7 @@ probability that lie side by side), the same choosing the components with the mo
 two heaviest whether side by side or not (`no_pairs`), a lower threshold, and
 hysteresis (seeds p >= 0.5 grown into p >= low); counts films whose raw mask has more than two
 significant components. Each condition counts the films whose lost lung `rebuild` estimated.
+--input-sizes runs each model at other input sizes than the one it was trained at.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditions", nargs="+", help="only these, e.g. clean@0.0 opacity@1.0")
     p.add_argument("--post", action="store_true", help="also score post-processing variants")
+    p.add_argument(
+        "--input-sizes",
+        nargs="+",
+        type=int,
+        help="run each model at these input sizes instead of the one in its file",
+    )
     p.add_argument("--out", default="benchmarks/results/robustness.json")
     a = p.parse_args(argv)
 
@@ -91,8 +98,10 @@ def main(argv=None) -> None:
             img if name == "clean" else corrupt(img, mask, name, sev, rng) for img, mask in pairs
         ]
     results, post = {}, {}
-    for model in a.models:
+    for model, input_size in [(m, n) for m in a.models for n in (a.input_sizes or [None])]:
         seg = Segmenter(model, device="cpu")
+        if input_size:  # the network is fully convolutional: any multiple of 16 runs
+            seg.config.size = input_size
         table, ptable = {}, {}
         for (name, sev), images in films.items():
             ious, pious, n_frag, n_rebuilt = [], {k: [] for k in POST}, 0, 0
@@ -113,17 +122,19 @@ def main(argv=None) -> None:
             if a.post:
                 ptable[f"{name}@{sev}"] = {k: _stats(v) for k, v in pious.items()}
                 ptable[f"{name}@{sev}"]["fragmented_films"] = n_frag
-        results[model], post[model] = table, ptable
+        key = f"{model}@{input_size}" if input_size else model
+        results[key], post[key] = table, ptable
     _print(results)
     if a.post:
         _print_post(post)
     meta = {"split": a.split, "n_images": len(pairs), "seed": a.seed, "severities": SEVERITIES}
+    meta["input_sizes"] = a.input_sizes
     write_json(a.out, meta, results=results, **({"postprocess": post} if a.post else {}))
 
 
 def _print(results: dict) -> None:
     models = list(results)
-    print(f"{'condition':22s}" + "".join(f"{Path(m).stem[:24]:>26s}" for m in models))
+    print(f"{'condition':22s}" + "".join(f"{Path(m).name[-24:]:>26s}" for m in models))
     for cond in results[models[0]]:
         cells = "".join(
             f"{results[m][cond]['mean_iou']:>14.3f} (min {results[m][cond]['min_iou']:.2f})"
