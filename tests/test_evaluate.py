@@ -46,6 +46,15 @@ def test_subfolder_uses_the_data_roots_split(root, tiny_model, tmp_path):
     m = evaluate(str(tiny_model), str(root / "chest-xray-masks"), "val", str(out), device="cpu")
     assert _ids(out) == DATA_VAL
     assert m["protocol"]["split_file"] == str(root / "splits.csv")
+    with open(out / "per_image.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[-3:] == ["right_dice", "left_dice", "image"]  # each lung's Dice
+    for ds in ("montgomery", "shenzhen"):
+        for side in ("right_dice", "left_dice"):
+            scores = [float(r[side]) for r in rows if r["dataset"] == ds]
+            assert all(0 <= x <= 1 for x in scores)
+            assert m[ds][side] == pytest.approx(np.mean(scores))
+    assert "right " in table(m) and "left " in table(m)
     assert read_splits(out / "splits.csv") == read_splits(root / "splits.csv")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lungseg.metrics import Confusion, confusion, largest_disagreement, summarize
+from lungseg.metrics import Confusion, confusion, largest_disagreement, side_dice, summarize
 
 
 def test_hand_computed_confusion():
@@ -97,6 +97,40 @@ def _lungs() -> np.ndarray:
     m[20:80, 10:40] = 1
     m[20:80, 60:90] = 1
     return m
+
+
+def test_side_dice_scores_each_lung_against_the_same_side_of_the_mask():
+    """The lung on the image left is the patient's right (1): labels naming it so score 1.0 per
+    lung, labels with the sides swapped 0.0 per lung though the union is perfect, and a lung the
+    prediction leaves out scores 0.0 on its side only."""
+    truth = _lungs()
+    right = np.zeros_like(truth)
+    right[:, :50] = truth[:, :50]
+    labels = np.where(right > 0, 1, truth * 2).astype(np.uint8)  # image left 1, image right 2
+    assert side_dice(labels, truth) == {"right_dice": 1.0, "left_dice": 1.0}
+    swapped = np.where(labels > 0, 3 - labels, 0).astype(np.uint8)
+    assert side_dice(swapped, truth) == {"right_dice": 0.0, "left_dice": 0.0}
+    assert confusion(swapped > 0, truth).dice == 1.0
+    no_left = np.where(labels == 2, 0, labels).astype(np.uint8)
+    assert side_dice(no_left, truth.astype(bool)) == {"right_dice": 1.0, "left_dice": 0.0}
+    half = labels.copy()
+    half[20:50, 60:90] = 0  # the top half of the left lung lost
+    assert side_dice(half, truth)["left_dice"] == pytest.approx(2 * 900 / (900 + 1800))
+
+
+def test_summarize_averages_each_lungs_dice_when_every_row_has_it():
+    rows = [
+        {"dataset": "jsrt", "iou": 0.9, "dice": 0.95, "pixel_accuracy": 0.97,
+         "right_dice": 0.96, "left_dice": 0.90},
+        {"dataset": "jsrt", "iou": 0.7, "dice": 0.80, "pixel_accuracy": 0.93,
+         "right_dice": 0.84, "left_dice": 0.70},
+    ]  # fmt: skip
+    s = summarize(rows)
+    assert s["jsrt"]["right_dice"] == pytest.approx(0.90)
+    assert s["overall"]["left_dice"] == pytest.approx(0.80)
+    assert s["mean_of_datasets"]["left_dice"] == pytest.approx(0.80)
+    del rows[1]["left_dice"]  # not every row: not averaged
+    assert "left_dice" not in summarize(rows)["jsrt"] and "right_dice" in summarize(rows)["jsrt"]
 
 
 def test_disagreement_missed_under_the_prediction():

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from lungseg import datasets
+from lungseg.imageio import read_mask
+from lungseg.metrics import side_dice
 from lungseg.pairs import check_pairs
 from lungseg.splits import assign_splits, read_splits, select
 
@@ -72,3 +74,16 @@ def test_some_pairs_load_binary(discovered):
         if s.dataset == "jsrt":
             assert image.shape == (1024, 1024)
             assert "heart" in s.extra
+
+
+def test_scr_named_lungs_lie_where_side_dice_puts_them(discovered):
+    """SCR names each lung for the patient (`left_lung`: the patient's left, on the image right);
+    `side_dice` (evaluate's per-lung Dice) splits a mask into its lungs by position: the two
+    agree on real films, so a per-lung score compares the same lung."""
+    samples, _ = discovered
+    jsrt = [s for s in samples if s.dataset == "jsrt"][::25]
+    assert len(jsrt) == 10
+    for s in jsrt:
+        right, left = (read_mask(s.extra[k]) > 0 for k in ("right_lung", "left_lung"))
+        labels = (right * 1 + left * 2).astype(np.uint8)
+        assert side_dice(labels, right | left) == {"right_dice": 1.0, "left_dice": 1.0}, s.id

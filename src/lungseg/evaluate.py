@@ -1,5 +1,6 @@
-"""Evaluate a model on a split: IoU, Dice and pixel accuracy per image and per dataset, computed on
-each image's ORIGINAL pixel grid (predictions mapped back through the inverse geometry)."""
+"""Evaluate a model on a split: IoU, Dice and pixel accuracy per image and per dataset, and the
+Dice of each lung (the patient's right and left), computed on each image's ORIGINAL pixel grid
+(predictions mapped back through the inverse geometry)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tqdm import tqdm
 
 from . import datasets as data
 from . import pairs, report
-from .metrics import confusion, largest_disagreement, summarize
+from .metrics import confusion, largest_disagreement, side_dice, summarize
 from .png import write_png
 from .segmenter import Segmenter
 from .sides import split_sides
@@ -96,7 +97,7 @@ def evaluate(
     precision: str = "auto",
 ) -> dict:
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
-    `metrics.largest_disagreement`), results_grid.png, worst/*.png and, when a run folder is
+    `metrics.largest_disagreement`, and each lung's Dice, `metrics.side_dice`), results_grid.png, worst/*.png and, when a run folder is
     known, training_curves.png. Returns the metrics dict. `threshold` overrides the
     model's probability threshold (to choose one on `val`); `precision`: runners.TorchRunner;
     `rebuild`: a lung the model lost is estimated (`rebuild.rebuild`), as `predict` does.
@@ -167,6 +168,7 @@ def evaluate(
                     "quality": res.stats["quality"],
                     "flags": res.stats["flags"],
                     **{f"largest_{k}": v for k, v in largest_disagreement(res.mask, truth).items()},
+                    **side_dice(res.labels, truth),
                     "image": str(s.image),  # last: columns read by position keep their place
                 }
             )
@@ -207,14 +209,20 @@ def evaluate(
 
 
 def table(metrics: dict) -> str:
-    """One line per dataset of `evaluate`'s metrics: n, IoU, Dice, pixel accuracy."""
+    """One line per dataset of `evaluate`'s metrics: n, IoU, Dice, pixel accuracy, and the Dice
+    of the patient's right and left lung."""
     lines = []
     for ds, m in metrics.items():
         if isinstance(m, dict) and "iou" in m:
             n = f"n={m['n']:>4}" if "n" in m else ""  # (mean_of_datasets: a mean of means)
+            sides = (
+                f"  right {m['right_dice']:.4f}  left {m['left_dice']:.4f}"
+                if "left_dice" in m
+                else ""
+            )
             lines.append(
                 f"{ds:18s} {n:6s}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
-                f"acc {m['pixel_accuracy']:.4f}"
+                f"acc {m['pixel_accuracy']:.4f}{sides}"
             )
     return "\n".join(lines)
 

@@ -1,5 +1,5 @@
-"""Segmentation metrics from one confusion count: IoU, Dice and pixel accuracy; and where a
-prediction and its mask disagree most."""
+"""Segmentation metrics from one confusion count: IoU, Dice and pixel accuracy, of the lungs and
+of each lung; and where a prediction and its mask disagree most."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from .postprocess import LEFT, RIGHT
+from .sides import split_sides
 
 # slivers along an outline are no region
 OPENING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
@@ -60,11 +63,29 @@ def confusion(pred: np.ndarray, truth: np.ndarray) -> Confusion:
     return Confusion(tp, fp, fn, p.size - tp - fp - fn)
 
 
+SIDE_KEYS = ("right_dice", "left_dice")  # each lung's Dice (`side_dice`)
+
+
+def side_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Dice of the patient's right and of the left lung: `labels` uint8 HxW (0, 1 right, 2 left)
+    against the lung mask `truth` HxW split into its two lungs as the prediction was
+    (`sides.split_sides`: the lung on the image left is the patient's right, for an upright
+    film). A side that both leave empty scores 1.0."""
+    _check_shapes(labels, truth)
+    sides = split_sides((truth > 0).view(np.uint8))
+    return {
+        k: confusion(labels == side, sides == side).dice
+        for k, side in zip(SIDE_KEYS, (RIGHT, LEFT), strict=True)
+    }
+
+
 def summarize(rows: list[dict]) -> dict:
-    """Per-image rows (with dataset, iou, dice, pixel_accuracy) -> per-dataset and overall means.
-    Means are over images (each image counts once), as in the reference study."""
+    """Per-image rows (with dataset, iou, dice, pixel_accuracy; and right_dice, left_dice when
+    every row has them) -> per-dataset and overall means. Means are over images (each image
+    counts once), as in the reference study."""
     out: dict = {}
     keys = ("iou", "dice", "pixel_accuracy")
+    keys += tuple(k for k in SIDE_KEYS if rows and all(k in r for r in rows))
     for ds in sorted({r["dataset"] for r in rows}):
         sub = [r for r in rows if r["dataset"] == ds]
         out[ds] = {k: float(np.mean([r[k] for r in sub])) for k in keys}
