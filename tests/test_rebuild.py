@@ -41,6 +41,8 @@ def test_a_lost_lung_is_rebuilt_from_the_other(seed, lost):
     assert side == lost
     assert np.array_equal(out == 3 - lost, labels == 3 - lost)  # the lung found is untouched
     assert confusion(out == lost, truth).dice > 0.8  # the val masks' median is 0.85
+    again, side_again = rebuild(damaged, ph.image, lost=lost)  # the side judged by the caller
+    assert side_again == lost and np.array_equal(again, out)
 
 
 def test_part_of_the_lung_found_near_the_template_is_kept_a_far_blob_dropped():

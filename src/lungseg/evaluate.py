@@ -97,9 +97,10 @@ def evaluate(
     precision: str = "auto",
 ) -> dict:
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
-    `metrics.largest_disagreement`, and each lung's Dice, `metrics.side_dice`), results_grid.png, worst/*.png and, when a run folder is
-    known, training_curves.png. Returns the metrics dict. `threshold` overrides the
-    model's probability threshold (to choose one on `val`); `precision`: runners.TorchRunner;
+    `metrics.largest_disagreement`, and each lung's Dice, `metrics.side_dice`), results_grid.png,
+    worst/*.png and, when a run folder is known, training_curves.png. Returns the metrics dict.
+    `threshold` overrides the model's probability threshold (to choose one on `val`);
+    `precision`: runners.TorchRunner;
     `rebuild`: a lung the model lost is estimated (`rebuild.rebuild`), as `predict` does.
     Split: the training run's splits.csv (`run_dir`, or the run folder, marked by its
     metrics.csv, holding `model` or its checkpoints/) when it lists every film found under
@@ -217,7 +218,7 @@ def table(metrics: dict) -> str:
             n = f"n={m['n']:>4}" if "n" in m else ""  # (mean_of_datasets: a mean of means)
             sides = (
                 f"  right {m['right_dice']:.4f}  left {m['left_dice']:.4f}"
-                if "left_dice" in m
+                if "right_dice" in m and "left_dice" in m
                 else ""
             )
             lines.append(
