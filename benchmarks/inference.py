@@ -21,9 +21,8 @@ post-process + writing mask and overlay PNGs) on --images.
 The floor: GFLOPs per image counted by torch.utils.flop_counter.FlopCounterMode (convolutions
 and matmuls, multiply-add = 2) over the measured rate of a large fp32 torch.mm on this machine;
 floor% = floor_ms / measured ms. int8, fp16 and bf16 kernels can beat the fp32 floor (>100%).
-Results: a table on stdout and JSON (default benchmarks/results/inference.json). This file:
-options, ONNX files, child processes, table and JSON; the measuring (the workers of those
-processes, the floor, the machine) is in inference_measure.py beside it.
+Prints a table and writes JSON (default benchmarks/results/inference.json). The measuring (the
+child processes' workers, the floor, the machine) is in inference_measure.py beside it.
 """
 
 from __future__ import annotations
