@@ -44,6 +44,8 @@ def main(argv=None) -> None:
     )
     p.add_argument("--out", default="benchmarks/results/phantoms.json")
     a = p.parse_args(argv)
+    if any(n % 16 or n <= 0 for n in a.input_sizes or []):
+        p.error(f"--input-sizes must be positive multiples of 16, got {a.input_sizes}")
 
     results = {}
     runs = [(m, n) for m in a.models for n in (a.input_sizes or [None])]

@@ -83,6 +83,8 @@ def main(argv=None) -> None:
     )
     p.add_argument("--out", default="benchmarks/results/robustness.json")
     a = p.parse_args(argv)
+    if any(n % 16 or n <= 0 for n in a.input_sizes or []):
+        p.error(f"--input-sizes must be positive multiples of 16, got {a.input_sizes}")
 
     samples, _ = datasets.discover(a.data)
     splits = assign_splits(Path(a.data), samples)
