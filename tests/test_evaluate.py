@@ -48,13 +48,16 @@ def test_subfolder_uses_the_data_roots_split(root, tiny_model, tmp_path):
     assert m["protocol"]["split_file"] == str(root / "splits.csv")
     with open(out / "per_image.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0])[-3:] == ["right_dice", "left_dice", "image"]  # each lung's Dice
+    assert list(rows[0])[-4:] == ["right_dice", "left_dice", "area_error", "image"]
+    errors = [float(r["area_error"]) for r in rows]
+    assert m["overall"]["area_error"] == pytest.approx(np.mean(errors))
+    assert m["overall"]["area_error_abs"] == pytest.approx(np.mean(np.abs(errors)))
     for ds in ("montgomery", "shenzhen"):
         for side in ("right_dice", "left_dice"):
             scores = [float(r[side]) for r in rows if r["dataset"] == ds]
             assert all(0 <= x <= 1 for x in scores)
             assert m[ds][side] == pytest.approx(np.mean(scores))
-    assert "right " in table(m) and "left " in table(m)
+    assert "right " in table(m) and "left " in table(m) and "area " in table(m)
     assert read_splits(out / "splits.csv") == read_splits(root / "splits.csv")
 
 

@@ -61,6 +61,18 @@ def test_shape_mismatch():
         confusion(np.zeros((4, 5)), np.zeros((5, 4)))
 
 
+def test_area_error_is_the_measured_areas_signed_error():
+    truth = np.zeros((10, 10), np.uint8)
+    truth[2:6, 2:7] = 1  # 20 px
+    pred = np.zeros_like(truth)
+    pred[2:7, 2:7] = 1  # 25 px: 5 extra
+    assert confusion(pred, truth).area_error == pytest.approx(0.25)
+    assert confusion(truth, pred).area_error == pytest.approx(-0.2)
+    shifted = np.roll(truth, 3, axis=1)  # as large, elsewhere: no area error, poor Dice
+    assert confusion(shifted, truth).area_error == 0.0
+    assert np.isnan(confusion(pred, np.zeros_like(truth)).area_error)
+
+
 def test_confusion_addition_pools_counts():
     a, b = Confusion(1, 2, 3, 4), Confusion(10, 20, 30, 40)
     assert a + b == Confusion(11, 22, 33, 44)
@@ -129,6 +141,11 @@ def test_summarize_averages_each_lungs_dice_when_every_row_has_it():
     assert s["jsrt"]["right_dice"] == pytest.approx(0.90)
     assert s["overall"]["left_dice"] == pytest.approx(0.80)
     assert s["mean_of_datasets"]["left_dice"] == pytest.approx(0.80)
+    rows[0]["area_error"], rows[1]["area_error"] = 0.10, -0.04
+    s = summarize(rows)
+    assert s["jsrt"]["area_error"] == pytest.approx(0.03)  # signed: a bias
+    assert s["jsrt"]["area_error_abs"] == pytest.approx(0.07)  # how far off a film is
+    assert s["mean_of_datasets"]["area_error_abs"] == pytest.approx(0.07)
     del rows[1]["left_dice"]  # not every row: not averaged
     assert "left_dice" not in summarize(rows)["jsrt"] and "right_dice" in summarize(rows)["jsrt"]
 

@@ -97,7 +97,8 @@ def evaluate(
     precision: str = "auto",
 ) -> dict:
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
-    `metrics.largest_disagreement`, and each lung's Dice, `metrics.side_dice`), results_grid.png,
+    `metrics.largest_disagreement`, each lung's Dice, `metrics.side_dice`, and the lung area's
+    error, `Confusion.area_error`), results_grid.png,
     worst/*.png and, when a run folder is known, training_curves.png. Returns the metrics dict.
     `threshold` overrides the model's probability threshold (to choose one on `val`);
     `precision`: runners.TorchRunner;
@@ -170,6 +171,7 @@ def evaluate(
                     "flags": res.stats["flags"],
                     **{f"largest_{k}": v for k, v in largest_disagreement(res.mask, truth).items()},
                     **side_dice(res.labels, truth),
+                    "area_error": c.area_error,  # the lung area measured, off by this fraction
                     "image": str(s.image),  # last: columns read by position keep their place
                 }
             )
@@ -210,8 +212,8 @@ def evaluate(
 
 
 def table(metrics: dict) -> str:
-    """One line per dataset of `evaluate`'s metrics: n, IoU, Dice, pixel accuracy, and the Dice
-    of the patient's right and left lung."""
+    """One line per dataset of `evaluate`'s metrics: n, IoU, Dice, pixel accuracy, the Dice of
+    the patient's right and left lung, and the lung area's error (mean signed, mean absolute)."""
     lines = []
     for ds, m in metrics.items():
         if isinstance(m, dict) and "iou" in m:
@@ -221,6 +223,8 @@ def table(metrics: dict) -> str:
                 if "right_dice" in m and "left_dice" in m
                 else ""
             )
+            if "area_error_abs" in m:
+                sides += f"  area {m['area_error']:+.1%} (abs {m['area_error_abs']:.1%})"
             lines.append(
                 f"{ds:18s} {n:6s}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
                 f"acc {m['pixel_accuracy']:.4f}{sides}"

@@ -44,6 +44,13 @@ class Confusion:
         total = self.tp + self.fp + self.fn + self.tn
         return 1.0 if total == 0 else (self.tp + self.tn) / total
 
+    @property
+    def area_error(self) -> float:
+        """(|P| - |G|) / |G|: how far the lung area measured from the prediction is off, signed
+        (0.05: 5% too large); NaN when the ground truth is empty."""
+        truth = self.tp + self.fn
+        return (self.fp - self.fn) / truth if truth else float("nan")
+
     def as_dict(self) -> dict[str, float]:
         return {"iou": self.iou, "dice": self.dice, "pixel_accuracy": self.pixel_accuracy}
 
@@ -63,6 +70,7 @@ def confusion(pred: np.ndarray, truth: np.ndarray) -> Confusion:
     return Confusion(tp, fp, fn, p.size - tp - fp - fn)
 
 
+KEYS = ("iou", "dice", "pixel_accuracy")  # every row of `summarize` has them
 SIDE_KEYS = ("right_dice", "left_dice")  # each lung's Dice (`side_dice`)
 
 
@@ -80,23 +88,29 @@ def side_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per-image rows (with dataset, iou, dice, pixel_accuracy; and right_dice, left_dice when
-    every row has them) -> per-dataset and overall means. Means are over images (each image
-    counts once), as in the reference study."""
+    """Per-image rows (with dataset, iou, dice, pixel_accuracy; and right_dice, left_dice,
+    area_error when every row has them) -> per-dataset and overall means, plus the mean of
+    |area_error| as area_error_abs. Means are over images (each image counts once), as in the
+    reference study."""
+    keys = [*KEYS, *(k for k in (*SIDE_KEYS, "area_error") if all(k in r for r in rows))]
     out: dict = {}
-    keys = ("iou", "dice", "pixel_accuracy")
-    keys += tuple(k for k in SIDE_KEYS if rows and all(k in r for r in rows))
     for ds in sorted({r["dataset"] for r in rows}):
         sub = [r for r in rows if r["dataset"] == ds]
-        out[ds] = {k: float(np.mean([r[k] for r in sub])) for k in keys}
-        out[ds]["iou_min"] = float(np.min([r["iou"] for r in sub]))
+        out[ds] = {**_means(sub, keys), "iou_min": float(np.min([r["iou"] for r in sub]))}
         out[ds]["n"] = len(sub)
     if rows:
-        out["overall"] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-        out["overall"]["n"] = len(rows)
+        per_dataset = list(out.values())
+        out["overall"] = {**_means(rows, keys), "n": len(rows)}
         out["mean_of_datasets"] = {
-            k: float(np.mean([out[ds][k] for ds in out if ds != "overall"])) for k in keys
+            k: float(np.mean([m[k] for m in per_dataset])) for k in out["overall"] if k != "n"
         }
+    return out
+
+
+def _means(rows: list[dict], keys: list[str]) -> dict[str, float]:
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    if "area_error" in keys:  # signed: a bias; and how far off a film's area is
+        out["area_error_abs"] = float(np.mean([abs(r["area_error"]) for r in rows]))
     return out
 
 
