@@ -48,7 +48,12 @@ def test_subfolder_uses_the_data_roots_split(root, tiny_model, tmp_path):
     assert m["protocol"]["split_file"] == str(root / "splits.csv")
     with open(out / "per_image.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0])[-4:] == ["right_dice", "left_dice", "area_error", "image"]
+    assert list(rows[0])[-6:] == [
+        "right_dice", "left_dice", "area_error", "hd95_px", "assd_px", "image"
+    ]  # fmt: skip
+    assert m["shenzhen"]["hd95_px"] == pytest.approx(
+        np.mean([float(r["hd95_px"]) for r in rows if r["dataset"] == "shenzhen"])
+    )
     errors = [float(r["area_error"]) for r in rows]
     assert m["overall"]["area_error"] == pytest.approx(np.mean(errors))
     assert m["overall"]["area_error_abs"] == pytest.approx(np.mean(np.abs(errors)))
@@ -57,7 +62,7 @@ def test_subfolder_uses_the_data_roots_split(root, tiny_model, tmp_path):
             scores = [float(r[side]) for r in rows if r["dataset"] == ds]
             assert all(0 <= x <= 1 for x in scores)
             assert m[ds][side] == pytest.approx(np.mean(scores))
-    assert "right " in table(m) and "left " in table(m) and "area " in table(m)
+    assert all(f" {k} " in table(m) for k in ("right", "left", "area", "HD95", "ASSD"))
     assert read_splits(out / "splits.csv") == read_splits(root / "splits.csv")
 
 

@@ -3,10 +3,18 @@ regions where a prediction and its mask disagree, on masks drawn with a known an
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from lungseg.metrics import Confusion, confusion, largest_disagreement, side_dice, summarize
+from lungseg.metrics import (
+    Confusion,
+    boundary_distances,
+    confusion,
+    largest_disagreement,
+    side_dice,
+    summarize,
+)
 
 
 def test_hand_computed_confusion():
@@ -71,6 +79,24 @@ def test_area_error_is_the_measured_areas_signed_error():
     shifted = np.roll(truth, 3, axis=1)  # as large, elsewhere: no area error, poor Dice
     assert confusion(shifted, truth).area_error == 0.0
     assert np.isnan(confusion(pred, np.zeros_like(truth)).area_error)
+
+
+def test_boundary_distances_of_known_outlines():
+    """Two concentric discs 5 px apart in radius: every outline pixel is about 5 px from the
+    other outline; a mask against itself: 0; a mask against nothing: the image diagonal."""
+    small, large = np.zeros((200, 200), np.uint8), np.zeros((200, 200), np.uint8)
+    cv2.circle(small, (100, 100), 20, 1, -1)
+    cv2.circle(large, (100, 100), 25, 1, -1)
+    d = boundary_distances(small, large)
+    assert d["hd95"] == pytest.approx(5.0, abs=0.5) and d["assd"] == pytest.approx(5.0, abs=0.5)
+    assert boundary_distances(large, small) == d  # symmetric
+    assert boundary_distances(large, large.astype(bool)) == {"hd95": 0.0, "assd": 0.0}
+    shifted = np.roll(large, 12, axis=1)  # 12 px to the right: its far edges 12 px off
+    assert boundary_distances(shifted, large)["hd95"] == pytest.approx(12.0, abs=0.5)
+    empty = np.zeros_like(large)
+    diagonal = np.hypot(200, 200)
+    assert boundary_distances(empty, large) == {"hd95": diagonal, "assd": diagonal}
+    assert boundary_distances(empty, empty) == {"hd95": 0.0, "assd": 0.0}
 
 
 def test_confusion_addition_pools_counts():

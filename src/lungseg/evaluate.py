@@ -15,7 +15,13 @@ from tqdm import tqdm
 
 from . import datasets as data
 from . import pairs, report
-from .metrics import confusion, largest_disagreement, side_dice, summarize
+from .metrics import (
+    boundary_distances,
+    confusion,
+    largest_disagreement,
+    side_dice,
+    summarize,
+)
 from .png import write_png
 from .segmenter import Segmenter
 from .sides import split_sides
@@ -97,9 +103,10 @@ def evaluate(
     precision: str = "auto",
 ) -> dict:
     """Writes OUT/metrics.json, per_image.csv (with each film's largest missed and extra region,
-    `metrics.largest_disagreement`, each lung's Dice, `metrics.side_dice`, and the lung area's
-    error, `Confusion.area_error`), results_grid.png,
-    worst/*.png and, when a run folder is known, training_curves.png. Returns the metrics dict.
+    `metrics.largest_disagreement`, each lung's Dice, `metrics.side_dice`, the lung area's
+    error, `Confusion.area_error`, and the outlines' distances in pixels,
+    `metrics.boundary_distances`), results_grid.png, worst/*.png and, when a run folder is
+    known, training_curves.png. Returns the metrics dict.
     `threshold` overrides the model's probability threshold (to choose one on `val`);
     `precision`: runners.TorchRunner;
     `rebuild`: a lung the model lost is estimated (`rebuild.rebuild`), as `predict` does.
@@ -172,6 +179,7 @@ def evaluate(
                     **{f"largest_{k}": v for k, v in largest_disagreement(res.mask, truth).items()},
                     **side_dice(res.labels, truth),
                     "area_error": c.area_error,  # the lung area measured, off by this fraction
+                    **{f"{k}_px": v for k, v in boundary_distances(res.mask, truth).items()},
                     "image": str(s.image),  # last: columns read by position keep their place
                 }
             )
@@ -213,7 +221,8 @@ def evaluate(
 
 def table(metrics: dict) -> str:
     """One line per dataset of `evaluate`'s metrics: n, IoU, Dice, pixel accuracy, the Dice of
-    the patient's right and left lung, and the lung area's error (mean signed, mean absolute)."""
+    the patient's right and left lung, the lung area's error (mean signed, mean absolute) and
+    the outlines' distances (95th percentile, mean) in pixels."""
     lines = []
     for ds, m in metrics.items():
         if isinstance(m, dict) and "iou" in m:
@@ -225,6 +234,8 @@ def table(metrics: dict) -> str:
             )
             if "area_error_abs" in m:
                 sides += f"  area {m['area_error']:+.1%} (abs {m['area_error_abs']:.1%})"
+            if "hd95_px" in m and "assd_px" in m:
+                sides += f"  HD95 {m['hd95_px']:.1f} px  ASSD {m['assd_px']:.1f} px"
             lines.append(
                 f"{ds:18s} {n:6s}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
                 f"acc {m['pixel_accuracy']:.4f}{sides}"

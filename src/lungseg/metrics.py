@@ -1,5 +1,6 @@
 """Segmentation metrics from one confusion count: IoU, Dice and pixel accuracy, of the lungs and
-of each lung; and where a prediction and its mask disagree most."""
+of each lung, and the area's error; the distances between the outlines; and where a prediction
+and its mask disagree most."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def confusion(pred: np.ndarray, truth: np.ndarray) -> Confusion:
 
 KEYS = ("iou", "dice", "pixel_accuracy")  # every row of `summarize` has them
 SIDE_KEYS = ("right_dice", "left_dice")  # each lung's Dice (`side_dice`)
+DISTANCE_KEYS = ("hd95_px", "assd_px")  # `boundary_distances`, in pixels
 
 
 def side_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -87,12 +89,39 @@ def side_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def boundary_distances(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Distances in pixels between the outlines of `pred` and `truth` (HxW, nonzero = lung), both
+    ways: `hd95` the 95th percentile (a robust Hausdorff distance) and `assd` the mean (average
+    symmetric surface distance), as lung segmentation papers report them (times the pixel
+    spacing for mm). An outline is a mask's pixels with a background 4-neighbour. Both empty:
+    0; one empty: the image diagonal, the largest distance there is."""
+    _check_shapes(pred, truth)
+    p, t = _outline(pred), _outline(truth)
+    if not p.any() or not t.any():
+        worst = 0.0 if p.any() == t.any() else float(np.hypot(*pred.shape))
+        return {"hd95": worst, "assd": worst}
+    d = np.concatenate([_distance_to(t)[p], _distance_to(p)[t]])
+    return {"hd95": float(np.percentile(d, 95)), "assd": float(d.mean())}
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    m = (mask > 0).view(np.uint8)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    return (m - cv2.erode(m, cross, borderType=cv2.BORDER_CONSTANT, borderValue=0)) > 0
+
+
+def _distance_to(outline: np.ndarray) -> np.ndarray:
+    """float32 HxW: each pixel's Euclidean distance to the nearest pixel of `outline` (bool)."""
+    return cv2.distanceTransform((~outline).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
 def summarize(rows: list[dict]) -> dict:
     """Per-image rows (with dataset, iou, dice, pixel_accuracy; and right_dice, left_dice,
-    area_error when every row has them) -> per-dataset and overall means, plus the mean of
-    |area_error| as area_error_abs. Means are over images (each image counts once), as in the
-    reference study."""
-    keys = [*KEYS, *(k for k in (*SIDE_KEYS, "area_error") if all(k in r for r in rows))]
+    area_error, hd95_px, assd_px when every row has them) -> per-dataset and overall means,
+    plus the mean of |area_error| as area_error_abs. Means are over images (each image counts
+    once), as in the reference study."""
+    optional = (*SIDE_KEYS, "area_error", *DISTANCE_KEYS)
+    keys = [*KEYS, *(k for k in optional if all(k in r for r in rows))]
     out: dict = {}
     for ds in sorted({r["dataset"] for r in rows}):
         sub = [r for r in rows if r["dataset"] == ds]
