@@ -99,6 +99,38 @@ def test_boundary_distances_of_known_outlines():
     assert boundary_distances(empty, empty) == {"hd95": 0.0, "assd": 0.0}
 
 
+def _brute_distances(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """The definition, by brute force: outline pixels (a 4-neighbour outside the mask or the
+    image), each one's distance to the nearest of the other outline, both ways pooled."""
+
+    def outline(m):
+        pad = np.pad(m > 0, 1)
+        inner = pad[1:-1, 1:-1] & pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+        return np.argwhere((m > 0) & ~inner)
+
+    pa, pb = outline(a), outline(b)
+    d = np.hypot(*(pa[:, None, :] - pb[None, :, :]).transpose(2, 0, 1))
+    pooled = np.concatenate([d.min(1), d.min(0)])
+    return {"hd95": float(np.percentile(pooled, 95)), "assd": float(pooled.mean())}
+
+
+def test_boundary_distances_match_the_definition_on_random_blobs():
+    """Random shapes, many touching the image border, one inside another or beside it: the
+    distance transform gives the brute-force figures (pooled both ways, 4-neighbour outlines,
+    outside the image counted as background)."""
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        a, b = (
+            cv2.GaussianBlur(rng.random((40, 48)).astype(np.float32), (0, 0), 3) > 0.5
+            for _ in range(2)
+        )
+        if not a.any() or not b.any():
+            continue
+        got, want = boundary_distances(a, b), _brute_distances(a, b)
+        assert got["hd95"] == pytest.approx(want["hd95"], abs=1e-3)
+        assert got["assd"] == pytest.approx(want["assd"], abs=1e-3)
+
+
 def test_confusion_addition_pools_counts():
     a, b = Confusion(1, 2, 3, 4), Confusion(10, 20, 30, 40)
     assert a + b == Confusion(11, 22, 33, 44)

@@ -90,11 +90,13 @@ def side_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def boundary_distances(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Distances in pixels between the outlines of `pred` and `truth` (HxW, nonzero = lung), both
-    ways: `hd95` the 95th percentile (a robust Hausdorff distance) and `assd` the mean (average
-    symmetric surface distance), as lung segmentation papers report them (times the pixel
-    spacing for mm). An outline is a mask's pixels with a background 4-neighbour. Both empty:
-    0; one empty: the image diagonal, the largest distance there is."""
+    """Distances in pixels between the outlines of `pred` and `truth` (HxW, nonzero = lung), the
+    distances of both ways pooled: `hd95` their 95th percentile (a robust Hausdorff distance, as
+    MedPy's hd95; MONAI's takes the larger of the two ways' percentiles, higher on poor
+    results) and `assd` their mean (average symmetric surface distance). Times the pixel
+    spacing for mm. An outline is a mask's pixels with a 4-neighbour that is background or
+    outside the image. Both empty: 0; one empty: the image diagonal, the largest distance
+    there is."""
     _check_shapes(pred, truth)
     p, t = _outline(pred), _outline(truth)
     if not p.any() or not t.any():
