@@ -1,6 +1,7 @@
-"""Evaluate a model on a split: IoU, Dice and pixel accuracy per image and per dataset, and the
-Dice of each lung (the patient's right and left), computed on each image's ORIGINAL pixel grid
-(predictions mapped back through the inverse geometry)."""
+"""Evaluate a model on a split, per image and per dataset: IoU, Dice and pixel accuracy, the Dice
+of each lung (the patient's right and left), the lung area's error and the distances between
+the outlines, computed on each image's ORIGINAL pixel grid (predictions mapped back through the
+inverse geometry)."""
 
 from __future__ import annotations
 
@@ -227,18 +228,16 @@ def table(metrics: dict) -> str:
     for ds, m in metrics.items():
         if isinstance(m, dict) and "iou" in m:
             n = f"n={m['n']:>4}" if "n" in m else ""  # (mean_of_datasets: a mean of means)
-            sides = (
-                f"  right {m['right_dice']:.4f}  left {m['left_dice']:.4f}"
-                if "right_dice" in m and "left_dice" in m
-                else ""
-            )
+            more = ""  # (older metrics.json files lack these)
+            if "right_dice" in m and "left_dice" in m:
+                more += f"  right {m['right_dice']:.4f}  left {m['left_dice']:.4f}"
             if "area_error_abs" in m:
-                sides += f"  area {m['area_error']:+.1%} (abs {m['area_error_abs']:.1%})"
+                more += f"  area {m['area_error']:+.1%} (abs {m['area_error_abs']:.1%})"
             if "hd95_px" in m and "assd_px" in m:
-                sides += f"  HD95 {m['hd95_px']:.1f} px  ASSD {m['assd_px']:.1f} px"
+                more += f"  HD95 {m['hd95_px']:.1f} px  ASSD {m['assd_px']:.1f} px"
             lines.append(
                 f"{ds:18s} {n:6s}  IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  "
-                f"acc {m['pixel_accuracy']:.4f}{sides}"
+                f"acc {m['pixel_accuracy']:.4f}{more}"
             )
     return "\n".join(lines)
 
