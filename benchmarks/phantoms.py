@@ -18,13 +18,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from report_json import write_json  # beside this file (sys.path[0] for a script)
+from model_runs import add_input_sizes, segmenters  # beside this file (sys.path[0])
+from report_json import write_json
 
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.phantom import DISEASES, make_phantom
-from lungseg.segmenter import Segmenter
 
 
 def main(argv=None) -> None:
@@ -33,26 +33,15 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--sizes", nargs="+", type=int, default=[768])
     p.add_argument("--diseases", nargs="+", default=list(DISEASES), choices=DISEASES)
-    p.add_argument(
-        "--input-sizes",
-        nargs="+",
-        type=int,
-        help="run each model at these input sizes instead of the one in its file",
-    )
+    add_input_sizes(p)
     p.add_argument(
         "--no-rebuild", action="store_true", help="leave a lost lung as the model left it"
     )
     p.add_argument("--out", default="benchmarks/results/phantoms.json")
     a = p.parse_args(argv)
-    if any(n % 16 or n <= 0 for n in a.input_sizes or []):
-        p.error(f"--input-sizes must be positive multiples of 16, got {a.input_sizes}")
 
     results = {}
-    runs = [(m, n) for m in a.models for n in (a.input_sizes or [None])]
-    for model, input_size in runs:
-        seg = Segmenter(model, device="cpu", rebuild=not a.no_rebuild)
-        if input_size:  # the network is fully convolutional: any multiple of 16 runs
-            seg.config.size = input_size
+    for name, seg in segmenters(a.models, a.input_sizes, rebuild=not a.no_rebuild):
         table = {}
         for disease in a.diseases:
             dice, sides = [], {"right_dice": [], "left_dice": [], "rebuilt": []}
@@ -70,7 +59,7 @@ def main(argv=None) -> None:
             table[disease] = {"mean_dice": float(np.mean(dice)), "min_dice": float(min(dice))}
             table[disease]["dice"] = [round(float(d), 4) for d in dice]
             table[disease].update(sides)
-        results[f"{model}@{input_size}" if input_size else model] = table
+        results[name] = table
     print(f"{'disease':12s}" + "".join(f"{Path(m).name[-30:]:>34s}" for m in results))
     for disease in a.diseases:
         cells = "".join(

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from report_json import write_json  # beside this file (sys.path[0] for a script)
+from model_runs import add_input_sizes, segmenters  # beside this file (sys.path[0])
+from report_json import write_json
 
 from lungseg import datasets
 from lungseg import postprocess as pp
@@ -34,7 +35,6 @@ from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.pairs import load_pair
-from lungseg.segmenter import Segmenter
 from lungseg.splits import assign_splits, select
 
 SEVERITIES = (0.3, 0.6, 1.0)
@@ -75,16 +75,9 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditions", nargs="+", help="only these, e.g. clean@0.0 opacity@1.0")
     p.add_argument("--post", action="store_true", help="also score post-processing variants")
-    p.add_argument(
-        "--input-sizes",
-        nargs="+",
-        type=int,
-        help="run each model at these input sizes instead of the one in its file",
-    )
+    add_input_sizes(p)
     p.add_argument("--out", default="benchmarks/results/robustness.json")
     a = p.parse_args(argv)
-    if any(n % 16 or n <= 0 for n in a.input_sizes or []):
-        p.error(f"--input-sizes must be positive multiples of 16, got {a.input_sizes}")
 
     samples, _ = datasets.discover(a.data)
     splits = assign_splits(Path(a.data), samples)
@@ -100,10 +93,7 @@ def main(argv=None) -> None:
             img if name == "clean" else corrupt(img, mask, name, sev, rng) for img, mask in pairs
         ]
     results, post = {}, {}
-    for model, input_size in [(m, n) for m in a.models for n in (a.input_sizes or [None])]:
-        seg = Segmenter(model, device="cpu")
-        if input_size:  # the network is fully convolutional: any multiple of 16 runs
-            seg.config.size = input_size
+    for name, seg in segmenters(a.models, a.input_sizes):
         table, ptable = {}, {}
         for (name, sev), images in films.items():
             ious, pious, n_frag, n_rebuilt = [], {k: [] for k in POST}, 0, 0
@@ -124,8 +114,7 @@ def main(argv=None) -> None:
             if a.post:
                 ptable[f"{name}@{sev}"] = {k: _stats(v) for k, v in pious.items()}
                 ptable[f"{name}@{sev}"]["fragmented_films"] = n_frag
-        key = f"{model}@{input_size}" if input_size else model
-        results[key], post[key] = table, ptable
+        results[name], post[name] = table, ptable
     _print(results)
     if a.post:
         _print_post(post)
