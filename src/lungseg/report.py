@@ -127,16 +127,16 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
     per_page = COLUMNS * ROWS
     pages = []
     for n, start in enumerate(range(0, len(tiles), per_page), 1):
+        page_path = out_dir / SHEET.format(n)
+        if page_path.exists() and not predicted(page_path):  # not lungseg's: left as it is
+            log.warning("%s exists and lungseg did not write it: that page not written", page_path)
+            continue
         page = tiles[start : start + per_page]
         used = -(-len(page) // COLUMNS)  # rows of tiles on this page
         sheet = np.full((used * (TILE + CAPTION), COLUMNS * (TILE + GAP) - GAP, 3), 255, np.uint8)
         for k, (row, path) in enumerate(page):
             y, x = (k // COLUMNS) * (TILE + CAPTION), (k % COLUMNS) * (TILE + GAP)
             _tile(sheet[y : y + TILE + CAPTION, x : x + TILE], path, row)
-        page_path = out_dir / SHEET.format(n)
-        if page_path.exists() and not predicted(page_path):  # not lungseg's: left as it is
-            log.warning("%s exists and lungseg did not write it: that page not written", page_path)
-            continue
         pages.append(page_path)
         write_png(page_path, sheet, mark=True)
     for old in out_dir.glob(SHEET.replace("{:02d}", "*")):  # a longer earlier run's last pages
