@@ -131,12 +131,6 @@ def test_boundary_distances_match_the_definition_on_random_blobs():
         assert got["assd"] == pytest.approx(want["assd"], abs=1e-3)
 
 
-def test_confusion_addition_pools_counts():
-    a, b = Confusion(1, 2, 3, 4), Confusion(10, 20, 30, 40)
-    assert a + b == Confusion(11, 22, 33, 44)
-    assert (a + b).iou == pytest.approx(11 / 66)
-
-
 def test_summarize_per_dataset_and_overall():
     rows = [
         {"dataset": "jsrt", "iou": 0.9, "dice": 0.95, "pixel_accuracy": 0.97},

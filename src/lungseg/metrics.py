@@ -18,15 +18,12 @@ OPENING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 @dataclass(frozen=True)
 class Confusion:
+    """Pixel counts of a prediction against its truth: IoU, Dice, accuracy and area error."""
+
     tp: int
     fp: int
     fn: int
     tn: int
-
-    def __add__(self, other: Confusion) -> Confusion:
-        return Confusion(
-            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
-        )
 
     @property
     def iou(self) -> float:
