@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .imageio import film_stem, is_dicom, is_leftover
+from .imageio import OVERLAY, film_stem, is_dicom, is_leftover
 
 log = logging.getLogger(__name__)
 
@@ -268,4 +268,4 @@ def _own_films(images: Path, masks: Path, problems: list[Problem]) -> list[Sampl
 
 def _predicted(masks: Path) -> bool:
     """A folder `lungseg predict --out` wrote (its results.csv or overlays): not ground truth."""
-    return (masks / "results.csv").is_file() or any(masks.glob("*_overlay.png"))
+    return (masks / "results.csv").is_file() or any(masks.glob(f"*{OVERLAY}.png"))

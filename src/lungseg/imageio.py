@@ -23,6 +23,9 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
+# what `predict` writes, named <film stem><suffix>.png, and the pages of its check sheet
+# (`report.check_sheets`: <SHEET_STEM>01.png, 02, ...); never read as films
+MASK, OVERLAY, LABELS, SHEET_STEM = "_mask", "_overlay", "_labels", "check_overlays_"
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
 
 
@@ -77,7 +80,7 @@ def is_byproduct(path: Path, root: Path | None = None) -> bool:
     if path.name.upper() == "DICOMDIR" or is_leftover(path):
         return True
     stem = path.stem.lower()
-    if stem.endswith(("_mask", "_overlay", "_labels")) or re.fullmatch(r"check_overlays_\d+", stem):
+    if stem.endswith((MASK, OVERLAY, LABELS)) or re.fullmatch(SHEET_STEM + r"\d+", stem):
         return True
     folders = path.relative_to(root).parts[:-1] if root is not None else ()
     return any(f.lower() in MASK_FOLDERS for f in folders)

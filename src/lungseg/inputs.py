@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from . import __version__
-from .imageio import film_stem, is_byproduct, is_supported
+from .imageio import MASK, OVERLAY, film_stem, is_byproduct, is_supported
 from .png import predicted
 
 log = logging.getLogger(__name__)
@@ -101,15 +101,15 @@ def check_overwrites(out_dir: Path, stems: list[str], rows: dict[str, dict]) -> 
     if not out_dir.is_dir():
         return
     present = set(os.listdir(out_dir))
-    ours = {r["mask"].removesuffix("_mask.png") if r.get("mask") else Path(f).stem
+    ours = {r["mask"].removesuffix(f"{MASK}.png") if r.get("mask") else Path(f).stem
             for f, r in rows.items()}  # fmt: skip
     foreign = [
-        f"{s}_mask.png"
+        f"{s}{MASK}.png"
         for s in stems
-        if f"{s}_mask.png" in present
-        and f"{s}_overlay.png" not in present
+        if f"{s}{MASK}.png" in present
+        and f"{s}{OVERLAY}.png" not in present
         and s not in ours
-        and not predicted(out_dir / f"{s}_mask.png")
+        and not predicted(out_dir / f"{s}{MASK}.png")
     ]
     if foreign:
         raise ValueError(
@@ -234,7 +234,7 @@ def finished(rows: dict[Path, dict], files: list[Path], stems: list[str], out_di
         if (
             row
             and row.get("quality") not in (None, "error")
-            and row.get("mask") == f"{stem}_mask.png"
+            and row.get("mask") == f"{stem}{MASK}.png"
             and all(stem + s in present for s in outputs)
             and (out_dir / row["mask"]).stat().st_mtime >= f.stat().st_mtime
         ):

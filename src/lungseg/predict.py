@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .imageio import ImageReadError, film_pixels, read_image
+from .imageio import LABELS, MASK, OVERLAY, ImageReadError, film_pixels, read_image
 from .inputs import (
     CSV_TEXT,
     RECORD,
@@ -159,7 +159,7 @@ def predict_paths(
         getattr(getattr(seg, "runner", None), "bf16", False),
         rebuild=getattr(seg, "rebuild", postprocess and rebuild),
     )
-    wanted = ("_mask.png",) + ("_overlay.png",) * overlays + ("_labels.png",) * labels
+    wanted = tuple(f"{s}.png" for s, on in ((MASK, 1), (OVERLAY, overlays), (LABELS, labels)) if on)
     rows = {}
     if resume:
         rows = finished(resumable(out_dir, run, earlier), files, stems, out_dir, wanted)
@@ -266,15 +266,15 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
     """Post-process one model output and write its PNGs (runs in a worker thread) -> its row."""
     try:
         res = seg.finish(prob, g, rad)
-        write_png(out_dir / f"{stem}_mask.png", res.mask * np.uint8(255), mark=True)
+        write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), mark=True)
         if overlays:
             overlay = overlay_indexed(rad.image, res.labels, rebuilt=res.rebuilt)
-            write_png(out_dir / f"{stem}_overlay.png", overlay, PALETTE, mark=True)
+            write_png(out_dir / f"{stem}{OVERLAY}.png", overlay, PALETTE, mark=True)
         if labels:
-            write_png(out_dir / f"{stem}_labels.png", res.labels, mark=True)
+            write_png(out_dir / f"{stem}{LABELS}.png", res.labels, mark=True)
     except Exception as e:
         return {"file": str(path), "quality": "error", "error": _failure(path, e)}
-    return {"file": str(path), "mask": f"{stem}_mask.png", **res.stats, "error": ""}
+    return {"file": str(path), "mask": f"{stem}{MASK}.png", **res.stats, "error": ""}
 
 
 def _write_table(out_dir: Path, rows: list[dict]) -> None:

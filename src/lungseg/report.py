@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .imageio import MASK, OVERLAY, SHEET_STEM
 from .png import predicted, write_png
 from .postprocess import LEFT, RIGHT, bounding_box
 
@@ -109,7 +110,7 @@ def overlay(
     return PALETTE[overlay_indexed(image, labels, truth, max_side)]
 
 
-SHEET = "check_overlays_{:02d}.png"  # `check_sheets`' pages (imageio.is_byproduct knows them)
+SHEET = SHEET_STEM + "{:02d}.png"  # `check_sheets`' pages (imageio.is_byproduct knows them)
 TILE, CAPTION, GAP, COLUMNS, ROWS = 256, 50, 6, 6, 5  # px: overlay, text below it, between
 
 
@@ -122,7 +123,7 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
     there (`--no-overlay`, deleted) are left out."""
     out_dir = Path(out_dir)
     flagged = [r for r in rows if r.get("quality") == "check" and r.get("mask")]
-    tiles = [(r, out_dir / (r["mask"].removesuffix("_mask.png") + "_overlay.png")) for r in flagged]
+    tiles = [(r, out_dir / f"{_film(r)}{OVERLAY}.png") for r in flagged]
     tiles = [(r, p) for r, p in tiles if p.is_file()]
     per_page = COLUMNS * ROWS
     pages = []
@@ -145,6 +146,11 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
     return pages
 
 
+def _film(row: dict) -> str:
+    """The film's output stem of a results.csv row (its mask file's name without the suffix)."""
+    return Path(row["mask"]).name.removesuffix(f"{MASK}.png")
+
+
 def _tile(cell: np.ndarray, path: Path, row: dict) -> None:
     """Draw the overlay at `path` shrunk into the top TILE x TILE of `cell` (RGB, white), and
     below it the film's name and flags (on two lines, cut to fit)."""
@@ -156,7 +162,7 @@ def _tile(cell: np.ndarray, path: Path, row: dict) -> None:
                            interpolation=cv2.INTER_AREA)  # fmt: skip
         top, left = (TILE - small.shape[0]) // 2, (TILE - small.shape[1]) // 2
         cell[top : top + small.shape[0], left : left + small.shape[1]] = small[..., ::-1]
-    name = Path(row["mask"]).name.removesuffix("_mask.png")
+    name = _film(row)
     name = name if len(name) <= 40 else name[:37] + "..."
     flags = str(row.get("flags") or "").replace(";", " ")
     for i, text in enumerate([name, *textwrap.wrap(flags, 40, max_lines=2, placeholder=" ...")]):
