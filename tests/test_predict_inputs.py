@@ -98,6 +98,24 @@ def test_a_quoted_glob_matching_folders_searches_them(tmp_path):
     assert collect_inputs([str(tmp_path / "dup" / "[ab]")]) == (films, [])
 
 
+def test_linked_folders_are_searched_once_and_links_to_one_film_are_each_a_film(tmp_path):
+    """A ward's folder linked into the scans is searched; a link loop adds nothing; two links
+    with their own names to one file are two inputs (the benchmarks link films so)."""
+    d = tmp_path / "scans"
+    film = _film(d / "a.png")
+    ward = [_film(tmp_path / "elsewhere" / n) for n in ("b.png", "c.png")]
+    (d / "ward_b").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (d / "ward_b_again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "loop").symlink_to(d, target_is_directory=True)
+    (d / "a_copy.png").symlink_to(film)
+    found = collect_inputs([str(d)])[0]
+    assert len(found) == 4 and {f.name for f in found} == {"a.png", "a_copy.png", "b.png", "c.png"}
+    assert {f.resolve() for f in found} == {film.resolve(), *(w.resolve() for w in ward)}
+    globbed = collect_inputs([str(d / "**" / "*.png")])[0]  # a glob through the loop, the same
+    assert sorted(f.name for f in globbed) == ["a.png", "a_copy.png", "b.png", "c.png"]
+    assert collect_inputs([str(film), str(d / "." / "a.png"), str(d)])[0][0] == film
+
+
 def test_output_names_never_collide():
     files = [Path("d/a/film.png"), Path("d/b/film.png"), Path("d/film_2.png"), Path("e/film.png")]
     stems = output_stems(files)

@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "paths",
         nargs="+",
-        help="files, folders (recursive) or globs; folders and globs skip masks, lungseg "
-        "outputs and mask folders; a file named here is always segmented",
+        help="files, folders (recursive, linked folders followed) or globs; folders and globs "
+        "skip masks, lungseg outputs and mask folders; a file named here is always segmented",
     )
     r.add_argument("--out", required=True, help="output folder (created if missing)")
     r.add_argument("--model", help="model file (.safetensors, .ckpt, .onnx); default: shipped")

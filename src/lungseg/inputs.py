@@ -5,6 +5,7 @@ output name per film, and what an earlier run left in --out (refused when not ou
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
 import hashlib
 import json
@@ -33,12 +34,13 @@ TEXT_FIELDS = {
 
 
 def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[list[Path], list[str]]:
-    """Expand files, folders (recursive) and globs -> (image files, inputs that matched nothing).
-    Folders and globs skip what is not a film (`imageio.is_byproduct`: masks and lungseg's own
-    outputs by name, DICOMDIR, OS leftovers such as `._*`, .DS_Store, Thumbs.db, `__MACOSX/`,
-    and, below the searched folder or a glob's fixed prefix, anything in mask/, masks/,
-    ManualMask/, leftMask/ or rightMask/) and an `out` folder inside a searched folder; a file
-    named explicitly is always taken."""
+    """Expand files, folders (recursive, linked folders followed) and globs -> (image files,
+    inputs that matched nothing). A folder entry reached by several paths (a link loop, a
+    folder given twice) is taken once. Folders and globs skip what is not a film
+    (`imageio.is_byproduct`: masks and lungseg's own outputs by name, DICOMDIR, OS leftovers
+    such as `._*`, .DS_Store, Thumbs.db, `__MACOSX/`, and, below the searched folder or a glob's
+    fixed prefix, anything in mask/, masks/, ManualMask/, leftMask/ or rightMask/) and an `out`
+    folder inside a searched folder; a file named explicitly is always taken."""
     out_dir = Path(out).resolve() if out is not None else None
     files, missing, skipped = [], [], 0
     for p in paths:
@@ -47,10 +49,9 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
             files.append(path)
             continue
         if path.is_dir():
-            root, found = path, path.rglob("*")
+            root, found = path, _files_under(path)
         else:  # a glob; the folders it matches are searched too
-            root, matches = _glob_root(p), [Path(f) for f in glob.glob(p, recursive=True)]
-            found = [g for m in matches for g in ([m] if m.is_file() else m.rglob("*"))]
+            root, found = _glob_root(p), _glob_files(p)
         found = [f for f in found if f.is_file() and is_supported(f)]
         inner = out_dir if out_dir and root.resolve() in out_dir.parents else None
         if not found:
@@ -64,7 +65,57 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
         files += kept
     if skipped:
         log.info("skipped %d masks, earlier outputs and other files that are not films", skipped)
-    return list(dict.fromkeys(files)), missing
+    entries = {}  # one film per folder entry, however many paths (links, globs) reach it
+    for f in files:
+        entries.setdefault((os.path.realpath(f.parent), f.name), f)
+    return list(entries.values()), missing
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file below `folder`, linked folders followed (a folder reached twice, through a
+    link loop or a second link, searched once)."""
+    seen, out = set(), []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        out += [Path(top, n) for n in names]
+    return out
+
+
+def _glob_files(pattern: str) -> list[Path]:
+    """The files a glob matches and those below the folders it matches. A '**' part (any number
+    of folders) is matched on `_files_under` its fixed prefix: Python's glob follows linked
+    folders there without end (a link loop, two links to one folder: exponential time)."""
+    if "**" not in Path(pattern).parts:
+        matches = [Path(f) for f in glob.glob(pattern)]
+        return [g for m in matches for g in ([m] if m.is_file() else _files_under(m))]
+    root = _glob_root(pattern)
+    wanted = Path(pattern).parts[len(root.parts) :]
+    out = []
+    for f in _files_under(root):
+        parts = f.relative_to(root).parts  # the file, or a folder above it, matches
+        if any(_part_match(parts[:k], wanted) for k in range(len(parts) + 1)):
+            out.append(f)
+    return out
+
+
+def _part_match(parts: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
+    """Path parts against glob parts: '**' any number of parts, the others as fnmatch (case as
+    the file system: glob's own rule)."""
+    if not wanted:
+        return not parts
+    if wanted[0] == "**":  # (as glob: not into hidden folders)
+        shown = next((i for i, q in enumerate(parts) if q.startswith(".")), len(parts))
+        return any(_part_match(parts[i:], wanted[1:]) for i in range(shown + 1))
+    return (
+        bool(parts)
+        and fnmatch.fnmatch(parts[0], wanted[0])
+        and (parts[0][0] != "." or wanted[0][0] == ".")  # glob: '*' never matches a hidden name
+        and _part_match(parts[1:], wanted[1:])
+    )
 
 
 def _glob_root(pattern: str) -> Path:
