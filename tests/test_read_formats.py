@@ -3,6 +3,8 @@ and GIF films; masks from PNG, GIF and bilevel files; rasters are never flipped.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from conftest import IMG_H, IMG_W, check_float_image, ramp8
@@ -71,6 +73,33 @@ def test_tiff(tmp_path, dtype, top):
     img = read_image(tmp_path / "x.tif").image
     check_float_image(img)
     np.testing.assert_allclose(img, a / top, atol=1e-6)
+
+
+def _tiff(path, a: np.ndarray, photometric: int) -> None:
+    """A one-strip uncompressed gray TIFF with the PhotometricInterpretation given (Pillow
+    writes only BlackIsZero)."""
+    h, w = a.shape
+    data = a.astype(a.dtype.newbyteorder("<")).tobytes()
+    fmt = 3 if a.dtype.kind == "f" else 1  # SampleFormat: float, unsigned
+    tags = [(256, w), (257, h), (258, 8 * a.itemsize), (259, 1), (262, photometric)]
+    tags += [(273, 8 + 2 + 12 * 10 + 4), (277, 1), (278, h), (279, len(data)), (339, fmt)]
+    head = b"II*\0" + struct.pack("<IH", 8, len(tags))
+    head += b"".join(struct.pack("<HHII", tag, 4, 1, value) for tag, value in tags)
+    path.write_bytes(head + struct.pack("<I", 0) + data)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiff_stored_white_is_zero_is_read_as_a_positive(tmp_path, dtype):
+    """PhotometricInterpretation 0 (as DICOM MONOCHROME1): the film comes out as displayed,
+    bones white, at every bit depth (Pillow turns only 8-bit ones)."""
+    top = {np.uint8: 255, np.uint16: 4095, np.float32: 1.0}[dtype]
+    film = ramp8() / 255.0  # the film as displayed
+    for photometric, stored in ((1, film * top), (0, (1 - film) * top)):
+        _tiff(tmp_path / "x.tif", np.round(stored).astype(dtype) if top > 1 else
+              stored.astype(dtype), photometric)  # fmt: skip
+        got = read_image(tmp_path / "x.tif").image
+        check_float_image(got)
+        np.testing.assert_allclose(got, film, atol=1 / 255 if top > 1 else 1e-6)
 
 
 def test_bmp_and_gif(tmp_path):

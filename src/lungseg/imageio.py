@@ -188,13 +188,24 @@ def _read_raster(path: Path) -> np.ndarray:
         with open(path, "rb") as f, Image.open(f) as im:  # when it opens them by name
             _check_size(path, *im.size)
             im.load()
-            return as_displayed(to_gray_float(im, path), pil_orientation(im))
+            image = to_gray_float(im, path)
+            if _white_is_zero(im):
+                image = np.subtract(1, image, dtype=np.float32)
+            return as_displayed(image, pil_orientation(im))
     except ImageReadError:
         raise
     except (OSError, SyntaxError, ValueError, *BOMB) as e:
         bomb = isinstance(e, BOMB)
         hint = "downsample it first" if bomb else "is it corrupt or truncated?"
         raise ImageReadError(f"{path}: not a readable image ({_why(e)}); {hint}") from e
+
+
+def _white_is_zero(im: Image.Image) -> bool:
+    """A TIFF stored as a negative (PhotometricInterpretation 0, WhiteIsZero, as DICOM's
+    MONOCHROME1: some film digitisers write it) that Pillow leaves so: it turns only 1- and
+    8-bit ones, not 16-bit, 32-bit or float."""
+    tags = getattr(im, "tag_v2", None)
+    return bool(tags) and tags.get(262) == 0 and im.mode in ("I;16", "I;16B", "I;16L", "I", "F")
 
 
 def _why(e: Exception) -> str:
