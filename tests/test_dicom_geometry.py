@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import IMG_H, IMG_W
 from dicomfiles import dicom_ramp, write_dicom
 
 from lungseg.imageio import read_image
@@ -54,6 +55,26 @@ def test_malformed_spacing_says_nothing_and_the_film_is_read(tmp_path, attrs, sp
     rad = read_image(write_dicom(tmp_path / "m.dcm", dicom_ramp(), **attrs))
     assert rad.spacing == (pytest.approx(spacing) if spacing else None)
     assert rad.image.std() > 0.1
+
+
+@pytest.mark.parametrize(
+    "attrs,width,spacing,warned",
+    [
+        ({"ImagerPixelSpacing": [1, 1]}, 1100, None, True),  # GDCM's default: 1.1 m wide
+        ({"PixelSpacing": [1, 1]}, 600, (1, 1), False),  # 60 cm of 1 mm pixels: can be
+        ({"PixelSpacing": [100, 100]}, IMG_W, None, True),
+        ({"PixelSpacing": [1e-9, 1e-9]}, IMG_W, None, True),
+        ({"PixelSpacing": [100, 100], "ImagerPixelSpacing": [0.2, 0.2]}, IMG_W, (0.2, 0.2), True),
+    ],
+    ids=["gdcm-1-on-1100px", "1mm-on-600px", "100mm", "1e-9mm", "falls-back"],
+)
+def test_a_spacing_no_radiograph_has_is_not_used(tmp_path, caplog, attrs, width, spacing, warned):
+    """mm² and mm only from a spacing that fits a radiograph; else the next tag's or pixels,
+    and the log says why."""
+    pixels = np.tile(np.linspace(0, 4095, width).astype(np.uint16), (IMG_H, 1))
+    rad = read_image(write_dicom(tmp_path / "g.dcm", pixels, **attrs))
+    assert rad.spacing == (pytest.approx(spacing) if spacing else None)
+    assert ("g.dcm" in caplog.text and "not used" in caplog.text) == warned
 
 
 def test_a_window_that_cannot_be_applied_is_skipped_with_a_warning(tmp_path, caplog):

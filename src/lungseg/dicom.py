@@ -54,7 +54,7 @@ def read_dicom(path: Path) -> Radiograph:
     )
     return Radiograph(
         image,
-        _dicom_spacing(ds),
+        _dicom_spacing(ds, path),
         flipped,
         upside_down,
         view=view,
@@ -160,10 +160,11 @@ def _dicom_orientation(ds) -> tuple[bool, bool]:
     )
 
 
-def _dicom_spacing(ds) -> tuple[float, float] | None:
+def _dicom_spacing(ds, path: Path | str = "") -> tuple[float, float] | None:
     """(row, col) mm at the patient: PixelSpacing, else ImagerPixelSpacing (at the detector)
     divided by EstimatedRadiographicMagnificationFactor (0018,1114) when that is > 0. A value
-    that is not two positive numbers says nothing (None: areas in pixels only)."""
+    that is not two positive numbers says nothing (None: areas in pixels only), nor does one
+    that no radiograph has (`_plausible`: logged)."""
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
         try:
             row, col = (float(v) for v in ds.get(tag))
@@ -174,5 +175,30 @@ def _dicom_spacing(ds) -> tuple[float, float] | None:
                 mag = float(ds.get("EstimatedRadiographicMagnificationFactor") or 0)
             except (TypeError, ValueError):
                 mag = 0.0
-            return (row / mag, col / mag) if tag[0] == "I" and mag > 0 else (row, col)
+            spacing = (row / mag, col / mag) if tag[0] == "I" and mag > 0 else (row, col)
+            if _plausible(spacing, ds, path, tag):
+                return spacing
     return None
+
+
+# A pixel of a projection radiograph at the patient: 0.01-5 mm (detectors: 0.05-0.2 mm,
+# downsampled exports coarser), the film's longer side at most FIELD_MAX_MM (a 43 cm
+# detector; stitched long-length films about 1 m). GDCM writes 1\1 where a converted file had
+# no spacing: on a film of thousands of pixels that gives metres.
+SPACING_MM, FIELD_MAX_MM = (0.01, 5.0), 1000.0
+
+
+def _plausible(spacing: tuple[float, float], ds, path, tag: str) -> bool:
+    """Whether a spacing (row, col mm) fits a radiograph of the dataset's size; if not, why
+    is logged."""
+    rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    field = max(rows * spacing[0], cols * spacing[1])
+    if all(SPACING_MM[0] <= s <= SPACING_MM[1] for s in spacing) and field <= FIELD_MAX_MM:
+        return True
+    shown = "\\".join(f"{s:g}" for s in spacing)
+    log.warning(
+        "%s: %s gives %s mm per pixel at the patient, a film %.4g mm across: not a "
+        "radiograph's, so not used (without another spacing, areas and heights in pixels only)",
+        path, tag, shown, field,
+    )  # fmt: skip
+    return False
