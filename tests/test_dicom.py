@@ -134,6 +134,31 @@ def test_dicom_rescale_and_window_applied(tmp_path):
     np.testing.assert_allclose(row[mid], expected, atol=0.02)
 
 
+@pytest.mark.parametrize("vr", ["US", "OW"])
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_dicom_voi_lut_applied_at_any_entry_depth(tmp_path, caplog, bits, vr):
+    """A VOI LUT Sequence maps each stored value through its table (from LUTDescriptor's first
+    value mapped): with 8-bit entries too, which pydicom 3.0 alone wraps past 255."""
+    from pydicom.dataset import Dataset
+
+    top = 2**bits - 1
+    table = (top - np.arange(4096 - 96) * top // (4095 - 96)).astype(np.uint16)  # inverting
+    item = Dataset()
+    item.LUTDescriptor = [len(table), 96, bits]  # stored values below 96 take its first entry
+    item.add_new((0x0028, 0x3006), vr, table.tolist() if vr == "US" else table.tobytes())
+    p = write_dicom(tmp_path / "lut.dcm", dicom_ramp(), VOILUTSequence=[item])
+    if vr == "OW" and bits == 8:  # and in a bare dataset (no file meta to give the byte order)
+        ds = pydicom.dcmread(p)
+        del ds.file_meta
+        ds.preamble = None
+        ds.save_as(p, enforce_file_format=False, implicit_vr=False, little_endian=True)
+    img = read_image(p).image
+    check_float_image(img)
+    looked_up = table[np.clip(dicom_ramp().astype(int) - 96, 0, len(table) - 1)]
+    np.testing.assert_allclose(img, looked_up / top, atol=1e-6)
+    assert "not windowed" not in caplog.text
+
+
 def test_dicom_window_without_rescale_differs(tmp_path):
     """Same window, intercept 0: the window now sits on stored values ~0..200."""
     raw = dicom_ramp()

@@ -17,7 +17,7 @@ def read_dicom(path: Path) -> Radiograph:
     """A DICOM file -> Radiograph: the first frame, modality LUT (rescale), VOI LUT or window,
     one inversion for MONOCHROME1 or an INVERSE presentation LUT, spacing at the patient, and
     whether the film is displayed mirrored. Raises ImageReadError naming the file."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+    from pydicom.pixels import apply_modality_lut, pixel_array
 
     ds = _dcmread(path)
     try:
@@ -41,7 +41,7 @@ def read_dicom(path: Path) -> Radiograph:
     mono = photometric in ("MONOCHROME1", "MONOCHROME2")  # (windows are defined for gray only)
     if mono and ("VOILUTSequence" in ds or "WindowCenter" in ds):
         try:
-            arr = apply_voi_lut(arr, ds).astype(np.float32)
+            arr = _voi(arr, ds).astype(np.float32)
         except Exception as e:  # noqa: BLE001 - a malformed window or LUT: the stored values
             log.warning("%s: its VOI LUT or window cannot be applied (%s); not windowed", path, e)
     image = _minmax(arr, path)
@@ -158,6 +158,29 @@ def _dicom_orientation(ds) -> tuple[bool, bool]:
         len(orient) > 0 and orient[0].startswith("R"),
         len(orient) > 1 and orient[1].startswith("H"),
     )
+
+
+def _voi(arr: np.ndarray, ds):
+    """The VOI LUT (the first of its sequence) or else the window of `ds` applied to `arr`
+    (the modality LUT's output). A LUT is looked up by the integers it is made for, through a
+    copy of it declared 16-bit: pydicom 3.0 indexes an 8-bit LUT (LUTDescriptor [n, first, 8])
+    with 8-bit numbers, so that values past 255 wrap round."""
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import apply_voi, apply_voi_lut
+
+    if not ds.get("VOILUTSequence"):
+        return apply_voi_lut(arr, ds)
+    item = Dataset()
+    item.update(ds.VOILUTSequence[0])
+    n, first, _bits = item.LUTDescriptor
+    item.LUTDescriptor = [n, first, 16]  # (its values are kept: 0-255 in 16 bits)
+    lut = Dataset()
+    lut.VOILUTSequence = [item]
+    if hasattr(ds, "file_meta"):  # the byte order of LUT data stored as OW
+        lut.file_meta = ds.file_meta
+    else:  # a bare dataset (no preamble, no meta): as it was read
+        lut.set_original_encoding(*ds.original_encoding, ds.original_character_set)
+    return apply_voi(np.rint(arr).astype(np.int64), lut)
 
 
 def _dicom_spacing(ds, path: Path | str = "") -> tuple[float, float] | None:
