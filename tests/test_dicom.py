@@ -147,7 +147,7 @@ def test_dicom_voi_lut_applied_at_any_entry_depth(tmp_path, caplog, bits, vr):
     item.LUTDescriptor = [len(table), 96, bits]  # stored values below 96 take its first entry
     item.add_new((0x0028, 0x3006), vr, table.tolist() if vr == "US" else table.tobytes())
     p = write_dicom(tmp_path / "lut.dcm", dicom_ramp(), VOILUTSequence=[item])
-    if vr == "OW" and bits == 8:  # and in a bare dataset (no file meta to give the byte order)
+    if vr == "OW" and bits == 8:  # and in a bare dataset (its byte order as read)
         ds = pydicom.dcmread(p)
         del ds.file_meta
         ds.preamble = None

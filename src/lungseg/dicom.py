@@ -176,10 +176,7 @@ def _voi(arr: np.ndarray, ds):
     item.LUTDescriptor = [n, first, 16]  # (its values are kept: 0-255 in 16 bits)
     lut = Dataset()
     lut.VOILUTSequence = [item]
-    if hasattr(ds, "file_meta"):  # the byte order of LUT data stored as OW
-        lut.file_meta = ds.file_meta
-    else:  # a bare dataset (no preamble, no meta): as it was read
-        lut.set_original_encoding(*ds.original_encoding, ds.original_character_set)
+    lut.file_meta = ds.file_meta  # LUT data stored as OW: its byte order (`_dcmread` sets it)
     return apply_voi(np.rint(arr).astype(np.int64), lut)
 
 
