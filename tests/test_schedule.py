@@ -34,6 +34,7 @@ def _trainer(epochs: int, lr=1e-3, min_lr=1e-6, callbacks=()):
         fit_loop=SimpleNamespace(max_epochs=epochs),
         lr_scheduler_configs=[SimpleNamespace(scheduler=sched)],
         opt=opt,
+        should_stop=False,
     )
 
 
@@ -70,6 +71,22 @@ def test_a_run_longer_than_its_slot_ends_its_schedule_inside_it(monkeypatch):
     tail = [low + (top - low) * (1 + math.cos(math.pi * t / 5)) / (1 + math.cos(math.pi / 5))
             for t in range(2, 5)]  # fmt: skip
     assert lrs == pytest.approx([1e-3, top, *tail], rel=1e-6)  # a 5-epoch cosine from epoch 1
+
+
+def test_a_slot_that_ends_inside_the_first_epoch_stops_the_run_without_a_plan(monkeypatch):
+    """Lightning's max_time stops the run mid-epoch: the epoch ends unstepped and stopping, and
+    there is nothing to plan (re-planning a schedule at step 0 to end after 1 epoch divided
+    by zero)."""
+    monkeypatch.setattr(lungseg.schedule, "_clock", FakeClock(100.0))
+    trainer = _trainer(50)
+    cb = FitToTime(0.5, 50)
+    cb.on_train_start(trainer, None)
+    cb.on_train_epoch_start(trainer, None)
+    trainer.should_stop = True  # (the scheduler not stepped)
+    cb.on_train_epoch_end(trainer, None)
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert trainer.fit_loop.max_epochs == 50 and sched.T_max == 50
+    assert trainer.opt.param_groups[0]["lr"] == 1e-3
 
 
 def test_a_run_that_fits_its_slot_is_left_alone(monkeypatch):

@@ -36,6 +36,8 @@ class FitToTime(L.Callback):
                       for c in trainer.lr_scheduler_configs]  # fmt: skip
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.should_stop:  # the time is up (max_time, mid-epoch): nothing left to plan
+            return
         now = _clock()
         took, self.mark = now - self.mark, now
         done = trainer.current_epoch + 1
