@@ -40,6 +40,9 @@ from lungseg.runconfig import TrainConfig
         ({"p_corrupt": 1.5}, "--p-corrupt"),
         ({"lr": 0.0}, "--lr"),
         ({"lr": -1e-3, "min_lr": 0.0}, "--lr"),
+        ({"lr": float("inf")}, "--lr"),  # (NaN fails `> 0` already)
+        ({"lr": float("nan")}, "--lr"),
+        ({"lr": 10.0}, "--lr"),
         ({"lr": 1e-3, "min_lr": 1e-2}, "--min-lr"),
         ({"min_lr": -1e-5}, "--min-lr"),
         ({"batch_size": 1}, "--batch-size"),

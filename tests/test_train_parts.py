@@ -132,6 +132,24 @@ def test_val_iou_is_the_mean_over_images(monkeypatch):
     assert logged["val_dice"] == pytest.approx(sum(fractions) / 6)
 
 
+def test_a_diverging_run_stops_with_a_message_before_its_weights_turn_nan():
+    module = LungSegModule(asdict(TrainConfig(encoder="resnet18", size=64, lr=0.5)))
+    calls = []
+
+    def loss(logits, y):  # finite once, then NaN (as a too high rate makes it)
+        calls.append(1)
+        return logits.mean() * (1 if len(calls) == 1 else float("nan"))
+
+    module.loss = loss
+    data = DataLoader(TensorDataset(torch.rand(4, 1, 64, 64), torch.ones(4, 1, 64, 64)), 2)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"loss became nan in epoch 0.*lower --lr \(this run: 0.5"):
+        trainer.fit(module, data)
+    assert len(calls) == 2
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
 def test_balanced_sampler_draws_each_dataset_equally():
     pairs = [
         (SimpleNamespace(dataset=d), None, None)

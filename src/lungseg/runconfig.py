@@ -63,7 +63,7 @@ class TrainConfig:
             ("--hist", self.hist, self.hist in HIST_METHODS, f"use {', '.join(HIST_METHODS)}"),
             ("--epochs", self.epochs, self.epochs >= 1, "use 1 or more"),
             ("--batch-size", self.batch_size, self.batch_size >= 2, "use 2 or more (BatchNorm)"),
-            ("--lr", self.lr, self.lr > 0, "use a learning rate above 0, e.g. 1e-3"),
+            ("--lr", self.lr, 0 < self.lr <= 1, "use a rate above 0 and at most 1, e.g. 1e-3"),
             ("--min-lr", self.min_lr, 0 <= self.min_lr <= self.lr, f"use 0 to --lr {self.lr}"),
             ("--p-corrupt", self.p_corrupt, 0 <= self.p_corrupt <= 1, "use 0 to 1"),
             ("--workers", self.workers, self.workers >= 0, "use 0 (no worker processes) or more"),

@@ -52,6 +52,11 @@ class LungSegModule(L.LightningModule):
     def training_step(self, batch, _):
         x, y = batch
         loss = self.loss(self(x), y)
+        if not torch.isfinite(loss):  # before the step writes it into the weights
+            raise ValueError(
+                f"the training loss became {loss.item()} in epoch {self.current_epoch}: the run "
+                f"diverged; start again with a lower --lr (this run: {self.cfg.lr:g})"
+            )
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
         return loss
