@@ -150,6 +150,15 @@ def test_a_diverging_run_stops_with_a_message_before_its_weights_turn_nan():
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
+def test_resuming_from_another_runs_checkpoint_is_refused_by_setting():
+    cfg = asdict(TrainConfig(encoder="resnet18", size=64, out="runs/a"))
+    module = LungSegModule(cfg)
+    module.on_load_checkpoint({"hyper_parameters": cfg})  # its own: accepted
+    for other in ({"encoder": "resnet34"}, {"size": 96, "fit": "crop"}, {"hist": "clahe"}):
+        with pytest.raises(ValueError, match=r"runs/a/checkpoints/last.ckpt .* another run's"):
+            module.on_load_checkpoint({"hyper_parameters": {**cfg, **other}})
+
+
 def test_balanced_sampler_draws_each_dataset_equally():
     pairs = [
         (SimpleNamespace(dataset=d), None, None)

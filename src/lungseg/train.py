@@ -73,6 +73,18 @@ class LungSegModule(L.LightningModule):
         self.log("val_iou", iou, on_epoch=True, prog_bar=True, batch_size=n)
         self.log("val_dice", dice, on_epoch=True, batch_size=n)
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """--resume: the checkpoint must hold this run's network and input (a file copied in
+        from another run would fail on its weights or train under other settings)."""
+        saved = checkpoint.get("hyper_parameters", {})
+        keys = ("encoder", "size", "fit", "hist")
+        if differ := [k for k in keys if k in saved and saved[k] != getattr(self.cfg, k)]:
+            shown = ", ".join(f"--{k} {saved[k]!r} (run: {getattr(self.cfg, k)!r})" for k in differ)
+            raise ValueError(
+                f"{self.cfg.out}/checkpoints/last.ckpt was trained with {shown}: it is another "
+                "run's; put this run's own last.ckpt back, or resume that run from its own folder"
+            )
+
     def on_train_start(self):
         # a resumed run's scheduler comes back with the T_max it was saved with: a longer
         # --epochs then decays from the current rate to --min-lr at the new last epoch
