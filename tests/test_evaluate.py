@@ -226,6 +226,29 @@ def test_split_all_warns_about_films_a_split_file_lists_for_training(
     )
 
 
+def test_films_the_run_trained_on_are_named_when_the_datas_split_is_scored(
+    root, tiny_model, tmp_path, caplog
+):
+    """The run's splits.csv does not list every film (trained on a subset folder), so the
+    data's split is scored: its val films that the run trained on are named."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("epoch\n")  # marks the run folder
+    shutil.copy(tiny_model, run / "model.safetensors")
+    samples, _ = datasets.discover(root)
+    val = [s for s in samples if s.id[-6:-2] in ("0001", "0101")]  # the data's val films
+    write_splits(run / "splits.csv", {(val[0].dataset, val[0].id): "train",
+                                      (val[1].dataset, val[1].id): "val"})  # fmt: skip
+    evaluate(str(run / "model.safetensors"), str(root), "val", str(tmp_path / "e"), device="cpu")
+    assert f"does not list every film under {root}; using {root / 'splits.csv'}" in caplog.text
+    assert (
+        f"--split val: 1 of the {len(val)} films are train films in {run / 'splits.csv'} (not "
+        f"held out), e.g. {val[0].id}" in caplog.text
+    )
+
+
 def test_your_own_films_hints_and_masks_that_are_predictions(tiny_model, tmp_path, synth, caplog):
     """Without --split all, own films get a hint to use it; masks that are the model's own
     predictions (every film at IoU 1.0) get a warning."""

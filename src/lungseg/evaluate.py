@@ -48,17 +48,16 @@ def _thumb(a: np.ndarray) -> np.ndarray:
     return cv2.resize(a, (THUMB, THUMB), interpolation=interp)
 
 
-def _warn_trained_on(root, run: Path | None, chosen) -> None:
-    """--split all: say how many of the `chosen` films a splits.csv (the run's, else the data's)
-    lists as train or val, as their scores are not held-out figures."""
-    path = run / "splits.csv" if run and (run / "splits.csv").is_file() else find_splits_file(root)
-    if path is None:
-        return
+def _warn_trained_on(path: Path, chosen, split: str) -> None:
+    """Say which of the `chosen` films the split file `path` (the training run's, or with
+    --split all the data's when the run's is not known) lists as train (or, scoring another
+    split than val, val): their scores are not held-out figures."""
+    used = ("train",) if split == "val" else ("train", "val")  # (val films: for val)
     listed = read_splits(path, chosen)
-    if n := sum(listed.get((s.dataset, s.id)) in ("train", "val") for s in chosen):
+    if seen := [s.id for s in chosen if listed.get((s.dataset, s.id)) in used]:
         log.warning(
-            "--split all: %d of the %d films are train or val films in %s (not held out)",
-            n, len(chosen), path,
+            "--split %s: %d of the %d films are %s films in %s (not held out), e.g. %s",
+            split, len(seen), len(chosen), " or ".join(used), path, ", ".join(seen[:3]),
         )  # fmt: skip
 
 
@@ -133,18 +132,22 @@ def evaluate(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _find_run_dir(model, run_dir)
+    trained = run / "splits.csv" if run and (run / "splits.csv").is_file() else None
     if split == "all":  # every film: no split to find or make
         split_file, chosen = None, select(samples, {}, None, datasets, limit)
-        _warn_trained_on(root, run, chosen)
+        trained = trained or find_splits_file(root)
     else:
         split_file = _split_file(root, run, samples)
         splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
         chosen = select(samples, splits, split, datasets, limit)
+        trained = None if split_file == trained else trained  # (another split than the run's)
         if split_file is None and all(s.dataset == "other" for s in samples):
             log.warning(
                 "scoring the %s films of a new split (%d of %d): for every film of your own, "
                 "use --split all", split, len(chosen), len(samples)
             )  # fmt: skip
+    if trained:
+        _warn_trained_on(trained, chosen, split)
     if not chosen:
         which = "" if split == "all" else f"{split} "
         raise ValueError(f"no {which}samples under {root} for datasets {datasets}")
