@@ -121,6 +121,19 @@ def test_duplicate_id_reported_once(tmp_path, synth):
     assert "MCUCXR_0001_0.png" in str(problems[0])
 
 
+def test_the_same_film_under_a_name_differing_in_case_is_one_film(tmp_path, synth):
+    """MCUCXR_0001_0.png beside a copy named mcucxr_0001_0.png: one is used, the other reported
+    (used twice, one copy could train and the other score as held out)."""
+    import shutil
+
+    base = synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=())
+    for folder in ("CXR_png", "masks"):
+        shutil.copy(base / folder / "MCUCXR_0001_0.png", base / folder / "mcucxr_0001_0.png")
+    samples, problems = discover(tmp_path)
+    assert [s.id for s in samples] == ["MCUCXR_0001_0"]
+    assert [p.problem for p in problems] == ["a second copy of film mcucxr_0001_0"]
+
+
 def test_discover_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         discover(tmp_path / "nope")

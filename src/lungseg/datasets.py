@@ -230,16 +230,16 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
             samples += _jsrt_layout(images, m, problems)
         elif m := _subdir(d, "masks", "mask"):
             samples += _own_films(images, m, problems)
-    seen: dict[tuple[str, str], Sample] = {}
+    seen: dict[tuple[str, str], Sample] = {}  # ids ignoring case, as they pair and split
     for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
-        if first := seen.get((s.dataset, s.id)):
+        if first := seen.get((s.dataset, s.id.casefold())):
             if filecmp.cmp(first.image, s.image, shallow=False):
                 what, fix = f"a second copy of film {s.id}", f"keep one copy (used: {first.image})"
             else:  # two sites' patient_001: ids must be unique under --data
                 what, fix = f"another film named {s.id}", f"rename one (used: {first.image})"
             problems.append(Problem(str(s.image), what, fix))
             continue
-        seen[(s.dataset, s.id)] = s
+        seen[(s.dataset, s.id.casefold())] = s
     if not seen:
         raise FileNotFoundError(
             f"no image/mask pairs found under {root}: expected CXR_png/ with masks/ or "
