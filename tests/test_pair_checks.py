@@ -13,7 +13,7 @@ from PIL import Image
 
 from lungseg.datasets import Problem, discover
 from lungseg.imageio import ImageReadError
-from lungseg.pairs import check_pairs, load_pair, summarize
+from lungseg.pairs import binary_mask, check_pairs, load_pair, summarize
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -42,6 +42,8 @@ def broken_root(tmp_path, synth):
     (img / "MCUCXR_0014_0.png").write_bytes(b"")  # zero-byte image
     pair("MCUCXR_0015_0")
     (msk / "MCUCXR_0015_0.png").write_bytes(b"")  # zero-byte mask
+    pair("MCUCXR_0016_0", mask=255 - good)  # inverted: lungs black on white
+    pair("MCUCXR_0017_0", mask=np.full((synth.H, synth.W), 255, np.uint8))  # all white
     return tmp_path
 
 
@@ -52,13 +54,15 @@ BROKEN = {
     "MCUCXR_0013_0": "not a readable image",
     "MCUCXR_0014_0": "0 bytes",
     "MCUCXR_0015_0": "mask is not a readable image",
+    "MCUCXR_0016_0": "covers all four corners of the image, which lungs never do; is it inverted",
+    "MCUCXR_0017_0": "covers all four corners",
 }
 
 
 def test_check_pairs_skips_bad_pairs_and_names_files(broken_root):
     samples, problems = discover(broken_root)
     assert problems == []  # every broken pair still has both files: found, then checked
-    assert len(samples) == 8
+    assert len(samples) == 2 + len(BROKEN)
     good, bad = check_pairs(samples)
     assert sorted(s.id for s, _, _ in good) == ["CHNCXR_0001_0", "MCUCXR_0001_0"]
     assert len(bad) == len(BROKEN)
@@ -91,16 +95,16 @@ def test_check_pairs_strict_raises(broken_root):
         check_pairs(samples, strict=True)
 
 
-def test_load_pair_accepts_0_1_and_full_masks(tmp_path, synth):
-    base = synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0", "MCUCXR_0002_0"), chn=())
+def test_load_pair_accepts_0_1_and_one_valued_masks_read_as_lung(tmp_path, synth):
+    """0/1 masks load; a file of 255 only reads as all lung (and the pair is then refused as
+    no lung mask: `broken_root`'s all-white MCUCXR_0017_0)."""
+    base = synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=())
     left, right = synth.lung_masks()
     synth.save_png(base / "masks" / "MCUCXR_0001_0.png", (left | right).astype(np.uint8))
-    synth.save_png(base / "masks" / "MCUCXR_0002_0.png", np.full((synth.H, synth.W), 255, np.uint8))
     samples, _ = discover(tmp_path)
     _, m1 = load_pair(samples[0])
     np.testing.assert_array_equal(m1, left | right)
-    _, m2 = load_pair(samples[1])
-    assert m2.all()
+    assert binary_mask(np.full((4, 5), 255, np.uint8), Path("full.png")).all()
 
 
 def test_summarize_text():

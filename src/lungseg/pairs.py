@@ -21,6 +21,7 @@ LOSSY_MASKS = (".jpg", ".jpeg")  # compression smears 0/255 into near-0/near-255
 MIN_LEVEL = 16  # a JPEG mask's lung level below this: 0/1 values (pure blue reads 29)
 MAX_MID_GRAY = 0.01  # of the pixels, away from the outline: none in a compressed 0/255 mask
 OUTLINE_MARGIN = 2  # px either side of the outline where antialiasing and ringing lie
+MAX_LUNG_FRACTION = 0.75  # of the image: a mask past it is no lung mask (the data: at most 46%)
 
 
 def binary_mask(raw: np.ndarray, path: Path) -> np.ndarray:
@@ -121,6 +122,14 @@ def load_film_pair(s: Sample) -> tuple[Radiograph, np.ndarray]:
         mask |= binary_mask(raw, p)
     if not mask.any():
         raise ValueError(f"{s.masks[0]}: mask is empty; draw the lungs or remove the pair")
+    if (corners := mask[:: mask.shape[0] - 1, :: mask.shape[1] - 1].all()) or (
+        mask.mean() > MAX_LUNG_FRACTION
+    ):
+        where = "all four corners of the image" if corners else f"{mask.mean():.0%} of the image"
+        raise ValueError(
+            f"{s.masks[0]}: mask covers {where}, which lungs never do; is it inverted? Lungs "
+            "must be white (or 1) on black; invert it, or remove the pair"
+        )
     turned = replace(film, image=upright(image, film), flipped=False, upside_down=False)
     return turned, upright(mask, film)
 
