@@ -5,6 +5,7 @@ the files discovery ignores or refuses."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,6 +133,19 @@ def test_the_same_film_under_a_name_differing_in_case_is_one_film(tmp_path, synt
     samples, problems = discover(tmp_path)
     assert [s.id for s in samples] == ["MCUCXR_0001_0"]
     assert [p.problem for p in problems] == ["a second copy of film mcucxr_0001_0"]
+
+
+def test_a_second_mask_for_a_film_is_reported_and_the_first_used(tmp_path, synth):
+    base = synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=("CHNCXR_0001_0",))
+    synth.save_mask(base / "masks" / "MCUCXR_0001_0_mask.png", np.zeros((synth.H, synth.W)))
+    synth.save_mask(base / "masks" / "CHNCXR_0001_0_mask.gif", np.zeros((synth.H, synth.W)))
+    samples, problems = discover(tmp_path)
+    assert [s.masks[0].name for s in samples] == ["MCUCXR_0001_0.png", "CHNCXR_0001_0_mask.png"]
+    assert sorted((Path(p.path).name, p.problem) for p in problems) == [
+        ("CHNCXR_0001_0_mask.gif", "a second mask for film CHNCXR_0001_0"),
+        ("MCUCXR_0001_0_mask.png", "a second mask for film MCUCXR_0001_0"),
+    ]
+    assert all(p.fix.startswith("remove one (used: ") for p in problems)
 
 
 def test_discover_missing_folder(tmp_path):

@@ -88,6 +88,12 @@ def _find(index: dict[tuple[str, str], Path], stem: str) -> Path | None:
     return next((p for x in MASK_SUFFIXES if (p := index.get((stem.casefold(), x)))), None)
 
 
+def _candidates(index: dict[tuple[str, str], Path], stem: str) -> list[Path]:
+    """The masks named as the film `stem` or <stem>_mask, any suffix: the first is its mask."""
+    names = (stem.casefold(), f"{stem}_mask".casefold())
+    return [p for n in names for x in MASK_SUFFIXES if (p := index.get((n, x)))]
+
+
 def _suffix(index: dict[tuple[str, str], Path]) -> str:
     """The suffix most masks of a folder have (SCR: .gif), to name a missing one."""
     return Counter(x for _, x in index).most_common(1)[0][0] if index else ".png"
@@ -160,8 +166,11 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
         if lm and rm:
             extra = {"left_lung": lm, "right_lung": rm}
             files = list(extra.values())
-        elif m := _find(m_idx, stem) or _find(m_idx, stem + "_mask"):
-            files = [m]
+        elif masks_of := _candidates(m_idx, stem):
+            files = masks_of[:1]
+            for other in masks_of[1:]:  # X.png beside X_mask.png or X.jpg: which is right?
+                fix = f"remove one (used: {files[0]})"
+                problems.append(Problem(str(other), f"a second mask for film {stem}", fix))
         if not files:
             sides = [("leftMask", left, l_idx, lm), ("rightMask", right, r_idx, rm)]
             fix = _cxr_png_fix(base, stem, masks, m_idx, manual, sides)
