@@ -153,3 +153,23 @@ def test_error_message_lists_choices(tmp_path) -> None:
         with pytest.raises(ValueError):
             write_phantoms(tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()  # nothing written for bad arguments
+
+
+@pytest.mark.parametrize("command", ["phantom", "demo"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "100000"], "argument --size: must be from 64 to 8192, got 100000"),  # 40 GB
+        (["--size", "10"], "argument --size: must be from 64 to 8192, got 10"),
+        (["--seed", "-1"], "argument --seed: must be from 0 to 4294967295, got -1"),
+    ],
+)
+def test_cli_phantom_sizes_and_seeds_out_of_range_are_refused(
+    tmp_path, capsys, command, args, message
+):
+    from lungseg.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([command, "--out", str(tmp_path / "p"), *args])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

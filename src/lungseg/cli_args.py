@@ -6,15 +6,25 @@ from __future__ import annotations
 import argparse
 
 
-def _positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole(low: int, high: int | None = None):
+    """argparse type: a whole number from `low` (to `high`); argparse names the option."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
+        return value
+
+    return whole
+
+
+_positive = _whole(1)
+_seed = _whole(0, 2**32 - 1)  # (NumPy's seeds)
+_phantom_size = _whole(64, 8192)  # px: a film of 8192 px squared needs about 2 GB to draw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--balance", action="store_true", default=None, help="draw each dataset equally often"
     )
     t.add_argument("--limit", type=_positive, help="at most N images per split (smoke runs)")
-    t.add_argument("--seed", type=int, help="(default: 42)")
+    t.add_argument("--seed", type=_seed, help="(default: 42)")
     t.add_argument("--device", **{**dev, "default": None, "help": "where to run (default: auto)"})
     t.add_argument("--workers", type=int, help="data loader worker processes (default: 1)")
     t.add_argument("--strict", action="store_true", default=None, help="stop on any bad pair")
@@ -159,13 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("phantom", parents=[common], help="write synthetic films with known masks")
     f.add_argument("--out", required=True)
     f.add_argument("-n", type=_positive, default=1, help="number of films")
-    f.add_argument("--size", type=int, default=512)
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--size", type=_phantom_size, default=512, help="px, 64 to 8192")
+    f.add_argument("--seed", type=_seed, default=0)
     f.add_argument("--disease", default="none", help="none, opacity, white-out, effusion, devices")
 
     d = sub.add_parser("demo", parents=[common], help="segment a built-in phantom radiograph")
     d.add_argument("--out", default="demo")
     d.add_argument("--model", help="model file (default: shipped)")
-    d.add_argument("--size", type=int, default=1024)
-    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--size", type=_phantom_size, default=1024, help="px, 64 to 8192")
+    d.add_argument("--seed", type=_seed, default=7)
     return p

@@ -150,7 +150,8 @@ def evaluate(
         _warn_trained_on(trained, chosen, split)
     if not chosen:
         which = "" if split == "all" else f"{split} "
-        raise ValueError(f"no {which}samples under {root} for datasets {datasets}")
+        among = f" of datasets {', '.join(datasets)}" if datasets else ""
+        raise ValueError(f"no {which}samples under {root}{among}")
     if threshold is not None:
         seg.config.threshold = threshold
     rows, thumbs = [], {}
