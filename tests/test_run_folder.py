@@ -49,6 +49,19 @@ def test_resume_continues_with_the_runs_settings(run):
     assert set(changed) | {"device"} == set(RESUMABLE)
 
 
+def test_resume_takes_a_path_given_again_relative_as_the_same(run, monkeypatch):
+    """config.json holds --init (and --data, --encoder-weights) absolute; the same file given
+    again from its own folder is no change."""
+    saved = json.loads((run / "config.json").read_text())
+    model = run.parent / "start.safetensors"
+    (run / "config.json").write_text(json.dumps({**saved, "init": str(model)}))
+    monkeypatch.chdir(run.parent)
+    cfg = run_config({"out": str(run), "init": "start.safetensors"}, resume=True)
+    assert cfg.init == str(model)
+    with pytest.raises(ValueError, match="--init 'other.safetensors'"):
+        run_config({"out": str(run), "init": "other.safetensors"}, resume=True)
+
+
 def test_resume_refuses_other_changed_settings(run):
     before = (run / "config.json").read_bytes()
     with pytest.raises(ValueError, match=r"--size 512 \(run: 64\)") as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -69,7 +70,7 @@ def data_root(tmp_path_factory, synth):
 def trained(data_root, tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
-    rc = cli.main(_train_args(data_root, out, "--epochs", "1"))
+    rc = cli.main(_train_args(os.path.relpath(data_root), out, "--epochs", "1"))  # (relative)
     return rc, out
 
 
@@ -79,7 +80,7 @@ def test_train_writes_run_folder(trained, data_root):
     assert rc == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["encoder"] == "resnet18" and cfg["size"] == 64 and cfg["epochs"] == 1
-    assert cfg["limit"] == 4 and cfg["data"] == str(data_root)
+    assert cfg["limit"] == 4 and cfg["data"] == str(data_root.resolve())  # from any folder
     for name in (
         "checkpoints/last.ckpt",
         "checkpoints/best.ckpt",

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 # the options `--resume` takes from the command line; all others stay as the run's config.json
 RESUMABLE = ("data", "epochs", "max_minutes", "workers", "device", "precision")
+PATHS = ("data", "encoder_weights", "init")  # saved absolute in config.json (`train.fit`)
 MAX_MINUTES = 525_600  # --max-minutes: at most a year (Lightning's max_time is a timedelta)
 # a folder holds a run once it has one of these; config.json and splits.csv alone are what a
 # start that failed before its first checkpoint leaves, and a new run may overwrite them
@@ -91,6 +92,13 @@ class TrainConfig:
         return Augmenter(tuple(self.corruptions), self.p_corrupt, self.geometry_aug)
 
 
+def _same_path(given: str | None, saved: str | None) -> bool:
+    """Two paths of one file or folder (config.json holds them absolute)."""
+    if given == saved or not (given and saved):
+        return given == saved
+    return Path(given).resolve() == Path(saved).resolve()
+
+
 def flag(name: str) -> str:
     return "--no-geometry-aug" if name == "geometry_aug" else "--" + name.replace("_", "-")
 
@@ -142,7 +150,9 @@ def run_config(options: dict, resume: bool = False) -> TrainConfig:
     except (OSError, TypeError, AttributeError, json.JSONDecodeError) as e:
         raise ValueError(f"--resume: cannot read the run's settings from {path} ({e})") from e
     fixed = {k: getattr(cfg, k) for k in options if k not in (*RESUMABLE, "out")}
-    if differ := [k for k, v in fixed.items() if v != getattr(saved, k)]:
+    same = {k: _same_path(v, getattr(saved, k)) if k in PATHS else v == getattr(saved, k)
+            for k, v in fixed.items()}  # fmt: skip
+    if differ := [k for k, v in same.items() if not v]:
         shown = ", ".join(f"{flag(k)} {fixed[k]!r} (run: {getattr(saved, k)!r})" for k in differ)
         raise ValueError(
             f"--resume continues {out} with the settings in its config.json, which {shown} "

@@ -22,7 +22,7 @@ from .augment import PairDataset
 from .metrics import confusion
 from .model import build_model, load_encoder_weights, load_init, save_safetensors
 from .pairs import check_pairs, summarize
-from .runconfig import TrainConfig, check_device, check_run_folder
+from .runconfig import PATHS, TrainConfig, check_device, check_run_folder
 from .schedule import FitToTime
 from .splits import assign_splits, read_splits, select
 
@@ -222,7 +222,9 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         )
         for s, p in pairs.items()
     }
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    # its paths absolute: --resume from another folder finds the data, and the record holds
+    saved = {k: str(Path(v).resolve()) if k in PATHS and v else v for k, v in asdict(cfg).items()}
+    (out / "config.json").write_text(json.dumps(saved, indent=2))
     best_ckpt = RunCheckpoint(out, "best", monitor="val_iou", mode="max")
     # (not save_last=True: Lightning >= 2.x writes last.ckpt only in epochs that improve `best`)
     last_ckpt = RunCheckpoint(out, "last", monitor=None, save_top_k=1)
