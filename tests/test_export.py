@@ -77,6 +77,15 @@ def int8_onnx(tiny_model, films, tmp_path_factory) -> Path:
     return export_onnx(tiny_model, out, int8=True, calib=films)
 
 
+def test_int8_on_few_calibration_films_warns(tiny_model, films, tmp_path, caplog):
+    one = tmp_path / "one"
+    one.mkdir()
+    first = sorted(films.rglob("*.png"))[0]
+    (one / first.name).write_bytes(first.read_bytes())
+    export_onnx(tiny_model, tmp_path / "m.onnx", int8=True, calib=one)
+    assert "int8 calibrated on only 1 film(s)" in caplog.text and "32 or more" in caplog.text
+
+
 def _inputs(films: Path) -> np.ndarray:
     return model_inputs(sorted(films.rglob("*.png")), CONFIG)
 

@@ -39,6 +39,7 @@ OPSET = 18
 MAX_LOGIT_DIFF, MIN_DICE_MEAN, WARN_DICE_MIN = 1e-2, 0.9, 0.9
 INPUT, OUTPUT = "image", "logits"
 CHECK_LIMIT = 16
+FEW_CALIB = 8  # int8 calibration images below which export warns
 
 
 def find_images(folder: str | Path, limit: int | None = None) -> list[Path]:
@@ -235,6 +236,12 @@ def export_onnx(
         if int8:
             calib_x = model_inputs(calib_files, config)
             log.info("quantizing to int8 (static, QDQ), calibrated on %d images", len(calib_x))
+            if len(calib_x) < FEW_CALIB:
+                log.warning(
+                    "int8 calibrated on only %d film(s): ranges from so few may clip other "
+                    "films'; give --calib a folder of 32 or more like those it will see",
+                    len(calib_x),
+                )  # fmt: skip
             quantize_int8(fp32, out, calib_x)
     del net
     images = check_files or calib_files
