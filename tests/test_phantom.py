@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -121,20 +123,26 @@ def test_white_out_one_lung_opaque(variants: dict[str, Phantom]) -> None:
     assert max(gains) > 0.15 and min(gains) < 0.03, gains
 
 
-def test_write_phantoms(tmp_path) -> None:
+def test_write_phantoms_as_a_data_layout_evaluate_reads(tmp_path, tiny_model) -> None:
+    from lungseg.cli import main
+
     out = tmp_path / "new" / "dir"
     paths = write_phantoms(out, n=2, size=96, seed=7, disease="devices")
-    assert [p.name for p in paths] == ["phantom_007.png", "phantom_008.png"]
+    assert paths == [out / "images" / "phantom_007.png", out / "images" / "phantom_008.png"]
     for p in paths:
         with Image.open(p) as im:
             assert im.size == (96, 96) and im.mode == "L"
-        with Image.open(p.with_name(p.stem + "_mask.png")) as m:
+        with Image.open(out / "masks" / p.name) as m:
             arr = np.asarray(m)
             assert m.size == (96, 96) and set(np.unique(arr)) <= {0, 255} and arr.any()
     ref = make_phantom(96, seed=7, disease="devices")
-    np.testing.assert_array_equal(
-        np.asarray(Image.open(paths[0].with_name("phantom_007_mask.png"))) > 0, ref.lungs > 0
-    )
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "masks" / paths[0].name)) > 0,
+                                  ref.lungs > 0)  # fmt: skip
+    scored = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(tiny_model), "--data", str(out), "--split", "all",
+                 "--out", str(scored), "--device", "cpu"]) == 0  # fmt: skip
+    with open(scored / "per_image.csv", newline="") as f:
+        assert [r["id"] for r in csv.DictReader(f)] == ["phantom_007", "phantom_008"]
 
 
 @pytest.mark.parametrize(

@@ -244,12 +244,17 @@ def make_phantom(
 def write_phantoms(
     out: str | Path, n: int = 1, size: int = 512, seed: int = 0, disease: str = "none"
 ) -> list[Path]:
-    """Write ``out/phantom_{seed+i:03d}.png`` (8-bit gray) and ``..._mask.png`` (lungs, 0/255)."""
+    """Write ``out/images/phantom_{seed+i:03d}.png`` (8-bit gray) and the lungs' mask of the same
+    name in ``out/masks/`` (0/255): a data layout `lungseg evaluate --data out` and `train` read.
+    Returns the films' paths."""
     if disease not in DISEASES or size < 64:
         make_phantom(size, seed, disease)  # raises the helpful ValueError before touching disk
-    (out := Path(out)).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        p, stem = make_phantom(size, seed + i, disease), out / f"phantom_{seed + i:03d}"
-        cv2.imwrite(f"{stem}.png", np.round(p.image * 255).astype(np.uint8))
-        cv2.imwrite(f"{stem}_mask.png", p.lungs * 255)
-    return [out / f"phantom_{seed + i:03d}.png" for i in range(n)]
+    out = Path(out)
+    for folder in ("images", "masks"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    names = [f"phantom_{seed + i:03d}.png" for i in range(n)]
+    for i, name in enumerate(names):
+        p = make_phantom(size, seed + i, disease)
+        cv2.imwrite(str(out / "images" / name), np.round(p.image * 255).astype(np.uint8))
+        cv2.imwrite(str(out / "masks" / name), p.lungs * 255)
+    return [out / "images" / name for name in names]
