@@ -92,6 +92,22 @@ def test_dicom_without_preamble(tmp_path, implicit):
     assert rad.spacing == pytest.approx((0.2, 0.2))
 
 
+@pytest.mark.parametrize("implicit", [True, False])
+def test_dicom_without_preamble_or_suffix_is_found_and_read(tmp_path, implicit):
+    """A bare dataset named without a suffix (IM0001), in a folder or named: taken as DICOM."""
+    from lungseg.inputs import collect_inputs
+
+    (tmp_path / "scans").mkdir()
+    p = write_dicom(tmp_path / "scans" / "IM0002", dicom_ramp())
+    ds = pydicom.dcmread(p)
+    del ds.file_meta
+    ds.preamble = None
+    ds.save_as(p, enforce_file_format=False, implicit_vr=implicit, little_endian=True)
+    (tmp_path / "scans" / "notes").write_bytes(b"\x08\x00 not a dataset, no image")  # skipped
+    assert collect_inputs([str(tmp_path / "scans")])[0] == [p]
+    np.testing.assert_allclose(read_image(p).image, dicom_ramp() / 4095.0, atol=1e-5)
+
+
 def test_dicom_without_preamble_or_pixels_refused(tmp_path):
     ds = pydicom.dcmread(write_dicom(tmp_path / "nopix.dcm", dicom_ramp()))
     del ds.file_meta, ds.PixelData

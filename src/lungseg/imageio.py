@@ -48,14 +48,25 @@ class Radiograph:
 
 
 def is_dicom(path: Path) -> bool:
+    """A DICOM suffix, the 'DICM' marker after the 128-byte preamble, or a bare dataset."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
     try:
         with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
+            head = f.read(132)
     except OSError:
         return False
+    return head[128:132] == b"DICM" or _bare_dataset(head)
+
+
+def _bare_dataset(head: bytes) -> bool:
+    """A DICOM dataset written without preamble and marker (as ACR-NEMA era and some PACS
+    exports are): its first element is a little-endian tag of group 0002 or 0008 followed by
+    an explicit VR (two capitals) or a short implicit length. No image format starts so."""
+    if len(head) < 8 or head[:2] not in (b"\x02\x00", b"\x08\x00"):
+        return False
+    vr = head[4:6]
+    return (vr.isalpha() and vr.isupper()) or int.from_bytes(head[4:8], "little") < 1024
 
 
 def film_stem(path: Path) -> str:
