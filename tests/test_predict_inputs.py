@@ -113,7 +113,35 @@ def test_linked_folders_are_searched_once_and_links_to_one_film_are_each_a_film(
     assert {f.resolve() for f in found} == {film.resolve(), *(w.resolve() for w in ward)}
     globbed = collect_inputs([str(d / "**" / "*.png")])[0]  # a glob through the loop, the same
     assert sorted(f.name for f in globbed) == ["a.png", "a_copy.png", "b.png", "c.png"]
-    assert collect_inputs([str(film), str(d / "." / "a.png"), str(d)])[0][0] == film
+    again = str(d / "ward_b" / "loop" / "a.png")  # the same folder entry by another path
+    assert collect_inputs([str(film), again])[0] == [film]
+
+
+def test_a_double_star_glob_matches_as_pythons_glob_and_searches_only_where_it_can_match(
+    tmp_path, monkeypatch
+):
+    """`**` is matched on a walk of its fixed prefix: the same films as glob.glob (a trailing
+    `**` after a name takes no file of that name; no hidden folder), and a linked folder where
+    no match can lie (a hidden snapshot of the whole disk) is not searched."""
+    import lungseg.inputs
+
+    d = tmp_path / "scans"
+    films = [_film(d / "ward_1" / "a.png"), _film(d / "ward_1" / "old" / "b.png")]
+    _film(d / "ward_notes.png")  # no folder: `ward*/**` takes nothing of it
+    _film(d / ".snap" / "c.png")  # hidden: not for `**`
+    (d / "other").mkdir()
+    _film(tmp_path / "elsewhere" / "x.png")
+    (d / "other" / "disk").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    entered, walk = [], lungseg.inputs._files_under
+
+    def recorded(folder, enter=None):  # the folders the walk is asked to enter
+        return walk(folder, enter and (lambda parts: entered.append(parts) or enter(parts)))
+
+    monkeypatch.setattr(lungseg.inputs, "_files_under", recorded)
+    assert collect_inputs([str(d / "ward*" / "**")])[0] == films
+    assert ("other",) in entered and ("other", "disk") not in entered  # pruned: cannot match
+    everywhere = [d / "other" / "disk" / "x.png", *films, d / "ward_notes.png"]  # (no .snap)
+    assert collect_inputs([str(d / "**" / "*.png")])[0] == everywhere
 
 
 def test_output_names_never_collide():

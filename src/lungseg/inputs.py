@@ -71,9 +71,10 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
     return list(entries.values()), missing
 
 
-def _files_under(folder: Path) -> list[Path]:
+def _files_under(folder: Path, enter=None) -> list[Path]:
     """Every file below `folder`, linked folders followed (a folder reached twice, through a
-    link loop or a second link, searched once)."""
+    link loop or a second link, searched once); `enter(parts)`, given: whether to search the
+    subfolder of those parts below `folder`."""
     seen, out = set(), []
     for top, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(top)
@@ -81,41 +82,64 @@ def _files_under(folder: Path) -> list[Path]:
             dirs.clear()
             continue
         seen.add(real)
+        if enter:
+            here = Path(top).relative_to(folder).parts
+            dirs[:] = [d for d in dirs if enter((*here, d))]
         out += [Path(top, n) for n in names]
     return out
 
 
 def _glob_files(pattern: str) -> list[Path]:
     """The files a glob matches and those below the folders it matches. A '**' part (any number
-    of folders) is matched on `_files_under` its fixed prefix: Python's glob follows linked
-    folders there without end (a link loop, two links to one folder: exponential time)."""
+    of folders) is matched on `_files_under` its fixed prefix, searching only the folders a
+    match can lie in: Python's glob follows linked folders there without end (a link loop, two
+    links to one folder: exponential time)."""
     if "**" not in Path(pattern).parts:
         matches = [Path(f) for f in glob.glob(pattern)]
         return [g for m in matches for g in ([m] if m.is_file() else _files_under(m))]
     root = _glob_root(pattern)
     wanted = Path(pattern).parts[len(root.parts) :]
-    out = []
-    for f in _files_under(root):
-        parts = f.relative_to(root).parts  # the file, or a folder above it, matches
-        if any(_part_match(parts[:k], wanted) for k in range(len(parts) + 1)):
-            out.append(f)
-    return out
+
+    def matched(parts: tuple[str, ...]) -> bool:  # the path, or a folder above it, matches
+        return any(_part_match(parts[:k], wanted, k == len(parts)) for k in range(len(parts) + 1))
+
+    def enter(parts: tuple[str, ...]) -> bool:
+        return _could_begin(parts, wanted) or matched(parts)
+
+    return [f for f in _files_under(root, enter) if matched(f.relative_to(root).parts)]
 
 
-def _part_match(parts: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
-    """Path parts against glob parts: '**' any number of parts, the others as fnmatch (case as
-    the file system: glob's own rule)."""
+def _part_match(parts: tuple[str, ...], wanted: tuple[str, ...], file: bool = False) -> bool:
+    """Path parts against glob parts: '**' any number of folders (not hidden ones), the others
+    as fnmatch (case as the file system: glob's own rule); a `file` ends no match with '**'."""
     if not wanted:
         return not parts
-    if wanted[0] == "**":  # (as glob: not into hidden folders)
+    if wanted[0] == "**":  # takes parts[:i]; a last one at least the file
         shown = next((i for i, q in enumerate(parts) if q.startswith(".")), len(parts))
-        return any(_part_match(parts[i:], wanted[1:]) for i in range(shown + 1))
+        least = 1 if file and len(wanted) == 1 else 0
+        return any(_part_match(parts[i:], wanted[1:], file) for i in range(least, shown + 1))
     return (
         bool(parts)
-        and fnmatch.fnmatch(parts[0], wanted[0])
-        and (parts[0][0] != "." or wanted[0][0] == ".")  # glob: '*' never matches a hidden name
-        and _part_match(parts[1:], wanted[1:])
+        and _name_match(parts[0], wanted[0])
+        and _part_match(parts[1:], wanted[1:], file)
     )
+
+
+def _could_begin(parts: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
+    """Whether the folder of `parts` can lie on the way to a path `wanted` matches."""
+    if not parts:
+        return True
+    if not wanted:
+        return False
+    if wanted[0] == "**":
+        hidden = parts[0].startswith(".")
+        return _could_begin(parts, wanted[1:]) or (not hidden and _could_begin(parts[1:], wanted))
+    return _name_match(parts[0], wanted[0]) and _could_begin(parts[1:], wanted[1:])
+
+
+def _name_match(name: str, pattern: str) -> bool:
+    """glob's rule for one part: fnmatch, and a hidden name only for a pattern starting '.'."""
+    return fnmatch.fnmatch(name, pattern) and (name[0] != "." or pattern[0] == ".")
 
 
 def _glob_root(pattern: str) -> Path:
