@@ -60,13 +60,13 @@ def test_malformed_spacing_says_nothing_and_the_film_is_read(tmp_path, attrs, sp
 @pytest.mark.parametrize(
     "attrs,width,spacing,warned",
     [
-        ({"ImagerPixelSpacing": [1, 1]}, 1100, None, True),  # GDCM's default: 1.1 m wide
+        ({"ImagerPixelSpacing": [1, 1]}, 1600, None, True),  # GDCM's default: 1.6 m wide
         ({"PixelSpacing": [1, 1]}, 600, (1, 1), False),  # 60 cm of 1 mm pixels: can be
         ({"PixelSpacing": [100, 100]}, IMG_W, None, True),
         ({"PixelSpacing": [1e-9, 1e-9]}, IMG_W, None, True),
         ({"PixelSpacing": [100, 100], "ImagerPixelSpacing": [0.2, 0.2]}, IMG_W, (0.2, 0.2), True),
     ],
-    ids=["gdcm-1-on-1100px", "1mm-on-600px", "100mm", "1e-9mm", "falls-back"],
+    ids=["gdcm-1-on-1600px", "1mm-on-600px", "100mm", "1e-9mm", "falls-back"],
 )
 def test_a_spacing_no_radiograph_has_is_not_used(tmp_path, caplog, attrs, width, spacing, warned):
     """mm² and mm only from a spacing that fits a radiograph; else the next tag's or pixels,

@@ -239,14 +239,19 @@ def test_films_the_run_trained_on_are_named_when_the_datas_split_is_scored(
     shutil.copy(tiny_model, run / "model.safetensors")
     samples, _ = datasets.discover(root)
     val = [s for s in samples if s.id[-6:-2] in ("0001", "0101")]  # the data's val films
-    write_splits(run / "splits.csv", {(val[0].dataset, val[0].id): "train",
-                                      (val[1].dataset, val[1].id): "val"})  # fmt: skip
+    trained = {(s.dataset, s.id): "train" for s in samples if s not in val}  # all but val...
+    trained.update({(val[0].dataset, val[0].id): "train", (val[1].dataset, val[1].id): "val"})
+    write_splits(run / "splits.csv", trained)  # ...and 2 of its 4 (the run's split not whole)
     evaluate(str(run / "model.safetensors"), str(root), "val", str(tmp_path / "e"), device="cpu")
     assert f"does not list every film under {root}; using {root / 'splits.csv'}" in caplog.text
     assert (
         f"--split val: 1 of the {len(val)} films are train films in {run / 'splits.csv'} (not "
         f"held out), e.g. {val[0].id}" in caplog.text
     )
+    caplog.clear()  # scoring train films, as asked: nothing to say
+    evaluate(str(run / "model.safetensors"), str(root), "train", str(tmp_path / "t"),
+             device="cpu", limit=2)  # fmt: skip
+    assert "not held out" not in caplog.text
 
 
 def test_your_own_films_hints_and_masks_that_are_predictions(tiny_model, tmp_path, synth, caplog):

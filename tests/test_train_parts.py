@@ -132,22 +132,23 @@ def test_val_iou_is_the_mean_over_images(monkeypatch):
     assert logged["val_dice"] == pytest.approx(sum(fractions) / 6)
 
 
-def test_a_diverging_run_stops_with_a_message_before_its_weights_turn_nan():
+def test_a_diverging_run_stops_with_a_message_before_its_weights_are_saved(tmp_path):
     module = LungSegModule(asdict(TrainConfig(encoder="resnet18", size=64, lr=0.5)))
     calls = []
 
-    def loss(logits, y):  # finite once, then NaN (as a too high rate makes it)
-        calls.append(1)
-        return logits.mean() * (1 if len(calls) == 1 else float("nan"))
+    def loss(logits, y):  # finite once, then NaN in training (as a too high rate makes it)
+        calls.append(module.training)
+        return logits.mean() * (1 if len(calls) == 1 or not module.training else float("nan"))
 
     module.loss = loss
     data = DataLoader(TensorDataset(torch.rand(4, 1, 64, 64), torch.ones(4, 1, 64, 64)), 2)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+    saved = L.pytorch.callbacks.ModelCheckpoint(tmp_path, save_last=True)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, callbacks=[saved],
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-    with pytest.raises(ValueError, match=r"loss became nan in epoch 0.*lower --lr \(this run: 0.5"):
-        trainer.fit(module, data)
-    assert len(calls) == 2
-    assert all(torch.isfinite(p).all() for p in module.parameters())
+    with pytest.raises(ValueError, match=r"became NaN or infinite in epoch 0.*lower --lr \(this "):
+        trainer.fit(module, data, data)
+    assert calls.count(True) == 2  # both training steps of epoch 0 ran, then it stopped
+    assert not list(tmp_path.glob("*.ckpt"))
 
 
 def test_resuming_from_another_runs_checkpoint_is_refused_by_setting():

@@ -203,9 +203,9 @@ def _dicom_spacing(ds, path: Path | str = "") -> tuple[float, float] | None:
 
 # A pixel of a projection radiograph at the patient: 0.01-5 mm (detectors: 0.05-0.2 mm,
 # downsampled exports coarser), the film's longer side at most FIELD_MAX_MM (a 43 cm
-# detector; stitched long-length films about 1 m). GDCM writes 1\1 where a converted file had
-# no spacing: on a film of thousands of pixels that gives metres.
-SPACING_MM, FIELD_MAX_MM = (0.01, 5.0), 1000.0
+# detector; stitched long-length films 1.3 m). GDCM writes 1\1 where a converted file had no
+# spacing: on a film of thousands of pixels that gives metres (one of 1500 px or less passes).
+SPACING_MM, FIELD_MAX_MM = (0.01, 5.0), 1500.0
 
 
 def _plausible(spacing: tuple[float, float], ds, path, tag: str) -> bool:

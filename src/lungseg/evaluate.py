@@ -50,10 +50,10 @@ def _thumb(a: np.ndarray) -> np.ndarray:
 
 def _warn_trained_on(path: Path, chosen, split: str) -> None:
     """Say which of the `chosen` films the split file `path` (the training run's, or with
-    --split all the data's when the run's is not known) lists as train (or, scoring another
-    split than val, val): their scores are not held-out figures."""
-    used = ("train",) if split == "val" else ("train", "val")  # (val films: for val)
-    listed = read_splits(path, chosen)
+    --split all the data's when the run's is not known) lists as train (or, scoring test or
+    all, as val): their scores are not held-out figures. None for --split train."""
+    used = {"train": (), "val": ("train",)}.get(split, ("train", "val"))  # (as asked for)
+    listed = read_splits(path, chosen) if used else {}
     if seen := [s.id for s in chosen if listed.get((s.dataset, s.id)) in used]:
         log.warning(
             "--split %s: %d of the %d films are %s films in %s (not held out), e.g. %s",

@@ -52,11 +52,7 @@ class LungSegModule(L.LightningModule):
     def training_step(self, batch, _):
         x, y = batch
         loss = self.loss(self(x), y)
-        if not torch.isfinite(loss):  # before the step writes it into the weights
-            raise ValueError(
-                f"the training loss became {loss.item()} in epoch {self.current_epoch}: the run "
-                f"diverged; start again with a lower --lr (this run: {self.cfg.lr:g})"
-            )
+        self.finite &= torch.isfinite(loss.detach())  # read before validation: no wait per step
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
         return loss
@@ -72,6 +68,18 @@ class LungSegModule(L.LightningModule):
         iou, dice = (float(np.mean([getattr(c, k) for c in scores])) for k in ("iou", "dice"))
         self.log("val_iou", iou, on_epoch=True, prog_bar=True, batch_size=n)
         self.log("val_dice", dice, on_epoch=True, batch_size=n)
+
+    def on_train_epoch_start(self):
+        self.finite = torch.ones((), dtype=torch.bool, device=self.device)
+
+    def on_validation_epoch_start(self):
+        """A training loss that turned NaN or infinite stops the run before its weights are
+        validated and saved."""
+        if not self.trainer.sanity_checking and not bool(getattr(self, "finite", True)):
+            raise ValueError(
+                f"the training loss became NaN or infinite in epoch {self.current_epoch}: the "
+                f"run diverged; start again with a lower --lr (this run: {self.cfg.lr:g})"
+            )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """--resume: the checkpoint must hold this run's network and input (a file copied in
