@@ -148,10 +148,11 @@ def test_summarize_per_dataset_and_overall():
     # overall: each image once
     assert s["overall"]["iou"] == pytest.approx(2.4 / 3)
     assert s["overall"]["dice"] == pytest.approx(2.6 / 3)
-    assert s["overall"]["n"] == 3
+    assert s["overall"]["n"] == 3 and s["overall"]["iou_min"] == pytest.approx(0.7)
     # mean of the per-dataset means
     assert s["mean_of_datasets"]["iou"] == pytest.approx(0.8)
     assert s["mean_of_datasets"]["dice"] == pytest.approx((0.875 + 0.85) / 2)
+    assert "iou_min" not in s["mean_of_datasets"]  # (no mean of worst films)
     assert summarize([]) == {}
 
 

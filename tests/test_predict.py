@@ -67,6 +67,10 @@ def test_predict_reports_bad_files_and_continues(tiny_model, folder, tmp_path, c
     assert "broken.png" in text and "empty.png" in text
     errors = [r for r in csv.DictReader(open(out / "results.csv")) if r["quality"] == "error"]
     assert {Path(r["file"]).name for r in errors} == {"broken.png", "empty.png"}
+    rows = json.loads((out / "results.json").read_text())  # every row with every column
+    assert all(list(r) == list(rows[0]) for r in rows) and len(rows) == 5
+    failed = [r for r in rows if r["quality"] == "error"]
+    assert len(failed) == 2 and all(r["right_area_px"] is None and r["error"] for r in failed)
 
 
 def test_predict_missing_input_is_an_error_not_a_traceback(tiny_model, tmp_path):

@@ -315,6 +315,9 @@ def finished(rows: dict[Path, dict], files: list[Path], stems: list[str], out_di
         ):
             done[i] = {**row, "file": str(f), "error": ""}
     if rows and not done:
-        log.warning("--resume: none of these inputs is among the %d films of %s's results.csv",
-                    len(rows), out_dir)  # fmt: skip
+        log.warning(
+            "--resume: none of these inputs is finished in %s (a row of its results.csv, of %d, "
+            "with every output asked for, newer than the film): all are segmented",
+            out_dir, len(rows),
+        )  # fmt: skip
     return done

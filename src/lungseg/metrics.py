@@ -117,8 +117,9 @@ def _distance_to(outline: np.ndarray) -> np.ndarray:
 def summarize(rows: list[dict]) -> dict:
     """Per-image rows (with dataset, iou, dice, pixel_accuracy; and right_dice, left_dice,
     area_error, hd95_px, assd_px when every row has them) -> per-dataset and overall means,
-    plus the mean of |area_error| as area_error_abs. Means are over images (each image counts
-    once), as in the reference study."""
+    plus the mean of |area_error| as area_error_abs, and the worst IoU (`iou_min`) of each
+    dataset and overall. Means are over images (each image counts once), as in the reference
+    study."""
     optional = (*SIDE_KEYS, "area_error", *DISTANCE_KEYS)
     keys = [*KEYS, *(k for k in optional if all(k in r for r in rows))]
     out: dict = {}
@@ -128,9 +129,12 @@ def summarize(rows: list[dict]) -> dict:
         out[ds]["n"] = len(sub)
     if rows:
         per_dataset = list(out.values())
-        out["overall"] = {**_means(rows, keys), "n": len(rows)}
+        worst = float(np.min([r["iou"] for r in rows]))
+        out["overall"] = {**_means(rows, keys), "iou_min": worst, "n": len(rows)}
         out["mean_of_datasets"] = {
-            k: float(np.mean([m[k] for m in per_dataset])) for k in out["overall"] if k != "n"
+            k: float(np.mean([m[k] for m in per_dataset]))
+            for k in out["overall"]
+            if k not in ("n", "iou_min")
         }
     return out
 

@@ -284,4 +284,5 @@ def _write_table(out_dir: Path, rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     replace_text(out_dir / TABLE, text.getvalue())
-    replace_text(out_dir / "results.json", json.dumps(rows, indent=2))
+    whole = [{**dict.fromkeys(FIELDS), **r} for r in rows]  # a failed film's row: every key
+    replace_text(out_dir / "results.json", json.dumps(whole, indent=2))
