@@ -123,7 +123,7 @@ def test_a_double_star_glob_matches_as_pythons_glob_and_searches_only_where_it_c
     """`**` is matched on a walk of its fixed prefix: the same films as glob.glob (a trailing
     `**` after a name takes no file of that name; no hidden folder), and a linked folder where
     no match can lie (a hidden snapshot of the whole disk) is not searched."""
-    import lungseg.inputs
+    import lungseg.walk
 
     d = tmp_path / "scans"
     films = [_film(d / "ward_1" / "a.png"), _film(d / "ward_1" / "old" / "b.png")]
@@ -132,12 +132,12 @@ def test_a_double_star_glob_matches_as_pythons_glob_and_searches_only_where_it_c
     (d / "other").mkdir()
     _film(tmp_path / "elsewhere" / "x.png")
     (d / "other" / "disk").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
-    entered, walk = [], lungseg.inputs._files_under
+    entered, walk = [], lungseg.walk.files_under
 
     def recorded(folder, enter=None):  # the folders the walk is asked to enter
         return walk(folder, enter and (lambda parts: entered.append(parts) or enter(parts)))
 
-    monkeypatch.setattr(lungseg.inputs, "_files_under", recorded)
+    monkeypatch.setattr(lungseg.walk, "files_under", recorded)
     assert collect_inputs([str(d / "ward*" / "**")])[0] == films
     assert ("other",) in entered and ("other", "disk") not in entered  # pruned: cannot match
     everywhere = [d / "other" / "disk" / "x.png", *films, d / "ward_notes.png"]  # (no .snap)

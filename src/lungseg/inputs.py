@@ -5,8 +5,6 @@ output name per film, and what an earlier run left in --out (refused when not ou
 from __future__ import annotations
 
 import csv
-import fnmatch
-import glob
 import hashlib
 import json
 import logging
@@ -16,6 +14,7 @@ from pathlib import Path
 from . import __version__
 from .imageio import MASK, OVERLAY, film_stem, is_byproduct, is_supported
 from .png import predicted
+from .walk import files_under, glob_files, glob_root
 
 log = logging.getLogger(__name__)
 TABLE = "results.csv"
@@ -49,9 +48,9 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
             files.append(path)
             continue
         if path.is_dir():
-            root, found = path, _files_under(path)
+            root, found = path, files_under(path)
         else:  # a glob; the folders it matches are searched too
-            root, found = _glob_root(p), _glob_files(p)
+            root, found = glob_root(p), glob_files(p)
         found = [f for f in found if f.is_file() and is_supported(f)]
         inner = out_dir if out_dir and root.resolve() in out_dir.parents else None
         if not found:
@@ -69,85 +68,6 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
     for f in files:
         entries.setdefault((os.path.realpath(f.parent), f.name), f)
     return list(entries.values()), missing
-
-
-def _files_under(folder: Path, enter=None) -> list[Path]:
-    """Every file below `folder`, linked folders followed (a folder reached twice, through a
-    link loop or a second link, searched once); `enter(parts)`, given: whether to search the
-    subfolder of those parts below `folder`."""
-    seen, out = set(), []
-    for top, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(top)
-        if real in seen:
-            dirs.clear()
-            continue
-        seen.add(real)
-        if enter:
-            here = Path(top).relative_to(folder).parts
-            dirs[:] = [d for d in dirs if enter((*here, d))]
-        out += [Path(top, n) for n in names]
-    return out
-
-
-def _glob_files(pattern: str) -> list[Path]:
-    """The files a glob matches and those below the folders it matches. A '**' part (any number
-    of folders) is matched on `_files_under` its fixed prefix, searching only the folders a
-    match can lie in: Python's glob follows linked folders there without end (a link loop, two
-    links to one folder: exponential time)."""
-    if "**" not in Path(pattern).parts:
-        matches = [Path(f) for f in glob.glob(pattern)]
-        return [g for m in matches for g in ([m] if m.is_file() else _files_under(m))]
-    root = _glob_root(pattern)
-    wanted = Path(pattern).parts[len(root.parts) :]
-
-    def matched(parts: tuple[str, ...]) -> bool:  # the path, or a folder above it, matches
-        return any(_part_match(parts[:k], wanted, k == len(parts)) for k in range(len(parts) + 1))
-
-    def enter(parts: tuple[str, ...]) -> bool:
-        return _could_begin(parts, wanted) or matched(parts)
-
-    return [f for f in _files_under(root, enter) if matched(f.relative_to(root).parts)]
-
-
-def _part_match(parts: tuple[str, ...], wanted: tuple[str, ...], file: bool = False) -> bool:
-    """Path parts against glob parts: '**' any number of folders (not hidden ones), the others
-    as fnmatch (case as the file system: glob's own rule); a `file` ends no match with '**'."""
-    if not wanted:
-        return not parts
-    if wanted[0] == "**":  # takes parts[:i]; a last one at least the file
-        shown = next((i for i, q in enumerate(parts) if q.startswith(".")), len(parts))
-        least = 1 if file and len(wanted) == 1 else 0
-        return any(_part_match(parts[i:], wanted[1:], file) for i in range(least, shown + 1))
-    return (
-        bool(parts)
-        and _name_match(parts[0], wanted[0])
-        and _part_match(parts[1:], wanted[1:], file)
-    )
-
-
-def _could_begin(parts: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
-    """Whether the folder of `parts` can lie on the way to a path `wanted` matches."""
-    if not parts:
-        return True
-    if not wanted:
-        return False
-    if wanted[0] == "**":
-        hidden = parts[0].startswith(".")
-        return _could_begin(parts, wanted[1:]) or (not hidden and _could_begin(parts[1:], wanted))
-    return _name_match(parts[0], wanted[0]) and _could_begin(parts[1:], wanted[1:])
-
-
-def _name_match(name: str, pattern: str) -> bool:
-    """glob's rule for one part: fnmatch, and a hidden name only for a pattern starting '.'."""
-    return fnmatch.fnmatch(name, pattern) and (name[0] != "." or pattern[0] == ".")
-
-
-def _glob_root(pattern: str) -> Path:
-    """The folder a glob searches: its leading parts without wildcards ('data/**/*.png' ->
-    'data'), so that mask folders below it are recognised as in a searched folder."""
-    fixed = Path(pattern).parts
-    fixed = fixed[: next((i for i, part in enumerate(fixed) if glob.has_magic(part)), len(fixed))]
-    return Path(*fixed) if fixed else Path()
 
 
 def output_stems(files: list[Path]) -> list[str]:
