@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         extra = EXTRAS.get(e.name or "")
         if extra is None:
             raise
-        log.error("%s is not installed: pip install 'lungseg[%s]'", e.name, extra)
+        log.error(
+            "%s is not installed: install lungseg's %s extra (pip install '.[%s]' in its source "
+            "folder)", e.name, extra, extra,
+        )  # fmt: skip
         return 2
     except KeyboardInterrupt:
         resume = ": results.csv lists the films finished, --resume goes on"

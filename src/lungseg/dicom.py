@@ -120,7 +120,7 @@ def _undecoded(path: Path, ds, error: Exception) -> np.ndarray:
     except ImportError:
         raise ImageReadError(
             f"{path}: no installed decoder reads its {ts.name} pixel data; "
-            f"pip install 'lungseg[dicom]' ({why})"
+            f"install lungseg's dicom extra (pip install '.[dicom]' in its source folder; {why})"
         ) from None
     except Exception as e:
         raise ImageReadError(f"{path}: cannot decode its {ts.name} pixel data ({why}; {e})") from e
