@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", **prec)
 
     r = sub.add_parser(
-        "predict", parents=[common], help="segment radiographs (PNG/JPEG/TIFF/BMP/DICOM)"
+        "predict", parents=[common], help="segment radiographs (PNG/JPEG/TIFF/BMP/GIF/DICOM)"
     )
     r.add_argument(
         "paths",
@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="raw thresholded mask: no component cleaning, hole filling or smoothing",
     )
     r.add_argument("--no-rebuild", action="store_true", help="leave a lung the model lost as is")
-    r.add_argument("--batch-size", type=_positive, default=4, help="films per model call")
+    r.add_argument(
+        "--batch-size", type=_positive, default=4, help="films per model call (default: 4)"
+    )
     r.add_argument("--labels", action="store_true", help="also write <stem>_labels.png (1 R, 2 L)")
     r.add_argument(
         "--no-overlay", action="store_true", help="skip overlay PNGs (faster on large archives)"
