@@ -144,6 +144,22 @@ def test_a_double_star_glob_matches_as_pythons_glob_and_searches_only_where_it_c
     assert collect_inputs([str(d / "**" / "*.png")])[0] == everywhere
 
 
+def test_a_folder_linked_inside_the_tree_is_searched_under_its_own_name(tmp_path, monkeypatch):
+    """A link that lists before its target (zzz -> masks/, aaa -> ward_b/) is not where the
+    folder is searched: the masks stay masks, and a glob naming ward_b finds its films. A bare
+    '**' does not take the hidden folders of the current one."""
+    d = tmp_path / "scans"
+    film, ward = _film(d / "a.png"), _film(d / "ward_b" / "b.png")
+    _film(d / "masks" / "a.png")  # ground truth
+    (d / "zzz").symlink_to(d / "masks", target_is_directory=True)
+    (d / "aaa").symlink_to(d / "ward_b", target_is_directory=True)
+    assert collect_inputs([str(d)])[0] == [film, ward]
+    assert collect_inputs([str(d / "**" / "ward_b" / "*.png")])[0] == [ward]
+    _film(d / ".snap" / "c.png")
+    monkeypatch.chdir(d)
+    assert collect_inputs(["**"])[0] == [Path("a.png"), Path("ward_b/b.png")]
+
+
 def test_output_names_never_collide():
     files = [Path("d/a/film.png"), Path("d/b/film.png"), Path("d/film_2.png"), Path("e/film.png")]
     stems = output_stems(files)

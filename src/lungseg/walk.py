@@ -12,20 +12,25 @@ from pathlib import Path
 
 
 def files_under(folder: Path, enter=None) -> list[Path]:
-    """Every file below `folder`, linked folders followed (a folder reached twice, through a
-    link loop or a second link, searched once); `enter(parts)`, given: whether to search the
-    subfolder of those parts below `folder`."""
-    seen, out = set(), []
-    for top, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(top)
-        if real in seen:
-            dirs.clear()
-            continue
-        seen.add(real)
-        if enter:
+    """Every file below `folder`, linked folders followed after the folder's own tree (so a
+    folder reached both ways is searched under its own name: a link to masks/ does not pass it
+    off as films) and each real folder once (a link loop or a second link adds nothing);
+    `enter(parts)`, given: whether to search the subfolder of those parts below `folder`."""
+    seen, out, pending = set(), [], [Path(folder)]
+    while pending:
+        links = []
+        for top, dirs, names in os.walk(pending.pop(0)):  # (links not followed: kept for later)
+            real = os.path.realpath(top)
+            if real in seen:
+                dirs.clear()
+                continue
+            seen.add(real)
             here = Path(top).relative_to(folder).parts
-            dirs[:] = [d for d in dirs if enter((*here, d))]
-        out += [Path(top, n) for n in names]
+            dirs[:] = [d for d in dirs if not enter or enter((*here, d))]
+            links += [Path(top, d) for d in dirs if os.path.islink(os.path.join(top, d))]
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(top, d))]
+            out += [Path(top, n) for n in names]
+        pending += links
     return out
 
 
@@ -39,8 +44,12 @@ def glob_files(pattern: str) -> list[Path]:
     root = glob_root(pattern)
     wanted = Path(pattern).parts[len(root.parts) :]
 
+    first = 1 if not root.parts else 0  # (a bare '**' does not match the current folder)
+    last = len if not pattern.endswith(("/", os.sep)) else (lambda p: len(p) - 1)  # 'x/': folders
+
     def matched(parts: tuple[str, ...]) -> bool:  # the path, or a folder above it, matches
-        return any(_part_match(parts[:k], wanted, k == len(parts)) for k in range(len(parts) + 1))
+        k = range(first, last(parts) + 1)
+        return any(_part_match(parts[:i], wanted, i == len(parts)) for i in k)
 
     def enter(parts: tuple[str, ...]) -> bool:
         return _could_begin(parts, wanted) or matched(parts)
