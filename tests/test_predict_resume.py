@@ -48,7 +48,7 @@ class _Counting:
         return self.runner(x)
 
 
-def test_a_stopped_run_keeps_its_rows_and_resume_does_the_rest(tiny_model, tmp_path):
+def test_a_stopped_run_keeps_its_rows_and_resume_does_the_rest(tiny_model, tmp_path, caplog):
     films = _films(tmp_path / "in", 7)
     seg = Segmenter(tiny_model, device="cpu")
     ref = tmp_path / "ref"
@@ -67,8 +67,10 @@ def test_a_stopped_run_keeps_its_rows_and_resume_does_the_rest(tiny_model, tmp_p
     (out / "f1_overlay.png").unlink()  # a film whose outputs are not all there is done again
     seg.runner = _Counting(runner)
     kw = {"segmenter": seg, "resume": True}
-    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    with caplog.at_level(logging.INFO, logger="lungseg"):
+        assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
     assert seg.runner.films == 7 - 4 + 1
+    assert "7 images segmented, 3 of them by the earlier run (" in caplog.text
     assert _rows(out) == _rows(ref)
     assert json.loads((out / "results.json").read_text()) == json.loads(
         (ref / "results.json").read_text()

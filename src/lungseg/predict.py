@@ -165,6 +165,7 @@ def predict_paths(
         rows = finished(resumable(out_dir, run, earlier), files, stems, out_dir, wanted)
         log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
     todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
+    kept = len(rows)  # (finished by an earlier run)
     out_dir.mkdir(parents=True, exist_ok=True)
     replace_text(out_dir / RECORD, json.dumps(run, indent=2))
     try:
@@ -191,8 +192,9 @@ def predict_paths(
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
     look = f"{sheets[0].name} ..." if sheets else "their overlays"
-    log.info("%d images segmented (%d flagged 'check': look at %s), %d failed -> %s",
-             ok, check, look, len(failed), out_dir)  # fmt: skip
+    earlier_run = f", {kept} of them by the earlier run" if kept else ""
+    log.info("%d images segmented%s (%d flagged 'check': look at %s), %d failed -> %s",
+             ok, earlier_run, check, look, len(failed), out_dir)  # fmt: skip
     return failed
 
 
