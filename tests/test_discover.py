@@ -132,7 +132,10 @@ def test_the_same_film_under_a_name_differing_in_case_is_one_film(tmp_path, synt
         shutil.copy(base / folder / "MCUCXR_0001_0.png", base / folder / "mcucxr_0001_0.png")
     samples, problems = discover(tmp_path)
     assert [s.id for s in samples] == ["MCUCXR_0001_0"]
-    assert [p.problem for p in problems] == ["a second copy of film mcucxr_0001_0"]
+    assert sorted(p.problem for p in problems) == [
+        "a second copy of film mcucxr_0001_0",  # (its mask, named alike, is reported too)
+        "a second mask of the same name but for case",
+    ]
 
 
 def test_a_second_mask_for_a_film_is_reported_and_the_first_used(tmp_path, synth):
@@ -146,6 +149,16 @@ def test_a_second_mask_for_a_film_is_reported_and_the_first_used(tmp_path, synth
         ("MCUCXR_0001_0_mask.png", "a second mask for film MCUCXR_0001_0"),
     ]
     assert all(p.fix.startswith("remove one (used: ") for p in problems)
+
+
+def test_masks_named_alike_but_for_case_are_reported(tmp_path, synth):
+    base = synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=())
+    synth.save_mask(base / "masks" / "mcucxr_0001_0.png", np.zeros((synth.H, synth.W)))
+    samples, problems = discover(tmp_path)
+    assert [s.masks[0].name for s in samples] == ["MCUCXR_0001_0.png"]  # (sorted first)
+    assert [(Path(p.path).name, p.problem) for p in problems] == [
+        ("mcucxr_0001_0.png", "a second mask of the same name but for case")
+    ]
 
 
 def test_discover_missing_folder(tmp_path):

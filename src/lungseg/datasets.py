@@ -74,13 +74,17 @@ def label_of(stem: str) -> int | None:
     return int(stem[-1]) if stem[-1:] in ("0", "1") and "_" in stem else None
 
 
-def _masks_in(folder: Path | None) -> dict[tuple[str, str], Path]:
+def _masks_in(folder: Path | None, problems: list[Problem]) -> dict[tuple[str, str], Path]:
     """Mask files of `folder` by (stem, suffix), both in lower case: names are matched ignoring
-    case (`X_MASK.PNG` pairs with `x.png`), as macOS and Windows file systems compare them."""
+    case (`X_MASK.PNG` pairs with `x.png`), as macOS and Windows file systems compare them; of
+    two names alike but for case (possible on Linux only), the first is used, the other
+    reported."""
     out: dict[tuple[str, str], Path] = {}
     for p in sorted(folder.iterdir()) if folder else []:
         if p.suffix.lower() in MASK_SUFFIXES and not is_leftover(p) and p.is_file():
-            out.setdefault((p.stem.casefold(), p.suffix.lower()), p)
+            if (first := out.setdefault((p.stem.casefold(), p.suffix.lower()), p)) != p:
+                fix = f"remove one (used: {first})"
+                problems.append(Problem(str(p), "a second mask of the same name but for case", fix))
     return out
 
 
@@ -155,7 +159,7 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
     manual = _subdir(base, "ManualMask")
     left = _subdir(manual, "leftMask") if manual else None
     right = _subdir(manual, "rightMask") if manual else None
-    m_idx, l_idx, r_idx = _masks_in(masks), _masks_in(left), _masks_in(right)
+    m_idx, l_idx, r_idx = (_masks_in(d, problems) for d in (masks, left, right))
     images = _images(cxr)
     found = []
     for img in images:
@@ -186,7 +190,7 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
 
 def _jsrt_layout(images: Path, masks: Path, problems: list[Problem]) -> list[Sample]:
     dirs = {s: _subdir(masks, s) for s in JSRT_STRUCTURES}
-    index = {s: _masks_in(d) for s, d in dirs.items()}
+    index = {s: _masks_in(d, problems) for s, d in dirs.items()}
     spaced = " " in dirs["left_lung"].name  # SCR's own names: `left lung`
     files = _images(images)
     found = []
