@@ -78,14 +78,17 @@ def main(argv=None) -> None:
     add_input_sizes(p)
     p.add_argument("--out", default="benchmarks/results/robustness.json")
     a = p.parse_args(argv)
+    conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
+    if a.conditions:  # (checked before any data is read)
+        if unknown := set(a.conditions) - {f"{c}@{s}" for c, s in conditions}:
+            p.error(f"--conditions: unknown {sorted(unknown)}; each is one of clean@0.0 or a "
+                    f"corruption ({', '.join(CORRUPTIONS)}) @ a severity {SEVERITIES}")  # fmt: skip
+        conditions = [c for c in conditions if f"{c[0]}@{c[1]}" in a.conditions]
 
     samples, _ = datasets.discover(a.data)
     splits = assign_splits(Path(a.data), samples)
     chosen = select(samples, splits, a.split, limit=a.limit)
     pairs = [load_pair(s) for s in chosen]
-    conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
-    if a.conditions:
-        conditions = [c for c in conditions if f"{c[0]}@{c[1]}" in a.conditions]
     films = {}
     for name, sev in conditions:  # the same corrupted films for every model
         rng = np.random.default_rng(a.seed)
@@ -93,7 +96,7 @@ def main(argv=None) -> None:
             img if name == "clean" else corrupt(img, mask, name, sev, rng) for img, mask in pairs
         ]
     results, post = {}, {}
-    for name, seg in segmenters(a.models, a.input_sizes):
+    for model, seg in segmenters(a.models, a.input_sizes):
         table, ptable = {}, {}
         for (name, sev), images in films.items():
             ious, pious, n_frag, n_rebuilt = [], {k: [] for k in POST}, 0, 0
@@ -114,7 +117,7 @@ def main(argv=None) -> None:
             if a.post:
                 ptable[f"{name}@{sev}"] = {k: _stats(v) for k, v in pious.items()}
                 ptable[f"{name}@{sev}"]["fragmented_films"] = n_frag
-        results[name], post[name] = table, ptable
+        results[model], post[model] = table, ptable
     _print(results)
     if a.post:
         _print_post(post)
