@@ -10,7 +10,8 @@ import pytest
 from conftest import IMG_H, IMG_W, check_float_image
 from dicomfiles import dicom_ramp, write_dicom
 
-from lungseg.imageio import ImageReadError, is_supported, read_image
+from lungseg.files import is_supported
+from lungseg.imageio import ImageReadError, read_image
 
 H, W = IMG_H, IMG_W
 

@@ -367,7 +367,7 @@ def test_film_stem():
     """A film's id: the name less a known image/DICOM suffix (any case), else the whole name."""
     from pathlib import Path
 
-    from lungseg.imageio import film_stem
+    from lungseg.files import film_stem
 
     cases = {"a.PNG": "a", "IM0001": "IM0001", "1.2.3.7": "1.2.3.7", "x.dcm": "x"}
     cases |= {"x.DICOM": "x", "b.tiff": "b", "c.jpeg": "c", "d.gif": "d", "e.f.jpg": "e.f"}

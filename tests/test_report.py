@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lungseg.imageio import is_byproduct
+from lungseg.files import is_byproduct
 from lungseg.png import write_png
 from lungseg.postprocess import LEFT, RIGHT
 from lungseg.report import (

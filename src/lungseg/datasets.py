@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .imageio import OVERLAY, film_stem, is_dicom, is_leftover
+from .files import OVERLAY, film_stem, is_dicom, is_leftover
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .imageio import ImageReadError, is_byproduct, is_supported, read_image
+from .files import is_byproduct, is_supported
+from .imageio import ImageReadError, read_image
 from .metrics import confusion
 from .model import DEFAULT_WEIGHTS, ModelConfig, load_model
 from .preprocess import preprocess

@@ -4,7 +4,6 @@ and DICOM, or take them as arrays (`from_array`). Every reader returns a float32
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import numpy as np
 from PIL import Image
 
 from .exif import as_displayed, exif_orientation, pil_orientation
+from .files import is_dicom
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
-DICOM_SUFFIXES = {".dcm", ".dicom"}
 # Decompression bombs are refused. The largest chest detectors give about 4300x4300 = 18.5 MP;
 # a 14x17" film digitised at 43 um about 81 MP, a 17x17" one at 50 um 74 MP. 128 MP (Pillow's
 # own warning level) leaves room above those and bounds what a folder's read-ahead can take.
@@ -22,10 +20,6 @@ MAX_PIXELS = 128_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
-# what `predict` writes, named <film stem><suffix>.png, and the pages of its check sheet
-# (`report.check_sheets`: <SHEET_STEM>01.png, 02, ...); never read as films
-MASK, OVERLAY, LABELS, SHEET_STEM = "_mask", "_overlay", "_labels", "check_overlays_"
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
 
 
@@ -45,63 +39,6 @@ class Radiograph:
     view: str = ""  # DICOM ViewPosition, BodyPartExamined, Modality ('' if none): stats.film_flags
     body_part: str = ""
     modality: str = ""
-
-
-def is_dicom(path: Path) -> bool:
-    """A DICOM suffix, the 'DICM' marker after the 128-byte preamble, or a bare dataset."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return head[128:132] == b"DICM" or _bare_dataset(head)
-
-
-def _bare_dataset(head: bytes) -> bool:
-    """A DICOM dataset written without preamble and marker (as ACR-NEMA era and some PACS
-    exports are): its first element is a little-endian tag of group 0002 or 0008 followed by
-    an explicit VR (two capitals) or a short implicit length. No image format starts so."""
-    if len(head) < 8 or head[:2] not in (b"\x02\x00", b"\x08\x00"):
-        return False
-    vr = head[4:6]
-    return (vr.isalpha() and vr.isupper()) or int.from_bytes(head[4:8], "little") < 1024
-
-
-def film_stem(path: Path) -> str:
-    """A film's name without its suffix, when it has a known image or DICOM one (`a.PNG` -> `a`,
-    `x.dcm` -> `x`); else its whole name: DICOMs named without a suffix (`IM0001`) or by their
-    UID (`1.2.840.113619.2.55.3.7`, whose last `.7` is no suffix)."""
-    if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
-        return path.stem
-    return path.name
-
-
-def is_supported(path: Path) -> bool:
-    """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic."""
-    return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path)
-
-
-def is_byproduct(path: Path, root: Path | None = None) -> bool:
-    """True for files that are not films although they may be images: masks and lungseg's own
-    outputs (<stem>_mask/_overlay/_labels, the check_overlays_NN sheets), DICOMDIR indexes,
-    `is_leftover` files and, below `root` (a folder being searched), anything in a folder named
-    mask, masks, ManualMask, leftMask or rightMask (the public data layouts' mask folders)."""
-    if path.name.upper() == "DICOMDIR" or is_leftover(path):
-        return True
-    stem = path.stem.lower()
-    if stem.endswith((MASK, OVERLAY, LABELS)) or re.fullmatch(SHEET_STEM + r"\d+", stem):
-        return True
-    folders = path.relative_to(root).parts[:-1] if root is not None else ()
-    return any(f.lower() in MASK_FOLDERS for f in folders)
-
-
-def is_leftover(path: Path) -> bool:
-    """Operating-system leftovers, never films or masks: hidden files (macOS '._*' and
-    .DS_Store), Thumbs.db, desktop.ini, anything under a zip's __MACOSX/."""
-    name = path.name.lower()
-    return name.startswith(".") or name in ("thumbs.db", "desktop.ini") or "__MACOSX" in path.parts
 
 
 def read_image(path: str | Path) -> Radiograph:

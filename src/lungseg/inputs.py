@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from . import __version__
-from .imageio import MASK, OVERLAY, film_stem, is_byproduct, is_supported
+from .files import MASK, OVERLAY, film_stem, is_byproduct, is_supported
 from .png import predicted
 from .walk import files_under, glob_files, glob_root
 
@@ -36,7 +36,7 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
     """Expand files, folders (recursive, linked folders followed) and globs -> (image files,
     inputs that matched nothing). A folder entry reached by several paths (a link loop, a
     folder given twice) is taken once. Folders and globs skip what is not a film
-    (`imageio.is_byproduct`: masks and lungseg's own outputs by name, DICOMDIR, OS leftovers
+    (`files.is_byproduct`: masks and lungseg's own outputs by name, DICOMDIR, OS leftovers
     such as `._*`, .DS_Store, Thumbs.db, `__MACOSX/`, and, below the searched folder or a glob's
     fixed prefix, anything in mask/, masks/, ManualMask/, leftMask/ or rightMask/) and an `out`
     folder inside a searched folder; a file named explicitly is always taken."""

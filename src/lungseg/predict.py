@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .imageio import LABELS, MASK, OVERLAY, ImageReadError, film_pixels, read_image
+from .files import LABELS, MASK, OVERLAY
+from .imageio import ImageReadError, film_pixels, read_image
 from .inputs import (
     CSV_TEXT,
     RECORD,

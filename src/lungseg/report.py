@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .imageio import MASK, OVERLAY, SHEET_STEM
+from .files import MASK, OVERLAY, SHEET_STEM
 from .png import predicted, write_png
 from .postprocess import LEFT, RIGHT, bounding_box
 
@@ -110,7 +110,7 @@ def overlay(
     return PALETTE[overlay_indexed(image, labels, truth, max_side)]
 
 
-SHEET = SHEET_STEM + "{:02d}.png"  # `check_sheets`' pages (imageio.is_byproduct knows them)
+SHEET = SHEET_STEM + "{:02d}.png"  # `check_sheets`' pages (files.is_byproduct knows them)
 TILE, CAPTION, GAP, COLUMNS, ROWS = 256, 50, 6, 6, 5  # px: overlay, text below it, between
 
 
