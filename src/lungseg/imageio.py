@@ -20,6 +20,7 @@ MAX_PIXELS = 128_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow: past 2x, 1x
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MODES16 = ("I;16", "I;16B", "I;16L")  # Pillow's 16-bit gray modes
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
 
 
@@ -153,7 +154,7 @@ def _white_is_zero(im: Image.Image) -> bool:
     MONOCHROME1: some film digitisers write it) that Pillow leaves so: it turns only 1- and
     8-bit ones, not 16-bit, 32-bit or float."""
     tags = getattr(im, "tag_v2", None)
-    return bool(tags) and tags.get(262) == 0 and im.mode in ("I;16", "I;16B", "I;16L", "I", "F")
+    return bool(tags) and tags.get(262) == 0 and im.mode in (*MODES16, "I", "F")
 
 
 def _why(e: Exception) -> str:
@@ -188,7 +189,7 @@ def to_gray_float(im: Image.Image, where: str | Path = "image") -> np.ndarray:
     """PIL image of any mode -> float32 HxW in [0,1]. 16-bit modes by `_scale16`, mode I (32-bit
     integers) too (from 2^8-1 up) within 0..65535, else stretched as floats are (`_minmax`).
     `where` names the image in errors."""
-    if im.mode in ("I;16", "I;16B", "I;16L"):
+    if im.mode in MODES16:
         return _scale16(np.asarray(im))
     if im.mode in ("I", "F"):
         arr = np.asarray(im)
