@@ -61,17 +61,18 @@ def _warn_trained_on(path: Path, chosen, split: str) -> None:
         )  # fmt: skip
 
 
-def _split_file(root, run: Path | None, samples) -> Path | None:
-    """The run's splits.csv (the split the model was trained with) when it lists every film
-    found; else the data's own (`find_splits_file`), e.g. for a model evaluated on other data."""
+def _split_file(root, trained: Path | None, samples) -> Path | None:
+    """The run's splits.csv (`trained`: the split the model was trained with) when it lists
+    every film found; else the data's own (`find_splits_file`), e.g. for a model evaluated on
+    other data."""
     own = find_splits_file(root)
-    if run is None or not (run / "splits.csv").is_file():
+    if trained is None:
         return own
-    listed = read_splits(run / "splits.csv", samples)
+    listed = read_splits(trained, samples)
     if own is None or all((s.dataset, s.id) in listed for s in samples):
-        log.info("evaluating on the split the model was trained with: %s", run / "splits.csv")
-        return run / "splits.csv"
-    log.warning("%s does not list every film under %s; using %s", run / "splits.csv", root, own)
+        log.info("evaluating on the split the model was trained with: %s", trained)
+        return trained
+    log.warning("%s does not list every film under %s; using %s", trained, root, own)
     return own
 
 
@@ -137,7 +138,7 @@ def evaluate(
         split_file, chosen = None, select(samples, {}, None, datasets, limit)
         trained = trained or find_splits_file(root)
     else:
-        split_file = _split_file(root, run, samples)
+        split_file = _split_file(root, trained, samples)
         splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
         chosen = select(samples, splits, split, datasets, limit)
         trained = None if split_file == trained else trained  # (another split than the run's)
