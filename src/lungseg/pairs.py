@@ -122,10 +122,9 @@ def load_film_pair(s: Sample) -> tuple[Radiograph, np.ndarray]:
         mask |= binary_mask(raw, p)
     if not mask.any():
         raise ValueError(f"{s.masks[0]}: mask is empty; draw the lungs or remove the pair")
-    if (corners := mask[:: mask.shape[0] - 1, :: mask.shape[1] - 1].all()) or (
-        mask.mean() > MAX_LUNG_FRACTION
-    ):
-        where = "all four corners of the image" if corners else f"{mask.mean():.0%} of the image"
+    share, corners = mask.mean(), mask[:: mask.shape[0] - 1, :: mask.shape[1] - 1].all()
+    if corners or share > MAX_LUNG_FRACTION:
+        where = "all four corners of the image" if corners else f"{share:.0%} of the image"
         raise ValueError(
             f"{s.masks[0]}: mask covers {where}, which lungs never do; is it inverted? Lungs "
             "must be white (or 1) on black; invert it, or remove the pair"
