@@ -85,9 +85,9 @@ class LungSegModule(L.LightningModule):
         """--resume: the checkpoint must hold this run's network and input (a file copied in
         from another run would fail on its weights or train under other settings)."""
         saved = checkpoint.get("hyper_parameters", {})
-        keys = ("encoder", "size", "fit", "hist")
-        if differ := [k for k in keys if k in saved and saved[k] != getattr(self.cfg, k)]:
-            shown = ", ".join(f"--{k} {saved[k]!r} (run: {getattr(self.cfg, k)!r})" for k in differ)
+        mine = asdict(self.cfg.model_config())  # the network and its input
+        if differ := [k for k, v in mine.items() if k in saved and saved[k] != v]:
+            shown = ", ".join(f"--{k} {saved[k]!r} (run: {mine[k]!r})" for k in differ)
             raise ValueError(
                 f"{self.cfg.out}/checkpoints/last.ckpt was trained with {shown}: it is another "
                 "run's; put this run's own last.ckpt back, or resume that run from its own folder"
