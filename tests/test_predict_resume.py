@@ -260,3 +260,37 @@ def test_a_segmenter_whose_model_file_changed_records_no_model(tiny_model, tmp_p
     assert predict.predict_paths([str(tmp_path / "in")], str(tmp_path / "out"), segmenter=seg) == []
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["model"] is None and record["model_sha256"] is None
+
+
+def test_calls_into_one_out_keep_one_table_of_every_film(tiny_model, tmp_path, monkeypatch, caplog):
+    """An archive segmented in chunks into one --out: the table lists the films of every call
+    (paths still right from another folder), a film named as one of an earlier call gets a name
+    of its own instead of replacing that film's mask, and a film given again has one row."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    _films(first, 2), _films(second, 3)  # f0, f1 in both folders
+    seg = Segmenter(tiny_model, device="cpu")
+    monkeypatch.chdir(tmp_path)
+    assert predict.predict_paths(["a"], "out", segmenter=seg) == []
+    mask_a0 = (tmp_path / "out" / "f0_mask.png").read_bytes()
+    monkeypatch.chdir(second)  # another folder: relative paths of the first call made absolute
+    out = tmp_path / "out"
+    assert predict.predict_paths([".", str(first / "f1.png")], str(out), segmenter=seg) == []
+    rows = {r["file"]: r["mask"] for r in _rows(out)}
+    assert rows == {
+        str(first / "f0.png"): "f0_mask.png",  # the first call's, kept
+        "f0.png": "f0_2_mask.png",
+        "f1.png": "f1_mask.png",
+        "f2.png": "f2_mask.png",
+        str(first / "f1.png"): "f1_2_mask.png",  # given again: one row (named among this call's)
+    }
+    assert (out / "f0_mask.png").read_bytes() == mask_a0
+    assert [r["file"] for r in json.loads((out / "results.json").read_text())] == list(rows)
+    seg.runner = _Counting(seg.runner)  # resume: every film of this call is done
+    assert predict.predict_paths(["."], str(out), segmenter=seg, resume=True) == []
+    assert seg.runner.films == 0 and len(_rows(out)) == 5
+    caplog.clear()  # another model's call: the table lists its own films only, said
+    other = Segmenter(tiny_model, device="cpu", postprocess=False)
+    assert predict.predict_paths(["f2.png"], str(out), segmenter=other) == []
+    assert [r["file"] for r in _rows(out)] == ["f2.png"]
+    assert "lists 4 films that an earlier call segmented with another model" in caplog.text
+    assert "postprocess True (now False)" in caplog.text

@@ -122,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="files, folders (recursive, linked folders followed) or globs; folders and globs "
         "skip masks, lungseg outputs and mask folders; a file named here is always segmented",
     )
-    r.add_argument("--out", required=True, help="output folder (created if missing)")
+    r.add_argument(
+        "--out",
+        required=True,
+        help="output folder (created if missing); its results.csv keeps the films of earlier "
+        "calls with the same model and options",
+    )
     r.add_argument("--model", help="model file (.safetensors, .ckpt, .onnx); default: shipped")
     r.add_argument(
         "--no-postprocess",

@@ -1,6 +1,6 @@
 """What `lungseg predict` reads and where it writes: files, folders and globs -> the films, one
-output name per film, and what an earlier run left in --out (refused when not ours, reused by
-`--resume` when the run record says the same model and options made it)."""
+output name per film, and what an earlier run left in --out (refused when not ours; its table
+kept, and reused by `--resume`, when the run record says the same model and options made it)."""
 
 from __future__ import annotations
 
@@ -70,13 +70,15 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
     return list(entries.values()), missing
 
 
-def output_stems(files: list[Path]) -> list[str]:
+def output_stems(files: list[Path], reserved: set[str] = frozenset()) -> list[str]:
     """Output name per input: its stem (a DICOM named by UID: its whole name, `film_stem`), or
     <stem>_2, _3, ... when that name is already taken (two films called film.png in different
-    folders, or film.png beside film_2.png). Names are
-    compared ignoring case, as macOS and Windows file systems do."""
-    taken = {film_stem(f).casefold() for f in files}
-    seen: set[str] = set()
+    folders, film.png beside film_2.png, or a name in `reserved`: an earlier call's film in the
+    same --out, `other_films`). Names are compared ignoring case, as macOS and Windows file
+    systems do."""
+    reserved = {r.casefold() for r in reserved}
+    taken = {film_stem(f).casefold() for f in files} | reserved
+    seen: set[str] = set(reserved)
     out = []
     for f in files:
         stem, n = film_stem(f), 1
@@ -179,21 +181,55 @@ def replace_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def earlier_record(out_dir: Path) -> dict | None:
+    """The run record (run.json) an earlier `predict` left in `out_dir`, or None."""
+    try:
+        earlier = json.loads((out_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return {"rebuild": False, **earlier} if isinstance(earlier, dict) else None  # (before 12-06)
+
+
+def _differ(earlier: dict, record: dict) -> str:
+    """The settings in SAME_RUN that two run records do not share, said ("" when none)."""
+    differ = [k for k in SAME_RUN if earlier.get(k) != record[k]]
+    return ", ".join(f"{k} {earlier.get(k)!r} (now {record[k]!r})" for k in differ)
+
+
+def other_films(out_dir: Path, record: dict, rows: dict[str, dict], given: list) -> list[dict]:
+    """The rows (`earlier_rows`) of films that earlier `predict` calls into `out_dir` segmented
+    and this call is not given (`given`: its inputs), so that an archive segmented in several
+    calls into one --out keeps one table of all its films. Kept only when run.json names the
+    same model and options (their paths made absolute when the earlier call ran in another
+    folder); else none, with a warning: the table then lists this call's films only."""
+    earlier = earlier_record(out_dir)
+    given_abs = {_absolute(Path(f)) for f in given}
+    base = Path(earlier.get("cwd") or ".") if earlier else Path()
+    others = {_absolute(base / f): row for f, row in rows.items()}
+    others = {f: row for f, row in others.items() if f not in given_abs}
+    if not others:
+        return []
+    said = "no readable run.json" if earlier is None else _differ(earlier, record)
+    if said or record["model_sha256"] is None:
+        log.warning("%s lists %d films that an earlier call segmented with another model or "
+                    "options (%s): the new table lists this call's films only (their files stay)",
+                    out_dir / TABLE, len(others), said or "model not known")  # fmt: skip
+        return []
+    same_cwd = _absolute(base) == _absolute(Path.cwd())
+    return [row if same_cwd else {**row, "file": str(f)} for f, row in others.items()]
+
+
 def resumable(out_dir: Path, record: dict, rows: dict[str, dict]) -> dict[Path, dict]:
     """`--resume`: the earlier `rows` (`earlier_rows`) by the input's absolute path, when the
     run record in `out_dir` names the same model and options (else ValueError, saying which
     differ); empty, with a warning, when there is no record (nothing to trust)."""
-    try:
-        earlier = json.loads((out_dir / RECORD).read_text())
-    except (OSError, ValueError):
+    earlier = earlier_record(out_dir)
+    if earlier is None:
         if rows:
             log.warning("--resume: %s has no readable %s: every film is segmented again",
                         out_dir, RECORD)  # fmt: skip
         return {}
-    earlier = {"rebuild": False, **earlier}  # (run.json before 2026-12-06: nothing rebuilt)
-    differ = [k for k in SAME_RUN if earlier.get(k) != record[k]]
-    if differ:
-        said = ", ".join(f"{k} {earlier.get(k)!r} (now {record[k]!r})" for k in differ)
+    if said := _differ(earlier, record):
         raise ValueError(
             f"--resume: the outputs in {out_dir} were made with {said} (model "
             f"{earlier.get('model')}); resume with the same --model and options"

@@ -31,6 +31,7 @@ from .inputs import (
     collect_inputs,
     earlier_rows,
     finished,
+    other_films,
     output_stems,
     replace_text,
     resumable,
@@ -139,9 +140,6 @@ def predict_paths(
     if not files:
         raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
     out_dir = Path(out)
-    stems = output_stems(files)
-    earlier = earlier_rows(out_dir)
-    check_overwrites(out_dir, stems, earlier)
     seg = segmenter or Segmenter(  # loaded first: a bad --model changes nothing in --out
         model,
         device=device,
@@ -160,6 +158,12 @@ def predict_paths(
         getattr(getattr(seg, "runner", None), "bf16", False),
         rebuild=getattr(seg, "rebuild", postprocess and rebuild),
     )
+    earlier = earlier_rows(out_dir)
+    others = other_films(out_dir, run, earlier, [*files, *missing])  # earlier calls' films
+    stems = output_stems(
+        files, {r["mask"].removesuffix(f"{MASK}.png") for r in others if r.get("mask")}
+    )
+    check_overwrites(out_dir, stems, earlier)
     wanted = tuple(f"{s}.png" for s, on in ((MASK, 1), (OVERLAY, overlays), (LABELS, labels)) if on)
     rows = {}
     if resume:
@@ -173,7 +177,7 @@ def predict_paths(
         with open(out_dir / TABLE, "w", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
             table.writeheader()
-            table.writerows(rows.values())
+            table.writerows([*others, *rows.values()])
             f.flush()
 
             def record(i: int, row: dict) -> None:
@@ -188,12 +192,14 @@ def predict_paths(
     finally:  # stopped or not, the table holds every film finished, in input order
         gone = "no such file, or no supported image in it"
         errors = [{"file": p, "quality": "error", "error": gone} for p in missing]
-        _write_table(out_dir, [rows[i] for i in sorted(rows)] + errors)
-    sheets = check_sheets(out_dir, [rows[i] for i in sorted(rows)] if overlays else [])
+        _write_table(out_dir, others + [rows[i] for i in sorted(rows)] + errors)
+    sheets = check_sheets(out_dir, others + [rows[i] for i in sorted(rows)] if overlays else [])
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
     look = f"{sheets[0].name} ..." if sheets else "their overlays"
     earlier_run = f", {kept} of them by the earlier run" if kept else ""
+    if others:
+        earlier_run += f"; results.csv also lists {len(others)} films of earlier calls"
     log.info("%d images segmented%s (%d flagged 'check': look at %s), %d failed -> %s",
              ok, earlier_run, check, look, len(failed), out_dir)  # fmt: skip
     return failed
