@@ -63,12 +63,15 @@ def test_from_array_dtypes(arr, want):
 
 
 def test_from_array_channels():
-    """Channel-last colour: averaged after scaling to [0,1]; alpha dropped; HxWx1 squeezed."""
+    """Channel-last colour: averaged after scaling to [0,1]; alpha over black (its own scale:
+    an opaque uint16 alpha does not darken 12-bit colour); HxWx1 squeezed."""
     r, g, b = ramp16(4000), ramp16(100), np.zeros((H, W), np.uint16)  # max over all: 12-bit
     want = (r / 4095 + g / 4095 + b / 4095) / 3
     np.testing.assert_allclose(from_array(np.dstack([r, g, b])), want, atol=1e-6)
-    alpha = np.full((H, W), 7, np.uint16)
-    np.testing.assert_allclose(from_array(np.dstack([r, g, b, alpha])), want, atol=1e-6)
+    alpha = np.full((H, W), 65535, np.uint16)
+    alpha[:, : W // 2] = 16384
+    got = from_array(np.dstack([r, g, b, alpha]))
+    np.testing.assert_allclose(got, want * alpha / 65535, atol=1e-6)
     np.testing.assert_array_equal(from_array(ramp8()[..., None]), from_array(ramp8()))
     rgb = np.dstack([ramp8(), np.zeros((H, W), np.uint8), np.full((H, W), 255, np.uint8)])
     np.testing.assert_allclose(from_array(rgb), (ramp8() / 255 + 0 + 1) / 3, atol=1e-6)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import struct
 
+import cv2
 import numpy as np
 import pytest
 from conftest import IMG_H, IMG_W, check_float_image, ramp8
 from PIL import Image
 
-from lungseg.imageio import read_image, read_mask
+from lungseg.imageio import from_array, read_image, read_mask
 
 H, W = IMG_H, IMG_W
 
@@ -38,6 +39,23 @@ def test_rgba_composited_on_black(tmp_path):
     check_float_image(img)
     np.testing.assert_allclose(img[:, : W // 2], 200 / 255, atol=1 / 255)
     np.testing.assert_allclose(img[:, W // 2 :], 200 * 128 / 255 / 255, atol=2 / 255)
+    np.testing.assert_allclose(from_array(rgba), img, atol=1 / 255)  # the array: the same film
+    rgba[..., 3] = 0  # fully transparent: blank as a file and as an array
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    assert read_image(tmp_path / "clear.png").image.max() == from_array(rgba).max() == 0
+
+
+@pytest.mark.parametrize("shape", [(H, W), (H, W, 3)])
+def test_float64_tiff_is_read_as_float_tiffs_are(tmp_path, shape):
+    """Pillow cannot open float64 TIFFs (nor int64): OpenCV reads them, stretched to [0,1] as
+    Pillow's float32 TIFFs are, instead of a 'corrupt or truncated?' refusal."""
+    a = np.random.default_rng(0).normal(100, 30, shape)
+    cv2.imwrite(str(tmp_path / "x.tif"), a)
+    gray = a if a.ndim == 2 else a.mean(-1)
+    want = (gray - gray.min()) / (gray.max() - gray.min())
+    img = read_image(tmp_path / "x.tif").image
+    check_float_image(img)
+    np.testing.assert_allclose(img, want, atol=1e-6)
 
 
 def test_palette_png(tmp_path):

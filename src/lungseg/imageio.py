@@ -88,27 +88,39 @@ def film_pixels(path: str | Path) -> int:
 
 def from_array(arr) -> np.ndarray:
     """An image array -> float32 HxW in [0,1]. Shapes: HxW, HxWx1, HxWx3, HxWx4 (channel-last;
-    alpha dropped, colour averaged after scaling). Dtypes: uint8 (/255), uint16 (`_scale16`),
-    other integers in 0..65535 (`_scale16` from 2^8-1 up), bool, float in [0,1] (NaN and -Inf
-    -> 0, +Inf -> 1). Anything else raises ValueError saying what is accepted."""
+    colour averaged after scaling; alpha over black, as files with alpha are read). Dtypes:
+    uint8 (/255), uint16 (`_scale16`), other integers in 0..65535 (`_scale16` from 2^8-1 up),
+    bool, float in [0,1] (NaN and -Inf -> 0, +Inf -> 1). Anything else raises ValueError
+    saying what is accepted."""
     a = np.asarray(arr)
-    kind = a.dtype.kind
     ok = "images are paths or HxW, HxWx1, HxWx3 or HxWx4 (channel-last) arrays of uint8, uint16, "
     ok += "bool or float in [0,1]"
     if a.ndim not in (2, 3) or a.ndim == 3 and a.shape[2] not in (1, 3, 4) or a.size == 0:
         hint = "; for channel-first use np.moveaxis(arr, 0, -1)" if a.ndim == 3 else ""
         raise ValueError(f"{ok}; got shape {a.shape}{hint}")
-    if kind not in "biuf":
+    if a.dtype.kind not in "biuf":
         raise ValueError(f"{ok}; got {a.dtype}")
+    alpha = None
+    if a.ndim == 3 and a.shape[2] == 4:  # (colour and alpha scaled each by its own range)
+        a, alpha = a[..., :3], _unit(a[..., 3], ok, alpha=True)
+    img = _unit(a, ok)
+    img = img if img.ndim == 2 else img.mean(-1, dtype=np.float64).astype(np.float32)
+    return img if alpha is None else np.multiply(img, alpha, dtype=np.float32)
+
+
+def _unit(a: np.ndarray, ok: str, alpha: bool = False) -> np.ndarray:
+    """`from_array`'s scaling of pixel values (or, `alpha`, of opacity: uint16 / 65535 as the
+    PNG reader) to float32 in [0,1]; ValueError (`ok`: what is accepted) out of range."""
+    kind = a.dtype.kind
     img = a.astype(np.float32) if kind in "bf" else a
     lo, hi, bad = _finite_range(img, "image array")
     if lo < 0 or hi > (1 if kind in "bf" else 65535):
         raise ValueError(f"{ok}; got {a.dtype} in {lo:g}..{hi:g}")
     if kind in "iu":  # uint8 as the 8-bit PNG reader: value / 255 in float32
         tops = (255,) if a.dtype == np.uint8 else BITS16 if a.dtype == np.uint16 else None
-        img = _scale16(a, tops or (255, *BITS16))
+        img = _scale16(a, (65535,) if alpha and a.dtype == np.uint16 else tops or (255, *BITS16))
     _fill(img, img, bad)
-    return img if img.ndim == 2 else img[..., :3].mean(-1, dtype=np.float64).astype(np.float32)
+    return img
 
 
 def _scale16(arr: np.ndarray, tops: tuple[int, ...] = BITS16) -> np.ndarray:
@@ -143,10 +155,31 @@ def _read_raster(path: Path) -> np.ndarray:
             return as_displayed(image, pil_orientation(im))
     except ImageReadError:
         raise
+    except Image.UnidentifiedImageError as e:
+        if (tiff := _opencv_tiff(path)) is not None:
+            return tiff
+        raise ImageReadError(
+            f"{path}: not a readable image ({_why(e)}); is it corrupt or truncated?"
+        ) from e
     except (OSError, SyntaxError, ValueError, *BOMB) as e:
         bomb = isinstance(e, BOMB)
         hint = "downsample it first" if bomb else "is it corrupt or truncated?"
         raise ImageReadError(f"{path}: not a readable image ({_why(e)}); {hint}") from e
+
+
+def _opencv_tiff(path: Path) -> np.ndarray | None:
+    """A TIFF that Pillow cannot open (float64 samples) read by OpenCV, stretched to
+    [0,1] as Pillow's float TIFFs are (`_minmax`; colour averaged), or None."""
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"II*\0", b"MM\0*"):
+            return None
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if arr is None or arr.ndim not in (2, 3):
+        return None
+    _check_size(path, arr.shape[1], arr.shape[0])
+    return _minmax(arr if arr.ndim == 2 else arr[..., :3].mean(-1), path)
 
 
 def _white_is_zero(im: Image.Image) -> bool:
