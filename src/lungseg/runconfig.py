@@ -81,8 +81,9 @@ class TrainConfig:
 
     def lightning_precision(self, gpu: bool) -> str:
         """Lightning's precision for this run: bf16 mixed precision (with channels_last) on a
-        GPU, or on a CPU when asked for: 2-3.3x faster than fp32 on CPUs with AVX-512 BF16 or AMX
-        (benchmarks/train_step.py); emulated, and slow, on CPUs without bf16 instructions."""
+        GPU, or on a CPU when asked for: a training step 2-3.3x faster than fp32 on CPUs with
+        AVX-512 BF16 or AMX (benchmarks/train_step.py; inference: the model 1.9x); emulated,
+        and slow, on CPUs without bf16 instructions."""
         return self.precision if self.precision != "auto" else "bf16-mixed" if gpu else "32-true"
 
     def model_config(self) -> ModelConfig:
