@@ -116,15 +116,20 @@ def e2e_ratios(e2e: dict, variants: list[dict]) -> dict:
     """End-to-end ms/image over the same runner's model-only ms/image at each measured batch
     (issue 4: within 1.2x); `predict` itself runs at `e2e['batch_size']`. `cpu_vs_model`: the
     same for CPU time per image (all threads): the ratio end to end can reach when the work
-    outside the model is hidden in idle time only as well as the model alone uses the cores."""
+    outside the model is hidden in idle time only as well as the model alone uses the cores.
+    `model_variant`: the variant they are over (torch_fp32 when torch_channels_last was not
+    measured); None, and no ratios, when no model-only run of that runtime was measured."""
     name = E2E_MODEL.get(e2e["variant"])
     if name == "torch_channels_last" and e2e.get("device", "cpu").startswith("cuda"):
         name = "cuda_bf16_cl"  # what TorchRunner runs on a GPU
-    model = next((v for v in variants if v["variant"] == name), None)
-    if model is None:
-        return {"vs_model": {}, "cpu_vs_model": {}}
-    batches = model["batches"].items()
+    measured = {v["variant"]: v for v in variants}
+    if name not in measured and name == "torch_channels_last":
+        name = "torch_fp32"  # same runtime and weights, NCHW; always measured (the reference)
+    if name not in measured:
+        return {"model_variant": None, "vs_model": {}, "cpu_vs_model": {}}
+    batches = measured[name]["batches"].items()
     return {
+        "model_variant": name,
         "vs_model": {b: e2e["ms_per_image"] / m["ms_per_image"] for b, m in batches},
         "cpu_vs_model": {
             b: e2e["cpu_ms_per_image"] / m["cpu_ms_per_image"]
@@ -132,6 +137,20 @@ def e2e_ratios(e2e: dict, variants: list[dict]) -> dict:
             if "cpu_ms_per_image" in m and "cpu_ms_per_image" in e2e
         },
     }
+
+
+def e2e_lines(r: dict) -> str:
+    """An end-to-end result with its `e2e_ratios` as printed: wall time, then CPU time."""
+    over = r["model_variant"]
+    of = f" of {over} model-only" if over else ""
+    na = "n/a" if over else "n/a (no model-only run of that runtime)"
+    ratios = ", ".join(f"{v:.2f}x batch {b}" for b, v in r["vs_model"].items()) or na
+    cpu = ", ".join(f"{v:.2f}x batch {b}" for b, v in r["cpu_vs_model"].items()) or na
+    return (
+        f"{r['variant']:22s} {r['images']:5d} img {r['ms_per_image']:9.2f} ms/img "
+        f"{r['images_per_s']:8.1f} img/s {r['rss_peak_mb']:8.0f} MB peak RSS  {ratios}{of}\n"
+        f"{'':22s} CPU time {r['cpu_ms_per_image']:7.1f} ms/img: {cpu}{of}"
+    )
 
 
 def table(results: list[dict], fl: dict) -> str:
@@ -282,13 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nend to end (decode + preprocess + model + post-process + write PNGs):")
         for r in report["e2e"]:
             r.update(e2e_ratios(r, report["variants"]))
-            ratios = ", ".join(f"{v:.2f}x model-only batch {b}" for b, v in r["vs_model"].items())
-            print(
-                f"{r['variant']:22s} {r['images']:5d} img {r['ms_per_image']:9.2f} ms/img "
-                f"{r['images_per_s']:8.1f} img/s {r['rss_peak_mb']:8.0f} MB peak RSS  {ratios}"
-            )
-            cpu = ", ".join(f"{v:.2f}x batch {b}" for b, v in r["cpu_vs_model"].items())
-            print(f"{'':22s} CPU time {r['cpu_ms_per_image']:7.1f} ms/img: {cpu} of model-only")
+            print(e2e_lines(r))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -11,12 +11,18 @@ import time
 from pathlib import Path
 
 
-def commit() -> str | None:
-    """The git commit of the working tree (with '+' when it has uncommitted changes), or None."""
-    root = Path(__file__).resolve().parent.parent
+def commit(root: str | Path | None = None) -> str | None:
+    """The git commit of the working tree (with '+' when it has uncommitted changes), or None.
+    Read-only: `--no-optional-locks` keeps `git status` from refreshing .git/index."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent
     try:
         run = lambda *args: subprocess.run(  # noqa: E731
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+            ["git", "--no-optional-locks", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
         return run("rev-parse", "--short", "HEAD") + ("+" if dirty else "")

@@ -50,11 +50,19 @@ def seconds_per_film(size: int, precision: str, batch: int, steps: int) -> float
     return (time.perf_counter() - start) / (steps * batch)
 
 
+def batch_size(text: str) -> int:
+    """--batch: 2 or more (BatchNorm needs more than one film in training mode; TrainConfig)."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value}: use 2 or more (BatchNorm)")
+    return value
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
     p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=batch_size, default=8, help="films per step, 2 or more")
     p.add_argument("--steps", type=int, default=2, help="timed steps after the warm-up")
     p.add_argument("--out", default="benchmarks/results/train_step.json")
     a = p.parse_args(argv)

@@ -90,6 +90,23 @@ def download_wheels(out: Path) -> None:
     )  # fmt: skip
 
 
+def _mib(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+def summary(out: Path, pairs: int, splits: list[str], size: int, wheels: bool) -> str:
+    """What was packed and its size: the films, and the wheels only when they were packed."""
+    whl = out / "whl"
+    if wheels:
+        packed = f"{_mib(whl):.1f} MiB"
+    else:
+        packed = "skipped (--no-wheels)"
+        if whl.is_dir():  # left by an earlier pack: still in the folder, so still carried
+            packed += f", though {whl} holds {_mib(whl):.1f} MiB from before"
+    films = f"{pairs} pairs ({', '.join(splits)}) at {size} px: {_mib(out / 'data'):.1f} MiB"
+    return f"{films}, wheels: {packed}, in {out}"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default="../shared/data")
@@ -104,8 +121,7 @@ def main(argv=None) -> None:
     n = pack_data(a.data, out / "data", a.size, a.fit, a.splits)
     if not a.no_wheels:
         download_wheels(out / "whl")
-    mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
-    print(f"{n} pairs ({', '.join(a.splits)}) at {a.size} px and wheels: {mib:.1f} MiB in {out}")
+    print(summary(out, n, a.splits, a.size, wheels=not a.no_wheels))
     print("next: docs/gpu.md (the run, with the shipped weights kept out of the working tree)")
 
 
