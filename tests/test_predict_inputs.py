@@ -250,3 +250,19 @@ def test_dicoms_named_by_uid_get_their_whole_name_as_output_name():
     uids = [Path("a/1.2.840.113619.7"), Path("a/1.2.840.113619.8"), Path("a/IM0001")]
     assert output_stems(uids) == ["1.2.840.113619.7", "1.2.840.113619.8", "IM0001"]
     assert output_stems([Path("b/film.PNG"), Path("b/x.dcm")]) == ["film", "x"]
+
+
+def test_films_may_follow_options_on_the_command_line(tiny_model, tmp_path, capsys):
+    """`predict a.png --labels b.png`: b.png is a film too, as shells users write it; an
+    unknown option is still refused."""
+    a, b = _film(tmp_path / "a.png"), _film(tmp_path / "b.png")
+    out = tmp_path / "out"
+    argv = ["predict", str(a), "--out", str(out), "--labels", str(b), "--model", str(tiny_model)]
+    assert main(argv) == 0
+    assert [Path(r["file"]).name for r in csv.DictReader(open(out / "results.csv"))] == [
+        "a.png",
+        "b.png",
+    ]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--lables"])
+    assert e.value.code == 2 and "unrecognized arguments: --lables" in capsys.readouterr().err

@@ -115,7 +115,13 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "predict":  # films after an option: `predict a.png --labels b.png`
+        args.paths += [e for e in extra if not e.startswith("-")]
+        extra = [e for e in extra if e.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     console.setup(args.verbose)
     warnings.filterwarnings("ignore", message=r"Image size .* decompression bomb")  # refused
     try:
