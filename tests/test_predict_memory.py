@@ -11,6 +11,7 @@ import pytest
 from dicomfiles import write_dicom
 from PIL import Image
 
+import lungseg.pipeline as pipeline
 import lungseg.predict as predict
 from lungseg.imageio import film_pixels
 from lungseg.segmenter import Segmenter
@@ -49,7 +50,7 @@ def _in_flight(monkeypatch, seg: Segmenter) -> list[int]:
     """Pixels of the films whose decoding had started and whose post-processing had not ended,
     recorded as each decoding starts (a lower bound of what predict holds then)."""
     lock, held, seen = threading.Lock(), {}, []
-    load = predict._load
+    load = pipeline.load
 
     def counting_load(s, path):
         with lock:
@@ -67,7 +68,7 @@ def _in_flight(monkeypatch, seg: Segmenter) -> list[int]:
             held.pop(Path(rad.path))
         return res
 
-    monkeypatch.setattr(predict, "_load", counting_load)
+    monkeypatch.setattr(pipeline, "load", counting_load)
     seg.finish = counting_finish
     return seen
 

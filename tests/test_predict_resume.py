@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import lungseg.outdir as outdir
 import lungseg.predict as predict
 from lungseg.cli import main
 from lungseg.segmenter import Segmenter
@@ -264,8 +265,9 @@ def test_a_segmenter_whose_model_file_changed_records_no_model(tiny_model, tmp_p
 
 def test_calls_into_one_out_keep_one_table_of_every_film(tiny_model, tmp_path, monkeypatch, caplog):
     """An archive segmented in chunks into one --out: the table lists the films of every call
-    (paths still right from another folder), a film named as one of an earlier call gets a name
-    of its own instead of replacing that film's mask, and a film given again has one row."""
+    (paths still right from another folder); a film keeps its output name when given again,
+    and a film named as one of an earlier call gets a name of its own instead of replacing
+    that film's files, whatever model made them."""
     first, second = tmp_path / "a", tmp_path / "b"
     _films(first, 2), _films(second, 3)  # f0, f1 in both folders
     seg = Segmenter(tiny_model, device="cpu")
@@ -279,18 +281,78 @@ def test_calls_into_one_out_keep_one_table_of_every_film(tiny_model, tmp_path, m
     assert rows == {
         str(first / "f0.png"): "f0_mask.png",  # the first call's, kept
         "f0.png": "f0_2_mask.png",
-        "f1.png": "f1_mask.png",
+        "f1.png": "f1_2_mask.png",
         "f2.png": "f2_mask.png",
-        str(first / "f1.png"): "f1_2_mask.png",  # given again: one row (named among this call's)
+        str(first / "f1.png"): "f1_mask.png",  # given again: one row, and its name
     }
     assert (out / "f0_mask.png").read_bytes() == mask_a0
     assert [r["file"] for r in json.loads((out / "results.json").read_text())] == list(rows)
-    seg.runner = _Counting(seg.runner)  # resume: every film of this call is done
-    assert predict.predict_paths(["."], str(out), segmenter=seg, resume=True) == []
-    assert seg.runner.films == 0 and len(_rows(out)) == 5
-    caplog.clear()  # another model's call: the table lists its own films only, said
+    seg.runner = _Counting(seg.runner)  # resume in another order, through a linked folder
+    (tmp_path / "link").symlink_to(tmp_path, target_is_directory=True)
+    again = [str(tmp_path / "link" / "a"), "."]
+    assert predict.predict_paths(again, str(out), segmenter=seg, resume=True) == []
+    assert seg.runner.films == 0 and {r["file"]: r["mask"] for r in _rows(out)}.keys() == {
+        *(str(tmp_path / "link" / "a" / f"f{k}.png") for k in range(2)),
+        *(f"f{k}.png" for k in range(3)),
+    }
+    caplog.clear()  # another model or options: its table lists its own films, their files stay
     other = Segmenter(tiny_model, device="cpu", postprocess=False)
-    assert predict.predict_paths(["f2.png"], str(out), segmenter=other) == []
-    assert [r["file"] for r in _rows(out)] == ["f2.png"]
-    assert "lists 4 films that an earlier call segmented with another model" in caplog.text
+    _films(tmp_path / "c", 1)
+    assert predict.predict_paths([str(tmp_path / "c")], str(out), segmenter=other) == []
+    assert [r["mask"] for r in _rows(out)] == ["f0_3_mask.png"]
+    assert (out / "f0_mask.png").read_bytes() == mask_a0
+    assert "lists 5 films that earlier calls segmented with another model" in caplog.text
     assert "postprocess True (now False)" in caplog.text
+
+
+def test_a_film_segmented_again_without_overlay_or_labels_loses_the_old_ones(tiny_model, tmp_path):
+    """An overlay or labels file left from an earlier run of the same film would show the old
+    result beside the new mask (and on the check sheets): it is removed."""
+    _films(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    seg = Segmenter(tiny_model, device="cpu")
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg, labels=True) == []
+    assert {p.name for p in out.glob("f0_*")} == {"f0_mask.png", "f0_overlay.png", "f0_labels.png"}
+    assert (
+        predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg, overlays=False) == []
+    )
+    assert {p.name for p in out.glob("f0_*")} == {"f0_mask.png"}
+
+
+def test_a_table_saved_by_a_spreadsheet_is_read_and_rows_cut_short_are_said(
+    tiny_model, tmp_path, caplog
+):
+    """results.csv saved again by a spreadsheet (a BOM; ';' between cells) still lists the
+    earlier films, so their names stay theirs; a row cut short is left out with a warning."""
+    films = _films(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    seg = Segmenter(tiny_model, device="cpu")
+    assert predict.predict_paths([str(films[0])], str(out), segmenter=seg) == []
+    table = out / "results.csv"
+    for k in range(2):  # saved again with a BOM, then with ';' between cells
+        rows = list(csv.reader(table.open(newline="")))
+        with open(table, "w", newline="", encoding="utf-8-sig" if k == 0 else "utf-8") as f:
+            csv.writer(f, delimiter="," if k == 0 else ";").writerows(rows)
+        new = tmp_path / "new" / f"{k}" / "f0.png"
+        new.parent.mkdir(parents=True)
+        new.write_bytes(films[1].read_bytes())
+        assert predict.predict_paths([str(new)], str(out), segmenter=seg) == []
+        assert [r["mask"] for r in _rows(out)] == ["f0_mask.png", "f0_2_mask.png", "f0_3_mask.png"][
+            : k + 2
+        ]
+    table.write_text(table.read_text()[:-20])
+    assert predict.predict_paths([str(films[1])], str(out), segmenter=seg) == []
+    assert "rows cut short are left out" in caplog.text
+
+
+def test_a_second_call_into_a_folder_in_use_is_refused(tiny_model, tmp_path):
+    """Two calls writing one table at once would lose one call's rows: the second is refused
+    while the first holds the folder (a lock the system releases when the call ends)."""
+    _films(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    seg = Segmenter(tiny_model, device="cpu")
+    with outdir.exclusive(out):
+        with pytest.raises(ValueError, match="another lungseg predict is writing into"):
+            predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg)
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []

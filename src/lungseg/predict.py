@@ -1,9 +1,8 @@
 """`lungseg predict`: segment files, folders or globs and write mask, overlay and measurements.
 
-Decoding and preprocessing run in a thread pool ahead of the model, post-processing and PNG writing
-behind it (the films in flight bounded in number and in pixels, so memory stays flat on folders of
-any size and any film size); a bad file is reported by name and skipped. results.csv grows as
-films finish, so a stopped run keeps its rows and `--resume` goes on from them.
+The films stream through `pipeline.segment` (decoding ahead of the model, writing behind it);
+results.csv grows as films finish, so a stopped run keeps its rows and `--resume` goes on from
+them; what an earlier call left in --out is read back by outdir.py.
 """
 
 from __future__ import annotations
@@ -12,39 +11,32 @@ import csv
 import io
 import json
 import logging
-import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .files import LABELS, MASK, OVERLAY
-from .imageio import ImageReadError, film_pixels, read_image
-from .inputs import (
+from .inputs import collect_inputs
+from .outdir import (
     CSV_TEXT,
     RECORD,
     TABLE,
-    check_overwrites,
-    collect_inputs,
-    earlier_rows,
+    exclusive,
     finished,
-    other_films,
-    output_stems,
+    plan,
+    read_earlier,
     replace_text,
     resumable,
     run_record,
 )
-from .png import write_png
+from .pipeline import READ_AHEAD_PIXELS, failure, pool_size, segment
+from .png import predicted, write_png
 from .report import PALETTE, check_sheets, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
 
 log = logging.getLogger(__name__)
-# Films read ahead of the model or waiting to be written, in pixels (float32: about 1 GB): besides
-# the count limit, so that a folder of 40-128 megapixel scans does not hold several GB at once.
-READ_AHEAD_PIXELS = 256_000_000
 FIELDS = [
     "file",
     "quality",
@@ -66,40 +58,6 @@ FIELDS = [
     "right_height_mm",
     "left_height_mm",
 ]
-
-
-def _load(seg: Segmenter, path: Path):
-    """Decode + preprocess one file (runs in a worker thread)."""
-    try:
-        rad = read_image(path)
-        x, g = seg.prepare(rad)
-        return rad, x, g, None
-    except Exception as e:
-        return None, None, None, _failure(path, e)
-
-
-def _failure(path: Path, e: Exception) -> str:
-    """Log why one film is skipped and return it for its row, naming the file. A kind of error
-    that a bad input does not explain (a bug) is logged with its traceback and, like a bad
-    file, stops only that film."""
-    expected = isinstance(e, (ImageReadError, ValueError, OSError, MemoryError))
-    why = str(e) if expected else f"unexpected {type(e).__name__}: {e}"
-    why = why if str(path) in why else f"{path}: {why}"
-    if expected:
-        log.debug("%s: not segmented", path, exc_info=e)  # -v: the traceback
-        log.error("%s (skipped)", why)
-    else:
-        log.error("%s (skipped; please report it with this traceback)", why, exc_info=e)
-    return why
-
-
-def pool_size(workers: int | None) -> int:
-    """`predict_paths`' thread count: `workers`, at least 1; None: one per core this process may
-    run on (its affinity: a container's limit, not the host's), at most 8."""
-    if workers is not None:
-        return max(1, workers)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(8, cores or 2)
 
 
 def predict_paths(
@@ -158,21 +116,40 @@ def predict_paths(
         getattr(getattr(seg, "runner", None), "bf16", False),
         rebuild=getattr(seg, "rebuild", postprocess and rebuild),
     )
-    earlier = earlier_rows(out_dir)
-    others = other_films(out_dir, run, earlier, [*files, *missing])  # earlier calls' films
-    stems = output_stems(
-        files, {r["mask"].removesuffix(f"{MASK}.png") for r in others if r.get("mask")}
-    )
-    check_overwrites(out_dir, stems, earlier)
-    wanted = tuple(f"{s}.png" for s, on in ((MASK, 1), (OVERLAY, overlays), (LABELS, labels)) if on)
-    rows = {}
-    if resume:
-        rows = finished(resumable(out_dir, run, earlier), files, stems, out_dir, wanted)
-        log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
-    todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
-    kept = len(rows)  # (finished by an earlier run)
     out_dir.mkdir(parents=True, exist_ok=True)
-    replace_text(out_dir / RECORD, json.dumps(run, indent=2))
+    with exclusive(out_dir):
+        earlier = read_earlier(out_dir)
+        done = resumable(earlier, run, out_dir) if resume else {}  # (refused before any change)
+        stems, others = plan(earlier, run, files, missing, out_dir)
+        wanted = (MASK, *[OVERLAY] * overlays, *[LABELS] * labels)
+        rows = finished(done, files, stems, out_dir, tuple(f"{s}.png" for s in wanted))
+        if resume:
+            log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
+        kept = len(rows)  # (finished by an earlier run)
+        replace_text(out_dir / RECORD, json.dumps(run, indent=2))
+        todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
+        finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
+        films = partial(
+            segment, seg, todo, finish, batch_size=batch_size, workers=pool_size(workers),
+            read_ahead_pixels=read_ahead_pixels,
+        )  # fmt: skip
+        _write(out_dir, rows, others, missing, failed, films)
+    table = others + [rows[i] for i in sorted(rows)]
+    sheets = check_sheets(out_dir, table)
+    ok = sum(r["quality"] != "error" for r in rows.values())
+    check = sum(r["quality"] == "check" for r in table)
+    look = f"{sheets[0].name} ..." if sheets else "their overlays"
+    earlier_run = f", {kept} of them by the earlier run" if kept else ""
+    whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""
+    log.info("%d images segmented%s (%d flagged 'check': look at %s), %d failed -> %s%s",
+             ok, earlier_run, check, look, len(failed), out_dir, whole)  # fmt: skip
+    return failed
+
+
+def _write(out_dir: Path, rows: dict, others: list, missing: list, failed: list, films) -> None:
+    """results.csv as the films finish (each row written by the thread that wrote the film's
+    PNGs, so a kill loses no row of a film whose files are there), then in input order."""
+    lock = threading.Lock()
     try:
         with open(out_dir / TABLE, "w", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
@@ -181,98 +158,26 @@ def predict_paths(
             f.flush()
 
             def record(i: int, row: dict) -> None:
-                rows[i] = row
-                table.writerow(row)
-                f.flush()  # a run that is stopped keeps the rows of the films it finished
-                if row["error"]:
-                    failed.append(row["file"])
+                with lock:
+                    if i in rows:
+                        return  # (recorded by the thread that wrote it)
+                    rows[i] = row
+                    table.writerow(row)
+                    f.flush()  # a run that is stopped keeps the rows of the films it finished
+                    if row["error"]:
+                        failed.append(row["file"])
 
-            finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
-            _segment(seg, todo, finish, record, batch_size, pool_size(workers), read_ahead_pixels)
+            films(record)  # the pipeline, recording each film's row as it is done
     finally:  # stopped or not, the table holds every film finished, in input order
         gone = "no such file, or no supported image in it"
         errors = [{"file": p, "quality": "error", "error": gone} for p in missing]
         _write_table(out_dir, others + [rows[i] for i in sorted(rows)] + errors)
-    sheets = check_sheets(out_dir, others + [rows[i] for i in sorted(rows)] if overlays else [])
-    ok = sum(r["quality"] != "error" for r in rows.values())
-    check = sum(r["quality"] == "check" for r in rows.values())
-    look = f"{sheets[0].name} ..." if sheets else "their overlays"
-    earlier_run = f", {kept} of them by the earlier run" if kept else ""
-    if others:
-        earlier_run += f"; results.csv also lists {len(others)} films of earlier calls"
-    log.info("%d images segmented%s (%d flagged 'check': look at %s), %d failed -> %s",
-             ok, earlier_run, check, look, len(failed), out_dir)  # fmt: skip
-    return failed
-
-
-def _segment(seg, todo, finish, record, batch_size: int, workers: int, read_ahead_pixels: int):
-    """The pipeline: `todo` [(index, (path, stem))] decoded ahead of the model in a thread pool,
-    the model on batches, `finish` behind it; `record(index, row)` as each film is done."""
-    with ThreadPoolExecutor(workers) as pool:
-        loading: deque = deque()  # decode + preprocess, ahead of the model
-        writing: deque = deque()  # post-process + PNGs, behind the model
-        items = iter(todo)
-        bar = tqdm(total=len(todo), unit="img", desc="predict", disable=len(todo) < 2)
-        held = 0  # pixels of the films in `loading`, in the model and in `writing`
-        ahead = None  # the next film, with its pixel count, when memory held it back
-
-        def fill():
-            nonlocal held, ahead
-            while len(loading) < 2 * batch_size + workers:
-                if ahead is None:
-                    item = next(items, None)
-                    if item is None:
-                        return
-                    ahead = item, film_pixels(item[1][0])
-                item, pixels = ahead
-                if held and held + pixels > read_ahead_pixels:
-                    return  # until films in flight have been written
-                ahead, held = None, held + pixels
-                loading.append((item, pixels, pool.submit(_load, seg, item[1][0])))
-
-        def drain(keep: int):
-            nonlocal held
-            while len(writing) > keep:
-                i, pixels, fut = writing.popleft()
-                record(i, fut.result())
-                held -= pixels
-                bar.update()
-
-        try:
-            fill()
-            while loading or ahead:
-                if not loading:  # memory held the next film back: wait for the oldest to be written
-                    if writing:
-                        drain(keep=len(writing) - 1)
-                    else:  # nothing in flight (cannot happen while `held` counts right): admit it
-                        held = 0
-                    fill()
-                    continue
-                batch = []
-                while loading and len(batch) < batch_size:
-                    (i, (path, stem)), pixels, fut = loading.popleft()
-                    rad, x, g, err = fut.result()
-                    if err:
-                        record(i, {"file": str(path), "quality": "error", "error": err})
-                        held -= pixels
-                        bar.update()
-                    else:
-                        batch.append((i, path, stem, pixels, rad, x, g))
-                fill()
-                if batch:
-                    probs = seg.runner(np.stack([b[5] for b in batch])[:, None])
-                    for (i, path, stem, pixels, rad, _, g), p in zip(batch, probs, strict=True):
-                        writing.append((i, pixels, pool.submit(finish, path, stem, rad, g, p)))
-                    drain(keep=2 * batch_size)
-        finally:  # films past the model are written and recorded, also when stopped
-            for *_, fut in loading:
-                fut.cancel()  # not yet decoding: dropped (a stop does not wait for them)
-            drain(keep=0)
-            bar.close()
 
 
 def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overlays: bool) -> dict:
-    """Post-process one model output and write its PNGs (runs in a worker thread) -> its row."""
+    """Post-process one model output and write its PNGs (runs in a worker thread) -> its row.
+    An overlay or labels file that an earlier run wrote for the film and this one does not
+    is removed (it would show the earlier result beside the new mask)."""
     try:
         res = seg.finish(prob, g, rad)
         write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), mark=True)
@@ -281,8 +186,11 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
             write_png(out_dir / f"{stem}{OVERLAY}.png", overlay, PALETTE, mark=True)
         if labels:
             write_png(out_dir / f"{stem}{LABELS}.png", res.labels, mark=True)
+        for kind in [OVERLAY] * (not overlays) + [LABELS] * (not labels):
+            if predicted(stale := out_dir / f"{stem}{kind}.png"):
+                stale.unlink()
     except Exception as e:
-        return {"file": str(path), "quality": "error", "error": _failure(path, e)}
+        return {"file": str(path), "quality": "error", "error": failure(path, e)}
     return {"file": str(path), "mask": f"{stem}{MASK}.png", **res.stats, "error": ""}
 
 

@@ -1,0 +1,258 @@
+"""What an earlier `lungseg predict` left in --out, and what this call does with it: the table
+(results.csv) and run record (run.json) read back; the films of earlier calls kept in the table
+and their output names reserved; `--resume`'s finished films; ground-truth masks never
+replaced; one call at a time per folder."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .files import MASK, OVERLAY
+from .inputs import film_key, output_stems
+from .png import predicted
+
+log = logging.getLogger(__name__)
+TABLE = "results.csv"
+RECORD = "run.json"  # what made the outputs in --out: lungseg version, model, options
+SAME_RUN = ("model_sha256", "postprocess", "rebuild", "full_grid")  # a table's rows share them
+CSV_TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}  # any file name
+TEXT_FIELDS = {"file", "quality", "flags", "error", "mask", "view"}  # the others hold numbers
+
+
+@dataclass
+class Earlier:
+    """What earlier calls left in --out: their table's rows by film (`film_key`, relative paths
+    taken from the folder run.json records) and that run record (None: none readable)."""
+
+    rows: dict[str, dict]
+    record: dict | None
+
+    def names(self) -> dict[str, str]:
+        """Film -> its output name (`<name>_mask.png`)."""
+        return {k: r["mask"].removesuffix(f"{MASK}.png") for k, r in self.rows.items() if r["mask"]}
+
+
+def read_earlier(out_dir: Path) -> Earlier:
+    record = _read_record(out_dir)
+    base = Path(record.get("cwd") or ".") if record else Path()
+    return Earlier({film_key(base / r["file"]): r for r in _read_table(out_dir)}, record)
+
+
+def _read_record(out_dir: Path) -> dict | None:
+    try:
+        record = json.loads((out_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return {"rebuild": False, **record} if isinstance(record, dict) else None  # (before 12-06)
+
+
+def _read_table(out_dir: Path) -> list[dict]:
+    """results.csv's rows, empty numeric cells as None and numbers as numbers (as results.json
+    has them); also as a spreadsheet saves it again (a BOM, ';' between cells). A row cut
+    short (a kill while writing it, an edit) is left out, said."""
+    table = out_dir / TABLE
+    if not table.is_file():
+        return []
+    try:
+        with open(table, **{**CSV_TEXT, "encoding": "utf-8-sig"}) as f:
+            head = f.readline()
+            f.seek(0)
+            sep = ";" if head.startswith("file;") else ","
+            rows = [r for r in csv.DictReader(f, delimiter=sep) if r.get("file")]
+    except (csv.Error, UnicodeError, ValueError) as e:  # e.g. a tail of NULs after a crash
+        log.warning("%s cannot be read (%s): its films count as not done, and their output "
+                    "names are not kept for them", table, e)  # fmt: skip
+        return []
+    whole = [r for r in rows if None not in r.values()]
+    if len(whole) < len(rows):
+        log.warning("%s: %d rows cut short are left out (their films count as not done)",
+                    table, len(rows) - len(whole))  # fmt: skip
+    keep = lambda k, v: v if k in TEXT_FIELDS else _number(v)  # noqa: E731
+    return [{"mask": "", **{k: keep(k, v) for k, v in r.items() if k}} for r in whole]
+
+
+def _number(cell: str | None) -> int | float | str | None:
+    if not cell:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
+def run_record(model: Path | None, postprocess: bool, full_grid: bool, bf16: bool = False,
+               rebuild: bool = False) -> dict:  # fmt: skip
+    """What makes a run's outputs (the model file by its SHA-256; None when it is not known:
+    `Segmenter.model_file`; `rebuild`: lost lungs rebuilt), written to OUT/run.json and
+    compared by `--resume` (`bf16`: the PyTorch model ran in bf16 autocast; masks within a few
+    boundary pixels of fp32, so a resume that changes it is warned about, not refused)."""
+    sha = hashlib.sha256()
+    if model is not None:
+        with open(model, "rb") as f:
+            while block := f.read(1 << 20):
+                sha.update(block)
+    return {
+        "lungseg": __version__,
+        "model": str(model) if model else None,
+        "model_sha256": sha.hexdigest() if model is not None else None,
+        "postprocess": postprocess,
+        "rebuild": rebuild,
+        "full_grid": full_grid,
+        "bf16": bf16,
+        "cwd": os.getcwd(),  # relative input paths in results.csv are relative to it
+    }
+
+
+def _differ(earlier: dict, record: dict) -> str:
+    """The settings in SAME_RUN that two run records do not share, said ("" when none)."""
+    differ = [k for k in SAME_RUN if earlier.get(k) != record[k]]
+    return ", ".join(f"{k} {earlier.get(k)!r} (now {record[k]!r})" for k in differ)
+
+
+def plan(earlier: Earlier, record: dict, files: list[Path], missing: list[str], out_dir: Path):
+    """-> (output name per film, rows of the films that earlier calls segmented and this one
+    is not given, for the table). A film keeps the name an earlier call gave it; the earlier
+    calls' other films keep theirs (reserved, whatever model made them: their files are not
+    replaced). Their rows are kept only while run.json names the same model and options
+    (paths made absolute when the earlier call ran in another folder); else the table lists
+    this call's films only, said."""
+    keys = [film_key(f) for f in files]
+    given = {*keys, *map(film_key, missing)}
+    names = earlier.names()
+    others = {k: r for k, r in earlier.rows.items() if k not in given}
+    stems = output_stems(
+        files, {names[k] for k in others if k in names}, list(map(names.get, keys))
+    )
+    check_overwrites(out_dir, stems, earlier)
+    said = "no readable run.json" if earlier.record is None else _differ(earlier.record, record)
+    if others and (said or record["model_sha256"] is None):
+        said = said or "model not known"
+        log.warning("%s lists %d films that earlier calls segmented with another model or "
+                    "options (%s): the new table lists this call's films only (their files stay, "
+                    "under their names)", out_dir / TABLE, len(others), said)  # fmt: skip
+        return stems, []
+    base = Path(earlier.record.get("cwd") or ".") if earlier.record else Path()
+    same = os.path.abspath(base) == os.getcwd()
+    return stems, [r if same else {**r, "file": os.path.abspath(base / r["file"])}
+                   for r in others.values()]  # fmt: skip
+
+
+def check_overwrites(out_dir: Path, stems: list[str], earlier: Earlier) -> None:
+    """Refuse to replace a <stem>_mask.png that lungseg did not write: with --out on the films'
+    own folder it may be a ground-truth mask. One that `predict` wrote (marked inside,
+    `png.predicted`; earlier versions: listed in the folder's results.csv, or with its
+    <stem>_overlay.png beside it) is replaced as usual."""
+    if not out_dir.is_dir():
+        return
+    present = set(os.listdir(out_dir))
+    ours = set(earlier.names().values())
+    foreign = [
+        f"{s}{MASK}.png"
+        for s in stems
+        if f"{s}{MASK}.png" in present
+        and f"{s}{OVERLAY}.png" not in present
+        and s not in ours
+        and not predicted(out_dir / f"{s}{MASK}.png")
+    ]
+    if foreign:
+        raise ValueError(
+            f"{out_dir / foreign[0]} exists and is not an earlier lungseg output (it may be a "
+            f"ground-truth mask; {len(foreign)} such files): choose another --out"
+        )
+
+
+def resumable(earlier: Earlier, record: dict, out_dir: Path) -> dict[str, dict]:
+    """`--resume`: the earlier rows by film, when the run record in `out_dir` names the same
+    model and options (else ValueError, saying which differ); empty, with a warning, when
+    there is no record (nothing to trust)."""
+    was = earlier.record
+    if was is None:
+        if earlier.rows:
+            log.warning("--resume: %s has no readable %s: every film is segmented again",
+                        out_dir, RECORD)  # fmt: skip
+        return {}
+    if said := _differ(was, record):
+        raise ValueError(
+            f"--resume: the outputs in {out_dir} were made with {said} (model "
+            f"{was.get('model')}); resume with the same --model and options"
+            f"{' (--no-rebuild: lost lungs left as they were)' * record['rebuild']}, "
+            "or leave out --resume to segment every film again"
+        )
+    if was.get("bf16", False) != record["bf16"]:
+        how = "in bf16" if was.get("bf16") else "in fp32"
+        log.warning("--resume: the films in %s were segmented %s, the rest will not be: their "
+                    "masks may differ in a few boundary pixels", out_dir, how)  # fmt: skip
+    if was.get("lungseg") != record["lungseg"]:
+        log.warning("--resume: %s was written by lungseg %s, this is %s",
+                    out_dir, was.get("lungseg"), record["lungseg"])  # fmt: skip
+    return earlier.rows
+
+
+def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir: Path,
+             outputs: tuple[str, ...]) -> dict[int, dict]:  # fmt: skip
+    """`--resume`: index -> earlier row (`resumable`) of each film that an earlier run into
+    `out_dir` segmented under the same output name, with every output asked for (`outputs`:
+    suffixes such as "_mask.png") still there and newer than the film. Films that failed then,
+    or changed since, are segmented again."""
+    present = set(os.listdir(out_dir)) if out_dir.is_dir() else set()
+    done = {}
+    for i, (f, stem) in enumerate(zip(files, stems, strict=True)):
+        row = rows.get(film_key(f))
+        if (
+            row
+            and row.get("quality") not in (None, "error")
+            and row.get("mask") == f"{stem}{MASK}.png"
+            and all(stem + s in present for s in outputs)
+            and (out_dir / row["mask"]).stat().st_mtime >= f.stat().st_mtime
+        ):
+            done[i] = {**row, "file": str(f), "error": ""}
+    if rows and not done:
+        log.warning(
+            "--resume: none of these inputs is finished in %s (a row of its results.csv, of %d, "
+            "with every output asked for, newer than the film): all are segmented",
+            out_dir, len(rows),
+        )  # fmt: skip
+    return done
+
+
+@contextlib.contextmanager
+def exclusive(out_dir: Path):
+    """Hold `out_dir` for one `predict` call (an advisory lock on the folder, released when the
+    call ends or dies): a second call into it is refused (ValueError) instead of both writing
+    one table. No lock where the system has none (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(
+                f"another lungseg predict is writing into {out_dir}: wait for it to end, or "
+                "choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` in one step: a temporary file beside it, then renamed over it (a
+    kill leaves the old file or the new one, never half of it)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", **CSV_TEXT) as f:
+        f.write(text)
+    os.replace(tmp, path)
