@@ -134,8 +134,8 @@ def predict_paths(
             read_ahead_pixels=read_ahead_pixels,
         )  # fmt: skip
         _write(out_dir, rows, others, missing, failed, films)
-    table = others + [rows[i] for i in sorted(rows)]
-    sheets = check_sheets(out_dir, table)
+        table = others + [rows[i] for i in sorted(rows)]
+        sheets = check_sheets(out_dir, table)
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in table)
     look = f"{sheets[0].name} ..." if sheets else "their overlays"
