@@ -144,7 +144,8 @@ def worker(spec: dict) -> dict:
 
 def e2e_worker(spec: dict) -> dict:
     """`lungseg predict` on a list of files with the given model file; wall time and peak RSS."""
-    from lungseg.predict import pool_size, predict_paths
+    from lungseg.pipeline import pool_size
+    from lungseg.predict import predict_paths
     from lungseg.segmenter import Segmenter
 
     if spec["threads"]:

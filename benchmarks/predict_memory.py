@@ -1,5 +1,5 @@
 """Peak memory and time of `lungseg predict` on a folder of large films, with its pixel budget
-for films in flight (`predict.READ_AHEAD_PIXELS`) and with the count limit alone.
+for films in flight (`pipeline.READ_AHEAD_PIXELS`) and with the count limit alone.
 
 Films of `--images` are enlarged to `--size` (W H, bicubic) and written once as 16-bit PNGs
 (scanned films and detector exports reach 40-80 megapixels), then linked `--copies` times. Each
@@ -23,7 +23,7 @@ import numpy as np
 from report_json import write_json  # beside this file (sys.path[0] for a script)
 
 from lungseg.export import find_images
-from lungseg.predict import READ_AHEAD_PIXELS
+from lungseg.pipeline import READ_AHEAD_PIXELS
 
 CHILD = """
 import json, resource, sys, time

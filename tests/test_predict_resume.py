@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -356,3 +357,70 @@ def test_a_second_call_into_a_folder_in_use_is_refused(tiny_model, tmp_path):
         with pytest.raises(ValueError, match="another lungseg predict is writing into"):
             predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg)
     assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []
+
+
+def test_names_of_earlier_films_stay_theirs_when_their_rows_are_gone(tiny_model, tmp_path):
+    """A mask says whose it is (a mark inside it), so a film's outputs are never handed to
+    another film, even when the table lost its row: a call with other options, a re-run
+    stopped before the film was done again, an unreadable table (moved aside)."""
+    for d in "abcde":
+        _films(tmp_path / d, 1)
+    out, seg = tmp_path / "out", Segmenter(tiny_model, device="cpu")
+
+    def run(d, s=seg):
+        return predict.predict_paths([str(tmp_path / d)], str(out), segmenter=s)
+
+    assert run("a") == [] and run("b") == []  # f0, f0_2
+    a0, b0 = ((out / f"{n}_mask.png").read_bytes() for n in ("f0", "f0_2"))
+    seg.runner = _Counting(seg.runner, at=0)  # b again, stopped before its film: its row is gone
+    with pytest.raises(KeyboardInterrupt):
+        run("b")
+    assert [r["mask"] for r in _rows(out)] == ["f0_mask.png"]
+    seg.runner = seg.runner.runner
+    assert run("c", Segmenter(tiny_model, device="cpu", postprocess=False)) == []  # other options
+    assert [r["mask"] for r in _rows(out)] == ["f0_3_mask.png"]
+    (out / "results.csv").write_bytes(b"\x00" * 10)  # unreadable: moved aside, names still kept
+    assert run("d") == [] and (out / "results.csv.unreadable").is_file()
+    assert [r["mask"] for r in _rows(out)] == ["f0_4_mask.png"]
+    assert run("b") == [] and _rows(out)[-1]["mask"] == "f0_2_mask.png"  # b keeps its own name
+    assert (out / "f0_mask.png").read_bytes() == a0 and (out / "f0_2_mask.png").read_bytes() == b0
+
+
+def test_each_row_is_written_as_soon_as_its_film_is(tiny_model, tmp_path):
+    """The thread that wrote a film's files writes its row: while the model runs on the next
+    batch, the first film's row is already in results.csv (a kill then keeps it)."""
+    _films(tmp_path / "in", 2)
+    out, seg = tmp_path / "out", Segmenter(tiny_model, device="cpu")
+    runner, seen = seg.runner, []
+
+    def second_batch_waits_for_the_first_row(x):
+        if seen:  # the second batch: the first film's row must appear without the main thread
+            for _ in range(200):
+                if len(_rows(out)) == 1:
+                    break
+                time.sleep(0.05)
+            seen.append(len(_rows(out)))
+        seen.append("batch")
+        return runner(x)
+
+    seg.runner = second_batch_waits_for_the_first_row
+    assert (
+        predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg, batch_size=1) == []
+    )
+    assert seen == ["batch", 1, "batch"]
+
+
+def test_spreadsheet_tables_and_missing_inputs_across_calls(tiny_model, tmp_path, caplog):
+    """A table saved with quoted cells, ';' and decimal commas is read (numbers as numbers); an
+    input that was missing in an earlier call is not carried as a film."""
+    films = _films(tmp_path / "in", 2)
+    out, seg = tmp_path / "out", Segmenter(tiny_model, device="cpu")
+    assert predict.predict_paths([str(films[0]), str(tmp_path / "nope")], str(out), segmenter=seg)
+    rows = list(csv.reader((out / "results.csv").open(newline="")))
+    with open(out / "results.csv", "w", newline="", encoding="utf-8-sig") as f:
+        w = csv.writer(f, delimiter=";", quoting=csv.QUOTE_ALL)
+        w.writerows([[c.replace(".", ",") if c[:1].isdigit() else c for c in r] for r in rows])
+    assert predict.predict_paths([str(films[1])], str(out), segmenter=seg) == []
+    got = json.loads((out / "results.json").read_text())
+    assert [Path(r["file"]).name for r in got] == ["f0.png", "f1.png"]  # no "nope" row
+    assert isinstance(got[0]["lung_image_ratio"], float)

@@ -176,10 +176,12 @@ def _opencv_tiff(path: Path) -> np.ndarray | None:
     import cv2
 
     arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-    if arr is None or arr.ndim not in (2, 3):
-        return None
+    if arr is None or arr.dtype.kind != "f" or arr.ndim not in (2, 3):
+        return None  # (integer TIFFs Pillow cannot open are refused as before)
     _check_size(path, arr.shape[1], arr.shape[0])
-    return _minmax(arr if arr.ndim == 2 else arr[..., :3].mean(-1), path)
+    gray = _minmax(arr if arr.ndim == 2 else arr[..., :3].mean(-1), path)
+    alpha = arr[..., 3] if arr.ndim == 3 and arr.shape[2] == 4 else None  # over black
+    return gray if alpha is None else gray * np.clip(alpha, 0, 1).astype(np.float32)
 
 
 def _white_is_zero(im: Image.Image) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from .files import film_stem, is_byproduct, is_supported
@@ -60,7 +61,9 @@ def film_key(path: str | Path) -> str:
 
 
 def output_stems(
-    files: list[Path], reserved: set[str] = frozenset(), earlier: list[str | None] | None = None
+    files: list[Path],
+    reserved: AbstractSet[str] = frozenset(),
+    earlier: list[str | None] | None = None,
 ) -> list[str]:
     """Output name per input: the name an earlier call into the same --out gave the film
     (`earlier`, per file; None: none), else its stem (a DICOM named by UID: its whole name,

@@ -17,33 +17,54 @@ from pathlib import Path
 from . import __version__
 from .files import MASK, OVERLAY
 from .inputs import film_key, output_stems
-from .png import predicted
+from .png import predicted_film
 
 log = logging.getLogger(__name__)
 TABLE = "results.csv"
 RECORD = "run.json"  # what made the outputs in --out: lungseg version, model, options
 SAME_RUN = ("model_sha256", "postprocess", "rebuild", "full_grid")  # a table's rows share them
 CSV_TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}  # any file name
+FIELDS = [  # results.csv's columns (new ones go last: those read by position stay put)
+    "file", "quality", "flags", "right_area_px", "left_area_px", "right_area_mm2",
+    "left_area_mm2", "lung_image_ratio", "components", "uncertain_fraction", "width", "height",
+    "error",
+    "mask",  # the row's mask file in --out
+    "view",  # a DICOM's ViewPosition
+    "right_height_px", "left_height_px", "right_height_mm", "left_height_mm",
+]  # fmt: skip
 TEXT_FIELDS = {"file", "quality", "flags", "error", "mask", "view"}  # the others hold numbers
+MISSING = "no such file, or no supported image in it"  # an input's error row: no film
 
 
 @dataclass
 class Earlier:
-    """What earlier calls left in --out: their table's rows by film (`film_key`, relative paths
-    taken from the folder run.json records) and that run record (None: none readable)."""
+    """What earlier calls left in --out: their table's rows by film (`film_key`; relative paths
+    from `base`, the folder run.json records), that run record (None: none readable), and the
+    film each lungseg mask there is of (`png.predicted_film` by output name)."""
 
     rows: dict[str, dict]
     record: dict | None
+    base: Path
+    masks: dict[str, str | None]
 
     def names(self) -> dict[str, str]:
-        """Film -> its output name (`<name>_mask.png`)."""
+        """Film -> its output name (`<name>_mask.png`) in the table."""
         return {k: r["mask"].removesuffix(f"{MASK}.png") for k, r in self.rows.items() if r["mask"]}
 
 
 def read_earlier(out_dir: Path) -> Earlier:
     record = _read_record(out_dir)
     base = Path(record.get("cwd") or ".") if record else Path()
-    return Earlier({film_key(base / r["file"]): r for r in _read_table(out_dir)}, record)
+    rows = {film_key(base / r["file"]): r for r in _read_table(out_dir)}
+    names = [n for n in os.listdir(out_dir) if n.endswith(f"{MASK}.png")]
+    masks = {n.removesuffix(f"{MASK}.png"): predicted_film(out_dir / n) for n in names}
+    return Earlier(rows, record, base, masks)
+
+
+def film_mark(key: str) -> str:
+    """What predict writes into a film's outputs to say whose they are (`png.predicted_film`):
+    a digest of its `film_key`, so that no name from the film's path lands in the file."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _read_record(out_dir: Path) -> dict | None:
@@ -56,27 +77,34 @@ def _read_record(out_dir: Path) -> dict | None:
 
 def _read_table(out_dir: Path) -> list[dict]:
     """results.csv's rows, empty numeric cells as None and numbers as numbers (as results.json
-    has them); also as a spreadsheet saves it again (a BOM, ';' between cells). A row cut
-    short (a kill while writing it, an edit) is left out, said."""
+    has them); also as a spreadsheet saves it again (a BOM, ';' between cells, decimal commas,
+    quoted cells). A row cut short (a kill while writing it, an edit) is left out, said. A
+    table that cannot be read is moved aside (results.csv.unreadable), said."""
     table = out_dir / TABLE
     if not table.is_file():
         return []
     try:
         with open(table, **{**CSV_TEXT, "encoding": "utf-8-sig"}) as f:
-            head = f.readline()
+            head = next(csv.reader([f.readline()], delimiter=";"), [""])
+            sep = ";" if head[0] == "file" else ","
             f.seek(0)
-            sep = ";" if head.startswith("file;") else ","
-            rows = [r for r in csv.DictReader(f, delimiter=sep) if r.get("file")]
+            reader = csv.DictReader(f, delimiter=sep)
+            rows = [r for r in reader if r.get("file")]
+        if "file" not in (reader.fieldnames or []):
+            raise ValueError("no 'file' column")
     except (csv.Error, UnicodeError, ValueError) as e:  # e.g. a tail of NULs after a crash
-        log.warning("%s cannot be read (%s): its films count as not done, and their output "
-                    "names are not kept for them", table, e)  # fmt: skip
+        aside = table.with_name(f"{TABLE}.unreadable")
+        os.replace(table, aside)
+        log.warning("%s cannot be read (%s): moved to %s; its films count as not done", table, e,
+                    aside.name)  # fmt: skip
         return []
     whole = [r for r in rows if None not in r.values()]
     if len(whole) < len(rows):
         log.warning("%s: %d rows cut short are left out (their films count as not done)",
                     table, len(rows) - len(whole))  # fmt: skip
-    keep = lambda k, v: v if k in TEXT_FIELDS else _number(v)  # noqa: E731
-    return [{"mask": "", **{k: keep(k, v) for k, v in r.items() if k}} for r in whole]
+    comma = sep == ";"  # a spreadsheet of a decimal-comma locale
+    keep = lambda k, v: v if k in TEXT_FIELDS else _number(v.replace(",", ".") if comma else v)  # noqa: E731
+    return [{"mask": "", "error": "", **{k: keep(k, v) for k, v in r.items() if k}} for r in whole]
 
 
 def _number(cell: str | None) -> int | float | str | None:
@@ -121,18 +149,26 @@ def _differ(earlier: dict, record: dict) -> str:
 
 def plan(earlier: Earlier, record: dict, files: list[Path], missing: list[str], out_dir: Path):
     """-> (output name per film, rows of the films that earlier calls segmented and this one
-    is not given, for the table). A film keeps the name an earlier call gave it; the earlier
-    calls' other films keep theirs (reserved, whatever model made them: their files are not
-    replaced). Their rows are kept only while run.json names the same model and options
-    (paths made absolute when the earlier call ran in another folder); else the table lists
-    this call's films only, said."""
+    is not given, for the table). A film keeps the name its outputs have (marked inside them,
+    or, for older outputs, in the table); every other lungseg mask in --out keeps its name
+    (whatever model made it and whatever the table says: its files are never replaced by
+    another film's). The earlier rows are kept only while run.json names the same model and
+    options (paths made absolute when the earlier call ran in another folder); else the table
+    lists this call's films only, said. Rows of inputs that were missing are not carried."""
     keys = [film_key(f) for f in files]
     given = {*keys, *map(film_key, missing)}
-    names = earlier.names()
-    others = {k: r for k, r in earlier.rows.items() if k not in given}
-    stems = output_stems(
-        files, {names[k] for k in others if k in names}, list(map(names.get, keys))
-    )
+    table, on_disk = earlier.names(), earlier.masks
+    owner = {mark: name for name, mark in on_disk.items() if mark}
+
+    def name_of(key: str) -> str | None:
+        name = owner.get(mark := film_mark(key)) or table.get(key)
+        return name if name and on_disk.get(name, "") in ("", mark) else None
+
+    own = list(map(name_of, keys))
+    others = {k: r for k, r in earlier.rows.items() if k not in given and r["error"] != MISSING}
+    reserved = {table[k] for k in others if k in table}
+    reserved |= {n for n, mark in on_disk.items() if mark is not None} - set(own)
+    stems = output_stems(files, reserved, own)
     check_overwrites(out_dir, stems, earlier)
     said = "no readable run.json" if earlier.record is None else _differ(earlier.record, record)
     if others and (said or record["model_sha256"] is None):
@@ -141,9 +177,8 @@ def plan(earlier: Earlier, record: dict, files: list[Path], missing: list[str], 
                     "options (%s): the new table lists this call's films only (their files stay, "
                     "under their names)", out_dir / TABLE, len(others), said)  # fmt: skip
         return stems, []
-    base = Path(earlier.record.get("cwd") or ".") if earlier.record else Path()
-    same = os.path.abspath(base) == os.getcwd()
-    return stems, [r if same else {**r, "file": os.path.abspath(base / r["file"])}
+    same = os.path.abspath(earlier.base) == os.getcwd()
+    return stems, [r if same else {**r, "file": os.path.abspath(earlier.base / r["file"])}
                    for r in others.values()]  # fmt: skip
 
 
@@ -155,14 +190,14 @@ def check_overwrites(out_dir: Path, stems: list[str], earlier: Earlier) -> None:
     if not out_dir.is_dir():
         return
     present = set(os.listdir(out_dir))
-    ours = set(earlier.names().values())
+    ours = {r["mask"].removesuffix(f"{MASK}.png") or Path(k).stem for k, r in earlier.rows.items()}
     foreign = [
         f"{s}{MASK}.png"
         for s in stems
         if f"{s}{MASK}.png" in present
         and f"{s}{OVERLAY}.png" not in present
         and s not in ours
-        and not predicted(out_dir / f"{s}{MASK}.png")
+        and earlier.masks.get(s) is None
     ]
     if foreign:
         raise ValueError(
@@ -225,17 +260,22 @@ def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir
     return done
 
 
+LOCK = ".lungseg-predict.lock"
+
+
 @contextlib.contextmanager
 def exclusive(out_dir: Path):
-    """Hold `out_dir` for one `predict` call (an advisory lock on the folder, released when the
-    call ends or dies): a second call into it is refused (ValueError) instead of both writing
-    one table. No lock where the system has none (Windows)."""
+    """Hold `out_dir` for one `predict` call (an advisory lock on OUT/.lungseg-predict.lock,
+    released when the call ends or dies; NFS carries it to the server): a second call into it
+    is refused (ValueError) instead of both writing one table. Where the file system or the
+    system has no such locks (Windows), a warning says calls are not kept apart."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
+        log.warning("%s: no file locks here: run one predict at a time into it", out_dir)
         yield
         return
-    fd = os.open(out_dir, os.O_RDONLY)
+    fd = os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -244,6 +284,8 @@ def exclusive(out_dir: Path):
                 f"another lungseg predict is writing into {out_dir}: wait for it to end, or "
                 "choose another --out"
             ) from None
+        except OSError as e:  # no lock support on this file system
+            log.warning("%s: cannot lock it (%s): run one predict at a time into it", out_dir, e)
         yield
     finally:
         os.close(fd)

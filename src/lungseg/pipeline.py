@@ -59,7 +59,9 @@ def pool_size(workers: int | None) -> int:
 
 def segment(seg, todo, finish, record, batch_size: int, workers: int, read_ahead_pixels: int):
     """The pipeline: `todo` [(index, (path, stem))] decoded ahead of the model in a thread pool,
-    the model on batches, `finish` behind it; `record(index, row)` as each film is done."""
+    the model on batches, `finish` behind it; `record(index, row)` once for each film, as it is
+    done: by the worker thread that finished it (so `record` must be thread-safe), or here for
+    a film that could not be read."""
     with ThreadPoolExecutor(workers) as pool:
         loading: deque = deque()  # decode + preprocess, ahead of the model
         writing: deque = deque()  # post-process + PNGs, behind the model
@@ -85,8 +87,8 @@ def segment(seg, todo, finish, record, batch_size: int, workers: int, read_ahead
         def drain(keep: int):
             nonlocal held
             while len(writing) > keep:
-                i, pixels, fut = writing.popleft()
-                record(i, fut.result())
+                _, pixels, fut = writing.popleft()
+                fut.result()  # (recorded by its worker; raises what the worker raised)
                 held -= pixels
                 bar.update()
 

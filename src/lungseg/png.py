@@ -176,24 +176,46 @@ PREDICTED = b"Software\x00lungseg predict"  # tEXt chunk that marks predict's ou
 PREDICTED_AT = 33  # right after the signature and IHDR: a fixed place, read without decoding
 
 
+FILM_KEY = b"lungseg film"  # tEXt keyword after PREDICTED: which film an output is of
+FILM_AT = PREDICTED_AT + 12 + len(PREDICTED)
+
+
 def predicted(path: str | Path) -> bool:
     """True for a PNG that `lungseg predict` wrote (its tEXt mark after IHDR): an output that a
     new run may replace, and never a ground-truth mask, whatever table lists it or not."""
+    return predicted_film(path) is not None
+
+
+def predicted_film(path: str | Path) -> str | None:
+    """For a PNG that `lungseg predict` wrote: the film it is of (the `film` given to
+    `write_png`: predict writes a digest of the film's path), "" when it does not say (outputs
+    of lungseg before 2026-12-07, check sheets); None for any other file."""
     try:
         with open(path, "rb") as f:
-            head = f.read(PREDICTED_AT + 8 + len(PREDICTED))
+            head = f.read(FILM_AT + 12 + len(FILM_KEY) + 64)
     except OSError:
-        return False
-    return head[PREDICTED_AT + 4 :] == b"tEXt" + PREDICTED
+        return None
+    if head[PREDICTED_AT + 4 : FILM_AT - 4] != b"tEXt" + PREDICTED:  # (its CRC after it)
+        return None
+    size = int.from_bytes(head[FILM_AT : FILM_AT + 4], "big")
+    text = head[FILM_AT + 8 : FILM_AT + 8 + size]
+    if head[FILM_AT + 4 : FILM_AT + 8] != b"tEXt" or not text.startswith(FILM_KEY + b"\0"):
+        return ""
+    return text[len(FILM_KEY) + 1 :].decode("latin-1")
 
 
 def write_png(
-    path: str | Path, array: np.ndarray, palette: np.ndarray | None = None, mark: bool = False
+    path: str | Path,
+    array: np.ndarray,
+    palette: np.ndarray | None = None,
+    mark: bool = False,
+    film: str = "",
 ) -> None:
     """Write a uint8 HxW (gray: masks, labels) or HxWx3 (RGB) array as an 8-bit PNG. With
     `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
     palette PNG (overlays: a third of the bytes of RGB). `mark`: an output of `predict`
-    (`predicted`). Encoded by `_encode_png`."""
+    (`predicted`), of the film `film` (ASCII, at most 64 characters: `predicted_film`).
+    Encoded by `_encode_png`."""
     array = np.asarray(array)
     if (
         array.dtype != np.uint8
@@ -210,10 +232,12 @@ def write_png(
             raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {palette.shape}")
         if int(array.max(initial=0)) >= len(palette):
             raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
-    Path(path).write_bytes(_encode_png(array, palette, mark))
+    if len(film) > 64 or not film.isascii():
+        raise ValueError(f"{path}: the film's mark is ASCII of at most 64 characters: {film!r}")
+    Path(path).write_bytes(_encode_png(array, palette, mark, film))
 
 
-def _encode_png(array: np.ndarray, palette: np.ndarray | None = None, mark=False) -> bytes:
+def _encode_png(array: np.ndarray, palette=None, mark=False, film: str = "") -> bytes:
     """uint8 HxW / HxWx3 (checked by write_png) -> PNG bytes, tuned for speed: every row gets the
     'up' filter (minus the row above; a filter search costs more than the compression) and is
     deflated by ISA-L at level 1 when `isal` is installed (an overlay of a 1024 px film: 2.3 ms,
@@ -232,6 +256,7 @@ def _encode_png(array: np.ndarray, palette: np.ndarray | None = None, mark=False
             PNG_SIGNATURE,
             _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)),
             _chunk(b"tEXt", PREDICTED) if mark else b"",
+            _chunk(b"tEXt", FILM_KEY + b"\0" + film.encode()) if mark and film else b"",
             _chunk(b"PLTE", palette.tobytes()) if palette is not None else b"",
             _chunk(b"IDAT", _deflate(data)),
             _chunk(b"IEND", b""),

@@ -18,12 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from .files import LABELS, MASK, OVERLAY
-from .inputs import collect_inputs
+from .inputs import collect_inputs, film_key
 from .outdir import (
     CSV_TEXT,
+    FIELDS,
+    MISSING,
     RECORD,
     TABLE,
     exclusive,
+    film_mark,
     finished,
     plan,
     read_earlier,
@@ -37,27 +40,6 @@ from .report import PALETTE, check_sheets, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
 
 log = logging.getLogger(__name__)
-FIELDS = [
-    "file",
-    "quality",
-    "flags",
-    "right_area_px",
-    "left_area_px",
-    "right_area_mm2",
-    "left_area_mm2",
-    "lung_image_ratio",
-    "components",
-    "uncertain_fraction",
-    "width",
-    "height",
-    "error",
-    "mask",  # the row's mask file in --out
-    "view",  # a DICOM's ViewPosition (new columns go last: those read by position stay put)
-    "right_height_px",
-    "left_height_px",
-    "right_height_mm",
-    "left_height_mm",
-]
 
 
 def predict_paths(
@@ -92,9 +74,8 @@ def predict_paths(
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     files, missing = collect_inputs(paths, out)
-    failed = list(missing)
     for p in missing:
-        log.error("%s: no such file, or no supported image in it", p)
+        log.error("%s: %s", p, MISSING)
     if not files:
         raise FileNotFoundError(f"no images found in {paths} (PNG, JPEG, TIFF, BMP, GIF or DICOM)")
     out_dir = Path(out)
@@ -133,23 +114,25 @@ def predict_paths(
             segment, seg, todo, finish, batch_size=batch_size, workers=pool_size(workers),
             read_ahead_pixels=read_ahead_pixels,
         )  # fmt: skip
-        _write(out_dir, rows, others, missing, failed, films)
-        table = others + [rows[i] for i in sorted(rows)]
-        sheets = check_sheets(out_dir, table)
+        _write(out_dir, rows, others, missing, films)
+        sheets = check_sheets(out_dir, others + [rows[i] for i in sorted(rows)])
+    failed = missing + [rows[i]["file"] for i in sorted(rows) if rows[i]["error"]]
     ok = sum(r["quality"] != "error" for r in rows.values())
-    check = sum(r["quality"] == "check" for r in table)
+    check = sum(r["quality"] == "check" for r in rows.values())
     look = f"{sheets[0].name} ..." if sheets else "their overlays"
     earlier_run = f", {kept} of them by the earlier run" if kept else ""
+    more = sum(r["quality"] == "check" for r in others)
     whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""
+    whole += f" ({more} flagged 'check', on the sheets too)" if more else ""
     log.info("%d images segmented%s (%d flagged 'check': look at %s), %d failed -> %s%s",
              ok, earlier_run, check, look, len(failed), out_dir, whole)  # fmt: skip
     return failed
 
 
-def _write(out_dir: Path, rows: dict, others: list, missing: list, failed: list, films) -> None:
+def _write(out_dir: Path, rows: dict, others: list, missing: list, films) -> None:
     """results.csv as the films finish (each row written by the thread that wrote the film's
     PNGs, so a kill loses no row of a film whose files are there), then in input order."""
-    lock = threading.Lock()
+    lock, closed = threading.Lock(), []
     try:
         with open(out_dir / TABLE, "w", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
@@ -159,19 +142,18 @@ def _write(out_dir: Path, rows: dict, others: list, missing: list, failed: list,
 
             def record(i: int, row: dict) -> None:
                 with lock:
-                    if i in rows:
-                        return  # (recorded by the thread that wrote it)
-                    rows[i] = row
-                    table.writerow(row)
-                    f.flush()  # a run that is stopped keeps the rows of the films it finished
-                    if row["error"]:
-                        failed.append(row["file"])
+                    if not closed:  # (a worker still running after a second Ctrl-C)
+                        rows[i] = row
+                        table.writerow(row)
+                        f.flush()  # a run that is stopped keeps the rows of the films it finished
 
             films(record)  # the pipeline, recording each film's row as it is done
     finally:  # stopped or not, the table holds every film finished, in input order
-        gone = "no such file, or no supported image in it"
-        errors = [{"file": p, "quality": "error", "error": gone} for p in missing]
-        _write_table(out_dir, others + [rows[i] for i in sorted(rows)] + errors)
+        with lock:
+            closed.append(True)
+            done = [rows[i] for i in sorted(rows)]
+        errors = [{"file": p, "quality": "error", "error": MISSING} for p in missing]
+        _write_table(out_dir, others + done + errors)
 
 
 def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overlays: bool) -> dict:
@@ -180,12 +162,13 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
     is removed (it would show the earlier result beside the new mask)."""
     try:
         res = seg.finish(prob, g, rad)
-        write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), mark=True)
+        mark = {"mark": True, "film": film_mark(film_key(path))}  # whose outputs these are
+        write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), **mark)
         if overlays:
             overlay = overlay_indexed(rad.image, res.labels, rebuilt=res.rebuilt)
-            write_png(out_dir / f"{stem}{OVERLAY}.png", overlay, PALETTE, mark=True)
+            write_png(out_dir / f"{stem}{OVERLAY}.png", overlay, PALETTE, **mark)
         if labels:
-            write_png(out_dir / f"{stem}{LABELS}.png", res.labels, mark=True)
+            write_png(out_dir / f"{stem}{LABELS}.png", res.labels, **mark)
         for kind in [OVERLAY] * (not overlays) + [LABELS] * (not labels):
             if predicted(stale := out_dir / f"{stem}{kind}.png"):
                 stale.unlink()
