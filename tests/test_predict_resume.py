@@ -148,9 +148,10 @@ def test_cli_resume_and_a_model_that_cannot_load_keeps_the_table(tiny_model, tmp
 def test_a_rerun_stopped_before_its_first_film_leaves_a_folder_that_runs_again(
     tiny_model, tmp_path
 ):
-    """Its table is empty, but the masks are marked as predict's own: no 'not an earlier
-    lungseg output' refusal afterwards, with or without --resume (here with --no-overlay,
-    where no overlay vouches for them either)."""
+    """Its table keeps the earlier rows (the films were not redone), and the masks are marked
+    as predict's own: no 'not an earlier lungseg output' refusal afterwards, with or without
+    --resume, even with the table gone (here with --no-overlay, where no overlay vouches
+    for them either)."""
     _films(tmp_path / "in", 3)
     seg = Segmenter(tiny_model, device="cpu")
     out, runner = tmp_path / "out", seg.runner
@@ -159,8 +160,9 @@ def test_a_rerun_stopped_before_its_first_film_leaves_a_folder_that_runs_again(
     seg.runner = _Counting(runner, at=0)
     with pytest.raises(KeyboardInterrupt):
         predict.predict_paths([str(tmp_path / "in")], str(out), **kw)
-    assert _rows(out) == []
-    (out / "run.json").unlink()  # a run killed before anything was written: nothing vouches
+    assert len(_rows(out)) == 3
+    (out / "run.json").unlink()  # and as if killed before anything was written: nothing vouches
+    (out / "results.csv").unlink()
     seg.runner = _Counting(runner)
     assert predict.predict_paths([str(tmp_path / "in")], str(out), resume=True, **kw) == []
     assert seg.runner.films == 3 and len(_rows(out)) == 3
@@ -372,10 +374,12 @@ def test_names_of_earlier_films_stay_theirs_when_their_rows_are_gone(tiny_model,
 
     assert run("a") == [] and run("b") == []  # f0, f0_2
     a0, b0 = ((out / f"{n}_mask.png").read_bytes() for n in ("f0", "f0_2"))
-    seg.runner = _Counting(seg.runner, at=0)  # b again, stopped before its film: its row is gone
+    seg.runner = _Counting(seg.runner, at=0)  # b again, stopped before its film: its row stays
     with pytest.raises(KeyboardInterrupt):
         run("b")
-    assert [r["mask"] for r in _rows(out)] == ["f0_mask.png"]
+    assert [r["mask"] for r in _rows(out)] == ["f0_mask.png", "f0_2_mask.png"]
+    lines = (out / "results.csv").read_text().splitlines(keepends=True)
+    (out / "results.csv").write_text("".join(lines[:2]))  # b's row lost (by hand)
     seg.runner = seg.runner.runner
     assert run("c", Segmenter(tiny_model, device="cpu", postprocess=False)) == []  # other options
     assert [r["mask"] for r in _rows(out)] == ["f0_3_mask.png"]
@@ -424,3 +428,20 @@ def test_spreadsheet_tables_and_missing_inputs_across_calls(tiny_model, tmp_path
     got = json.loads((out / "results.json").read_text())
     assert [Path(r["file"]).name for r in got] == ["f0.png", "f1.png"]  # no "nope" row
     assert isinstance(got[0]["lung_image_ratio"], float)
+
+
+def test_a_stopped_call_keeps_the_earlier_rows_of_films_it_had_not_redone(tiny_model, tmp_path):
+    """A film's earlier row stays in the table until its new one is written: a call over the
+    whole folder stopped early leaves the earlier call's films listed (and --resume skips them)."""
+    films = _films(tmp_path / "in", 4)
+    out, seg = tmp_path / "out", Segmenter(tiny_model, device="cpu")
+    assert predict.predict_paths([str(f) for f in films[2:]], str(out), segmenter=seg) == []
+    runner = seg.runner
+    seg.runner = _Counting(runner, at=1)  # the whole folder, stopped after its first film
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg, batch_size=1)
+    assert sorted(Path(r["file"]).name for r in _rows(out)) == ["f0.png", "f2.png", "f3.png"]
+    seg.runner = _Counting(runner)
+    kw = {"segmenter": seg, "resume": True}
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    assert seg.runner.films == 1 and len(_rows(out)) == 4

@@ -94,6 +94,10 @@ def _read_table(out_dir: Path) -> list[dict]:
             raise ValueError("no 'file' column")
     except (csv.Error, UnicodeError, ValueError) as e:  # e.g. a tail of NULs after a crash
         aside = table.with_name(f"{TABLE}.unreadable")
+        for n in range(2, 10**6):  # an earlier one is kept
+            if not aside.exists():
+                break
+            aside = table.with_name(f"{TABLE}.unreadable.{n}")
         os.replace(table, aside)
         log.warning("%s cannot be read (%s): moved to %s; its films count as not done", table, e,
                     aside.name)  # fmt: skip
@@ -148,11 +152,11 @@ def _differ(earlier: dict, record: dict) -> str:
 
 
 def plan(earlier: Earlier, record: dict, files: list[Path], missing: list[str], out_dir: Path):
-    """-> (output name per film, rows of the films that earlier calls segmented and this one
-    is not given, for the table). A film keeps the name its outputs have (marked inside them,
-    or, for older outputs, in the table); every other lungseg mask in --out keeps its name
-    (whatever model made it and whatever the table says: its files are never replaced by
-    another film's). The earlier rows are kept only while run.json names the same model and
+    """-> (output name per film; rows of the films that earlier calls segmented and this one
+    is not given; {index: earlier row} of the films given again, kept until each is redone).
+    A film keeps the name its outputs have (marked inside them, or, for older outputs, in the
+    table); every other lungseg mask in --out keeps its own (its files are never replaced by
+    another film's). Earlier rows are kept only while run.json names the same model and
     options (paths made absolute when the earlier call ran in another folder); else the table
     lists this call's films only, said. Rows of inputs that were missing are not carried."""
     keys = [film_key(f) for f in files]
@@ -166,9 +170,11 @@ def plan(earlier: Earlier, record: dict, files: list[Path], missing: list[str], 
 
     own = list(map(name_of, keys))
     others = {k: r for k, r in earlier.rows.items() if k not in given and r["error"] != MISSING}
-    reserved = {table[k] for k in others if k in table}
-    reserved |= {n for n, mark in on_disk.items() if mark is not None} - set(own)
+    reserved = {table[k] for k in others if k in table}  # (a mark inside outranks the table)
+    reserved = (reserved | {n for n, mark in on_disk.items() if mark is not None}) - set(own)
     stems = output_stems(files, reserved, own)
+    again = {i: {**earlier.rows[k], "file": str(files[i])}  # until the film is done again
+             for i, k in enumerate(keys) if k in earlier.rows}  # fmt: skip
     check_overwrites(out_dir, stems, earlier)
     said = "no readable run.json" if earlier.record is None else _differ(earlier.record, record)
     if others and (said or record["model_sha256"] is None):
@@ -176,10 +182,10 @@ def plan(earlier: Earlier, record: dict, files: list[Path], missing: list[str], 
         log.warning("%s lists %d films that earlier calls segmented with another model or "
                     "options (%s): the new table lists this call's films only (their files stay, "
                     "under their names)", out_dir / TABLE, len(others), said)  # fmt: skip
-        return stems, []
+        return stems, [], {}
     same = os.path.abspath(earlier.base) == os.getcwd()
     return stems, [r if same else {**r, "file": os.path.abspath(earlier.base / r["file"])}
-                   for r in others.values()]  # fmt: skip
+                   for r in others.values()], again  # fmt: skip
 
 
 def check_overwrites(out_dir: Path, stems: list[str], earlier: Earlier) -> None:
@@ -220,7 +226,7 @@ def resumable(earlier: Earlier, record: dict, out_dir: Path) -> dict[str, dict]:
         raise ValueError(
             f"--resume: the outputs in {out_dir} were made with {said} (model "
             f"{was.get('model')}); resume with the same --model and options"
-            f"{' (--no-rebuild: lost lungs left as they were)' * record['rebuild']}, "
+            f"{' (--no-rebuild: lost lungs left as they were)' * (' rebuild ' in f' {said}')}, "
             "or leave out --resume to segment every film again"
         )
     if was.get("bf16", False) != record["bf16"]:
@@ -265,17 +271,19 @@ LOCK = ".lungseg-predict.lock"
 
 @contextlib.contextmanager
 def exclusive(out_dir: Path):
-    """Hold `out_dir` for one `predict` call (an advisory lock on OUT/.lungseg-predict.lock,
-    released when the call ends or dies; NFS carries it to the server): a second call into it
-    is refused (ValueError) instead of both writing one table. Where the file system or the
-    system has no such locks (Windows), a warning says calls are not kept apart."""
+    """Hold `out_dir` for one `predict` call (a lock on OUT/.lungseg-predict.lock, released
+    when the call ends or dies; NFS carries it to the server): a second call is refused
+    (ValueError). Without file locks (Windows, some mounts) a warning says so."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         log.warning("%s: no file locks here: run one predict at a time into it", out_dir)
         yield
         return
-    fd = os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:  # another user's lock file in a shared folder: read is enough here
+        fd = os.open(out_dir / LOCK, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -289,12 +297,3 @@ def exclusive(out_dir: Path):
         yield
     finally:
         os.close(fd)
-
-
-def replace_text(path: Path, text: str) -> None:
-    """Write `text` to `path` in one step: a temporary file beside it, then renamed over it (a
-    kill leaves the old file or the new one, never half of it)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", **CSV_TEXT) as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import os
 import threading
 from functools import partial
 from pathlib import Path
@@ -30,7 +31,6 @@ from .outdir import (
     finished,
     plan,
     read_earlier,
-    replace_text,
     resumable,
     run_record,
 )
@@ -101,7 +101,7 @@ def predict_paths(
     with exclusive(out_dir):
         earlier = read_earlier(out_dir)
         done = resumable(earlier, run, out_dir) if resume else {}  # (refused before any change)
-        stems, others = plan(earlier, run, files, missing, out_dir)
+        stems, others, again = plan(earlier, run, files, missing, out_dir)
         wanted = (MASK, *[OVERLAY] * overlays, *[LABELS] * labels)
         rows = finished(done, files, stems, out_dir, tuple(f"{s}.png" for s in wanted))
         if resume:
@@ -114,7 +114,7 @@ def predict_paths(
             segment, seg, todo, finish, batch_size=batch_size, workers=pool_size(workers),
             read_ahead_pixels=read_ahead_pixels,
         )  # fmt: skip
-        _write(out_dir, rows, others, missing, films)
+        _write(out_dir, rows, others, again, missing, films)
         sheets = check_sheets(out_dir, others + [rows[i] for i in sorted(rows)])
     failed = missing + [rows[i]["file"] for i in sorted(rows) if rows[i]["error"]]
     ok = sum(r["quality"] != "error" for r in rows.values())
@@ -123,21 +123,24 @@ def predict_paths(
     earlier_run = f", {kept} of them by the earlier run" if kept else ""
     more = sum(r["quality"] == "check" for r in others)
     whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""
-    whole += f" ({more} flagged 'check', on the sheets too)" if more else ""
+    whole += f" ({more} flagged 'check')" if more else ""
     log.info("%d images segmented%s (%d flagged 'check': look at %s), %d failed -> %s%s",
              ok, earlier_run, check, look, len(failed), out_dir, whole)  # fmt: skip
     return failed
 
 
-def _write(out_dir: Path, rows: dict, others: list, missing: list, films) -> None:
+def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, films) -> None:
     """results.csv as the films finish (each row written by the thread that wrote the film's
-    PNGs, so a kill loses no row of a film whose files are there), then in input order."""
+    PNGs, so a kill loses no row of a film whose files are there), then in input order. A
+    film's earlier row (`again`) stays until its new one is written (read back, the last row
+    of a film wins)."""
     lock, closed = threading.Lock(), []
     try:
         with open(out_dir / TABLE, "w", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
             table.writeheader()
-            table.writerows([*others, *rows.values()])
+            table.writerows([*others, *(r for i, r in again.items() if i not in rows)])
+            table.writerows(rows.values())
             f.flush()
 
             def record(i: int, row: dict) -> None:
@@ -151,7 +154,8 @@ def _write(out_dir: Path, rows: dict, others: list, missing: list, films) -> Non
     finally:  # stopped or not, the table holds every film finished, in input order
         with lock:
             closed.append(True)
-            done = [rows[i] for i in sorted(rows)]
+            done = {**again, **rows}
+            done = [done[i] for i in sorted(done)]
         errors = [{"file": p, "quality": "error", "error": MISSING} for p in missing]
         _write_table(out_dir, others + done + errors)
 
@@ -186,3 +190,12 @@ def _write_table(out_dir: Path, rows: list[dict]) -> None:
     replace_text(out_dir / TABLE, text.getvalue())
     whole = [{**dict.fromkeys(FIELDS), **r} for r in rows]  # a failed film's row: every key
     replace_text(out_dir / "results.json", json.dumps(whole, indent=2))
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` in one step: a temporary file beside it, then renamed over it (a
+    kill leaves the old file or the new one, never half of it)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", **CSV_TEXT) as f:
+        f.write(text)
+    os.replace(tmp, path)
