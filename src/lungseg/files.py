@@ -16,6 +16,12 @@ MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see i
 MASK, OVERLAY, LABELS, SHEET_STEM = "_mask", "_overlay", "_labels", "check_overlays_"
 
 
+def output_name(mask_file: str) -> str:
+    """A mask `predict` wrote (its file name or path) -> the film's output name (`<name>` of
+    `<name>_mask.png`), which its other outputs share."""
+    return Path(mask_file).name.removesuffix(f"{MASK}.png")
+
+
 def is_dicom(path: Path) -> bool:
     """A DICOM suffix, the 'DICM' marker after the 128-byte preamble, or a bare dataset."""
     if path.suffix.lower() in DICOM_SUFFIXES:

@@ -70,7 +70,7 @@ def output_stems(
     `film_stem`), or <stem>_2, _3, ... when that name is taken (two films called film.png in
     different folders, film.png beside film_2.png, or a name in `reserved`: an earlier call's
     film, not given now). Names are compared ignoring case, as macOS and Windows do."""
-    taken = {film_stem(f).casefold() for f in files} | {r.casefold() for r in reserved}
+    taken = {film_stem(f).casefold() for f in files}  # (this call's own names)
     seen = {r.casefold() for r in reserved}
     out: list[str | None] = [None] * len(files)
     for i, name in enumerate(earlier or []):  # first: films keep the names they have

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .files import MASK, OVERLAY
+from .files import MASK, OVERLAY, output_name
 from .inputs import film_key, output_stems
 from .png import predicted_film
 
@@ -34,6 +34,7 @@ FIELDS = [  # results.csv's columns (new ones go last: those read by position st
 ]  # fmt: skip
 TEXT_FIELDS = {"file", "quality", "flags", "error", "mask", "view"}  # the others hold numbers
 MISSING = "no such file, or no supported image in it"  # an input's error row: no film
+MASK_PNG = f"{MASK}.png"
 
 
 @dataclass
@@ -45,20 +46,21 @@ class Earlier:
     rows: dict[str, dict]
     record: dict | None
     base: Path
+    present: set[str]  # the names in --out (listed once)
     masks: dict[str, str | None]
 
     def names(self) -> dict[str, str]:
         """Film -> its output name (`<name>_mask.png`) in the table."""
-        return {k: r["mask"].removesuffix(f"{MASK}.png") for k, r in self.rows.items() if r["mask"]}
+        return {k: output_name(r["mask"]) for k, r in self.rows.items() if r["mask"]}
 
 
 def read_earlier(out_dir: Path) -> Earlier:
     record = _read_record(out_dir)
     base = Path(record.get("cwd") or ".") if record else Path()
     rows = {film_key(base / r["file"]): r for r in _read_table(out_dir)}
-    names = [n for n in os.listdir(out_dir) if n.endswith(f"{MASK}.png")]
-    masks = {n.removesuffix(f"{MASK}.png"): predicted_film(out_dir / n) for n in names}
-    return Earlier(rows, record, base, masks)
+    present = set(os.listdir(out_dir))
+    masks = {output_name(n): predicted_film(out_dir / n) for n in present if n.endswith(MASK_PNG)}
+    return Earlier(rows, record, base, present, masks)
 
 
 def film_mark(key: str) -> str:
@@ -193,14 +195,12 @@ def check_overwrites(out_dir: Path, stems: list[str], earlier: Earlier) -> None:
     own folder it may be a ground-truth mask. One that `predict` wrote (marked inside,
     `png.predicted`; earlier versions: listed in the folder's results.csv, or with its
     <stem>_overlay.png beside it) is replaced as usual."""
-    if not out_dir.is_dir():
-        return
-    present = set(os.listdir(out_dir))
-    ours = {r["mask"].removesuffix(f"{MASK}.png") or Path(k).stem for k, r in earlier.rows.items()}
+    present = earlier.present
+    ours = {output_name(r["mask"]) or Path(k).stem for k, r in earlier.rows.items()}
     foreign = [
-        f"{s}{MASK}.png"
+        f"{s}{MASK_PNG}"
         for s in stems
-        if f"{s}{MASK}.png" in present
+        if f"{s}{MASK_PNG}" in present
         and f"{s}{OVERLAY}.png" not in present
         and s not in ours
         and earlier.masks.get(s) is None
@@ -240,19 +240,18 @@ def resumable(earlier: Earlier, record: dict, out_dir: Path) -> dict[str, dict]:
 
 
 def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir: Path,
-             outputs: tuple[str, ...]) -> dict[int, dict]:  # fmt: skip
+             outputs: tuple[str, ...], present: set[str]) -> dict[int, dict]:  # fmt: skip
     """`--resume`: index -> earlier row (`resumable`) of each film that an earlier run into
     `out_dir` segmented under the same output name, with every output asked for (`outputs`:
-    suffixes such as "_mask.png") still there and newer than the film. Films that failed then,
-    or changed since, are segmented again."""
-    present = set(os.listdir(out_dir)) if out_dir.is_dir() else set()
+    suffixes such as "_mask.png") still there (`present`: the names in `out_dir`) and newer
+    than the film. Films that failed then, or changed since, are segmented again."""
     done = {}
     for i, (f, stem) in enumerate(zip(files, stems, strict=True)):
         row = rows.get(film_key(f))
         if (
             row
             and row.get("quality") not in (None, "error")
-            and row.get("mask") == f"{stem}{MASK}.png"
+            and row.get("mask") == f"{stem}{MASK_PNG}"
             and all(stem + s in present for s in outputs)
             and (out_dir / row["mask"]).stat().st_mtime >= f.stat().st_mtime
         ):

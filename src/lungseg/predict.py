@@ -102,8 +102,8 @@ def predict_paths(
         earlier = read_earlier(out_dir)
         done = resumable(earlier, run, out_dir) if resume else {}  # (refused before any change)
         stems, others, again = plan(earlier, run, files, missing, out_dir)
-        wanted = (MASK, *[OVERLAY] * overlays, *[LABELS] * labels)
-        rows = finished(done, files, stems, out_dir, tuple(f"{s}.png" for s in wanted))
+        wanted = tuple(f"{s}.png" for s in (MASK, *[OVERLAY] * overlays, *[LABELS] * labels))
+        rows = finished(done, files, stems, out_dir, wanted, earlier.present)
         if resume:
             log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
         kept = len(rows)  # (finished by an earlier run)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .files import MASK, OVERLAY, SHEET_STEM
+from .files import OVERLAY, SHEET_STEM, output_name
 from .png import predicted, write_png
 from .postprocess import LEFT, RIGHT, bounding_box
 
@@ -147,8 +147,8 @@ def check_sheets(out_dir: str | Path, rows: list[dict]) -> list[Path]:
 
 
 def _film(row: dict) -> str:
-    """The film's output stem of a results.csv row (its mask file's name without the suffix)."""
-    return Path(row["mask"]).name.removesuffix(f"{MASK}.png")
+    """The film's output stem of a results.csv row."""
+    return output_name(row["mask"])
 
 
 def _tile(cell: np.ndarray, path: Path, row: dict) -> None:
