@@ -58,12 +58,22 @@ def batch_size(text: str) -> int:
     return value
 
 
+def step_count(text: str) -> int:
+    """--steps: 1 or more (the time per film divides by the timed steps)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: steps must be at least 1")
+    return value
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
     p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     p.add_argument("--batch", type=batch_size, default=8, help="films per step, 2 or more")
-    p.add_argument("--steps", type=int, default=2, help="timed steps after the warm-up")
+    p.add_argument(
+        "--steps", type=step_count, default=2, help="timed steps after the warm-up, 1 or more"
+    )
     p.add_argument("--out", default="benchmarks/results/train_step.json")
     a = p.parse_args(argv)
 

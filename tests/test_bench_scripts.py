@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tools")]
 import device_pack  # noqa: E402
 import inference  # noqa: E402
+import inference_table  # noqa: E402
 import report_json  # noqa: E402
 import train_step  # noqa: E402
 
@@ -24,6 +25,17 @@ def test_train_step_refuses_a_batch_of_one(capsys):
         train_step.main(["--batch", "1", "--out", "unused.json"])
     assert exit_.value.code == 2
     assert "--batch: 1: use 2 or more (BatchNorm)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("steps", ["0", "-1"])
+def test_train_step_refuses_fewer_than_one_step(steps, tmp_path, capsys):
+    out = tmp_path / "unused.json"  # small and fp32 only, should a step ever be timed
+    argv = ["--steps", steps, "--sizes", "64", "--precisions", "32-true", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_:
+        train_step.main(argv)
+    assert exit_.value.code == 2
+    assert f"--steps: {steps}: steps must be at least 1" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def _batches(ms: float) -> dict:
@@ -38,22 +50,28 @@ def _e2e(variant: str) -> dict:
 def test_e2e_ratios_use_the_measured_variant_of_the_same_runtime():
     fp32 = {"variant": "torch_fp32", "batches": _batches(10.0)}
     cl = {"variant": "torch_channels_last", "batches": _batches(8.0)}
-    r = inference.e2e_ratios(_e2e("predict_torch"), [fp32, cl])
+    r = inference_table.e2e_ratios(_e2e("predict_torch"), [fp32, cl])
     assert r["model_variant"] == "torch_channels_last" and r["vs_model"] == {"1": 1.5, "8": 1.5}
 
-    r = _e2e("predict_torch") | inference.e2e_ratios(_e2e("predict_torch"), [fp32])
+    r = _e2e("predict_torch") | inference_table.e2e_ratios(_e2e("predict_torch"), [fp32])
     assert r["model_variant"] == "torch_fp32"
     assert r["vs_model"] == {"1": 1.2, "8": 1.2} and r["cpu_vs_model"] == {"1": 1.5, "8": 1.5}
-    wall, cpu = inference.e2e_lines(r).splitlines()
+    wall, cpu = inference_table.e2e_lines(r).splitlines()
     assert wall.endswith("1.20x batch 1, 1.20x batch 8 of torch_fp32 model-only")
     assert cpu.endswith("1.50x batch 1, 1.50x batch 8 of torch_fp32 model-only")
 
 
+def test_inference_prints_with_the_table_module():
+    assert inference.e2e_ratios is inference_table.e2e_ratios
+    assert inference.e2e_lines is inference_table.e2e_lines
+    assert inference.table is inference_table.table
+
+
 def test_e2e_ratios_without_a_model_only_run_say_so():
     r = _e2e("predict_ort_int8")
-    r |= inference.e2e_ratios(r, [{"variant": "torch_fp32", "batches": _batches(10.0)}])
+    r |= inference_table.e2e_ratios(r, [{"variant": "torch_fp32", "batches": _batches(10.0)}])
     assert r["model_variant"] is None and r["vs_model"] == r["cpu_vs_model"] == {}
-    for line in inference.e2e_lines(r).splitlines():
+    for line in inference_table.e2e_lines(r).splitlines():
         assert line.endswith("n/a (no model-only run of that runtime)")
 
 

@@ -1,9 +1,11 @@
 """The PNG writer: exact round trips through Pillow and OpenCV (gray, RGB, palette), with ISA-L or
-zlib, and clear errors for arrays it cannot write."""
+zlib, clear errors for arrays it cannot write, and no half-written file."""
 
 from __future__ import annotations
 
+import errno
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -58,3 +60,23 @@ def test_write_png_palette_rejects_indices_outside_it(tmp_path):
         write_png(tmp_path / "p.png", np.full((5, 5), 4, np.uint8), np.zeros((4, 3), np.uint8))
     with pytest.raises(ValueError, match="Nx3"):
         write_png(tmp_path / "p.png", np.zeros((5, 5), np.uint8), np.zeros((4, 4), np.uint8))
+
+
+def test_write_png_never_leaves_part_of_a_file(tmp_path, monkeypatch):
+    """A full disk (or a kill) while a PNG is written leaves the file as it was before, never a
+    0-byte or half-written PNG (which a later `predict --resume` would have to notice), and no
+    temporary file beside it."""
+    old = np.zeros((H, W), np.uint8)
+    write_png(tmp_path / "m.png", old)
+    real = Path.write_bytes
+
+    def half_then_full(self, data):
+        real(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    with pytest.raises(OSError, match="No space"):
+        write_png(tmp_path / "m.png", np.full((H, W), 255, np.uint8))
+    monkeypatch.undo()
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png"]

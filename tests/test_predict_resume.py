@@ -199,6 +199,45 @@ def test_resume_redoes_a_film_changed_since_and_a_row_cut_short(tiny_model, tmp_
     assert seg.runner.films == 2 and len(_rows(out)) == 4
 
 
+def test_resume_redoes_a_film_replaced_by_an_older_file(tiny_model, tmp_path):
+    """A film replaced by a copy that keeps its (older) times, as `cp -p`, `rsync -a` or unzip
+    leave it, or by a link re-pointed at an older film, is segmented again: its file changed
+    after its mask was written, although its contents' time is older."""
+    films = _films(tmp_path / "in", 3)
+    old = tmp_path / "old.png"
+    Image.fromarray(np.full((44, 48), 200, np.uint8)).save(old)
+    os.utime(old, (1e9, 1e9))  # 2001
+    seg = Segmenter(tiny_model, device="cpu")
+    out = tmp_path / "out"
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []
+    time.sleep(0.05)
+    os.replace(old, films[0])  # (the contents keep their 2001 time)
+    films[2].unlink()
+    films[2].symlink_to(films[1])  # same contents, another film now: its file is new
+    seg.runner = _Counting(seg.runner)
+    kw = {"segmenter": seg, "resume": True}
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
+    assert seg.runner.films == 2
+    rows = {Path(r["file"]).name: r for r in _rows(out)}
+    assert rows["f0.png"]["height"] == "44"  # the new film's row (the old film had 40 rows)
+    assert np.asarray(Image.open(out / "f0_mask.png")).shape == (44, 48)
+
+
+def test_a_call_removes_the_files_a_killed_call_was_writing(tiny_model, tmp_path):
+    """A call killed while writing leaves a hidden temporary file (`files.replace_file`); the next
+    call into the folder removes it, and nothing else of the folder's hidden files."""
+    _films(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [".f0_mask.png.tmp", ".results.csv.tmp", ".run.json.tmp"]
+    for name in [*left, ".notes.tmp", ".f0.png.bak"]:
+        (out / name).write_bytes(b"x")
+    seg = Segmenter(tiny_model, device="cpu")
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []
+    assert not {p.name for p in out.iterdir()} & set(left)
+    assert (out / ".notes.tmp").exists() and (out / ".f0.png.bak").exists()
+
+
 def test_cli_resume_refuses_another_model_or_options(tiny_model, tmp_path, caplog):
     _films(tmp_path / "in", 2)
     out = tmp_path / "out"

@@ -1,10 +1,11 @@
 """What a file is, by its name and first bytes: a film lungseg reads (image suffixes; DICOM by
 suffix, the 'DICM' marker or a bare dataset), or a by-product never read as one (masks and
-lungseg's own outputs, mask folders, DICOMDIR, operating-system leftovers); and a film's name
-for its outputs."""
+lungseg's own outputs, mask folders, DICOMDIR, operating-system leftovers); a film's name
+for its outputs; and writing an output in one step."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +21,26 @@ def output_name(mask_file: str) -> str:
     """A mask `predict` wrote (its file name or path) -> the film's output name (`<name>` of
     `<name>_mask.png`), which its other outputs share."""
     return Path(mask_file).name.removesuffix(f"{MASK}.png")
+
+
+def replace_file(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` in one step: into a hidden temporary file beside it (`is_leftover`),
+    then renamed over it, so a kill or a full disk leaves the old file or the new one, never
+    part of one (the temporary file is removed when writing it fails)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def half_written(name: str) -> bool:
+    """True for the name of a temporary file `replace_file` left behind when its process was
+    killed while writing an output (PNG, CSV or JSON)."""
+    return re.fullmatch(r"\..+\.(png|csv|json)\.tmp", name) is not None
 
 
 def is_dicom(path: Path) -> bool:

@@ -6,7 +6,6 @@ replaced; one call at a time per folder."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import logging
@@ -18,21 +17,11 @@ from . import __version__
 from .files import MASK, OVERLAY, output_name
 from .inputs import film_key, output_stems
 from .png import predicted_film
+from .table import TABLE, read_table
 
 log = logging.getLogger(__name__)
-TABLE = "results.csv"
 RECORD = "run.json"  # what made the outputs in --out: lungseg version, model, options
 SAME_RUN = ("model_sha256", "postprocess", "rebuild", "full_grid")  # a table's rows share them
-CSV_TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}  # any file name
-FIELDS = [  # results.csv's columns (new ones go last: those read by position stay put)
-    "file", "quality", "flags", "right_area_px", "left_area_px", "right_area_mm2",
-    "left_area_mm2", "lung_image_ratio", "components", "uncertain_fraction", "width", "height",
-    "error",
-    "mask",  # the row's mask file in --out
-    "view",  # a DICOM's ViewPosition
-    "right_height_px", "left_height_px", "right_height_mm", "left_height_mm",
-]  # fmt: skip
-TEXT_FIELDS = {"file", "quality", "flags", "error", "mask", "view"}  # the others hold numbers
 MISSING = "no such file, or no supported image in it"  # an input's error row: no film
 MASK_PNG = f"{MASK}.png"
 
@@ -57,7 +46,7 @@ class Earlier:
 def read_earlier(out_dir: Path) -> Earlier:
     record = _read_record(out_dir)
     base = Path(record.get("cwd") or ".") if record else Path()
-    rows = {film_key(base / r["file"]): r for r in _read_table(out_dir)}
+    rows = {film_key(base / r["file"]): r for r in read_table(out_dir)}
     present = set(os.listdir(out_dir))
     masks = {output_name(n): predicted_film(out_dir / n) for n in present if n.endswith(MASK_PNG)}
     return Earlier(rows, record, base, present, masks)
@@ -75,53 +64,6 @@ def _read_record(out_dir: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return {"rebuild": False, **record} if isinstance(record, dict) else None  # (before 12-06)
-
-
-def _read_table(out_dir: Path) -> list[dict]:
-    """results.csv's rows, empty numeric cells as None and numbers as numbers (as results.json
-    has them); also as a spreadsheet saves it again (a BOM, ';' between cells, decimal commas,
-    quoted cells). A row cut short (a kill while writing it, an edit) is left out, said. A
-    table that cannot be read is moved aside (results.csv.unreadable), said."""
-    table = out_dir / TABLE
-    if not table.is_file():
-        return []
-    try:
-        with open(table, **{**CSV_TEXT, "encoding": "utf-8-sig"}) as f:
-            head = next(csv.reader([f.readline()], delimiter=";"), [""])
-            sep = ";" if head[0] == "file" else ","
-            f.seek(0)
-            reader = csv.DictReader(f, delimiter=sep)
-            rows = [r for r in reader if r.get("file")]
-        if "file" not in (reader.fieldnames or []):
-            raise ValueError("no 'file' column")
-    except (csv.Error, UnicodeError, ValueError) as e:  # e.g. a tail of NULs after a crash
-        aside = table.with_name(f"{TABLE}.unreadable")
-        for n in range(2, 10**6):  # an earlier one is kept
-            if not aside.exists():
-                break
-            aside = table.with_name(f"{TABLE}.unreadable.{n}")
-        os.replace(table, aside)
-        log.warning("%s cannot be read (%s): moved to %s; its films count as not done", table, e,
-                    aside.name)  # fmt: skip
-        return []
-    whole = [r for r in rows if None not in r.values()]
-    if len(whole) < len(rows):
-        log.warning("%s: %d rows cut short are left out (their films count as not done)",
-                    table, len(rows) - len(whole))  # fmt: skip
-    comma = sep == ";"  # a spreadsheet of a decimal-comma locale
-    keep = lambda k, v: v if k in TEXT_FIELDS else _number(v.replace(",", ".") if comma else v)  # noqa: E731
-    return [{"mask": "", "error": "", **{k: keep(k, v) for k, v in r.items() if k}} for r in whole]
-
-
-def _number(cell: str | None) -> int | float | str | None:
-    if not cell:
-        return None
-    for kind in (int, float):
-        try:
-            return kind(cell)
-        except ValueError:
-            pass
-    return cell
 
 
 def run_record(model: Path | None, postprocess: bool, full_grid: bool, bf16: bool = False,
@@ -243,8 +185,9 @@ def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir
              outputs: tuple[str, ...], present: set[str]) -> dict[int, dict]:  # fmt: skip
     """`--resume`: index -> earlier row (`resumable`) of each film that an earlier run into
     `out_dir` segmented under the same output name, with every output asked for (`outputs`:
-    suffixes such as "_mask.png") still there (`present`: the names in `out_dir`) and newer
-    than the film. Films that failed then, or changed since, are segmented again."""
+    suffixes such as "_mask.png") still there (`present`: the names in `out_dir`) and written
+    after the film (`_written_after`). Films that failed then, or changed since, are
+    segmented again."""
     done = {}
     for i, (f, stem) in enumerate(zip(files, stems, strict=True)):
         row = rows.get(film_key(f))
@@ -253,16 +196,25 @@ def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir
             and row.get("quality") not in (None, "error")
             and row.get("mask") == f"{stem}{MASK_PNG}"
             and all(stem + s in present for s in outputs)
-            and (out_dir / row["mask"]).stat().st_mtime >= f.stat().st_mtime
+            and _written_after(out_dir / row["mask"], f)
         ):
             done[i] = {**row, "file": str(f), "error": ""}
     if rows and not done:
         log.warning(
             "--resume: none of these inputs is finished in %s (a row of its results.csv, of %d, "
-            "with every output asked for, newer than the film): all are segmented",
+            "with every output asked for, written after the film changed): all are segmented",
             out_dir, len(rows),
         )  # fmt: skip
     return done
+
+
+def _written_after(mask: Path, film: Path) -> bool:
+    """True when `mask` was written after `film` last changed: its contents (modification
+    time) or its file (change time, which no copy that keeps times can set back: `cp -p`,
+    `rsync -a`, unzip, `mv`, a link re-pointed at an older file), so a film replaced by an
+    older one is segmented again."""
+    s, link = film.stat(), film.lstat()
+    return mask.stat().st_mtime >= max(s.st_mtime, s.st_ctime, link.st_ctime)
 
 
 LOCK = ".lungseg-predict.lock"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .exif import as_displayed, exif_orientation
+from .files import replace_file
 from .imageio import (
     BITS16,
     PNG_SIGNATURE,
@@ -234,7 +235,7 @@ def write_png(
             raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
     if len(film) > 64 or not film.isascii():
         raise ValueError(f"{path}: the film's mark is ASCII of at most 64 characters: {film!r}")
-    Path(path).write_bytes(_encode_png(array, palette, mark, film))
+    replace_file(path, _encode_png(array, palette, mark, film))  # (a kill leaves no half file)
 
 
 def _encode_png(array: np.ndarray, palette=None, mark=False, film: str = "") -> bytes:

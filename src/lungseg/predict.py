@@ -2,30 +2,25 @@
 
 The films stream through `pipeline.segment` (decoding ahead of the model, writing behind it);
 results.csv grows as films finish, so a stopped run keeps its rows and `--resume` goes on from
-them; what an earlier call left in --out is read back by outdir.py.
+them; what an earlier call left in --out is read back by outdir.py, the tables by table.py.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
-import os
 import threading
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .files import LABELS, MASK, OVERLAY
+from .files import LABELS, MASK, OVERLAY, half_written
 from .inputs import collect_inputs, film_key
 from .outdir import (
-    CSV_TEXT,
-    FIELDS,
     MISSING,
     RECORD,
-    TABLE,
     exclusive,
     film_mark,
     finished,
@@ -38,6 +33,7 @@ from .pipeline import READ_AHEAD_PIXELS, failure, pool_size, segment
 from .png import predicted, write_png
 from .report import PALETTE, check_sheets, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
+from .table import CSV_TEXT, FIELDS, TABLE, replace_text, write_table
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +96,8 @@ def predict_paths(
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(out_dir):
         earlier = read_earlier(out_dir)
+        for name in filter(half_written, earlier.present):  # a killed call's, never renamed
+            (out_dir / name).unlink(missing_ok=True)
         done = resumable(earlier, run, out_dir) if resume else {}  # (refused before any change)
         stems, others, again = plan(earlier, run, files, missing, out_dir)
         wanted = tuple(f"{s}.png" for s in (MASK, *[OVERLAY] * overlays, *[LABELS] * labels))
@@ -157,7 +155,7 @@ def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, 
             done = {**again, **rows}
             done = [done[i] for i in sorted(done)]
         errors = [{"file": p, "quality": "error", "error": MISSING} for p in missing]
-        _write_table(out_dir, others + done + errors)
+        write_table(out_dir, others + done + errors)
 
 
 def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overlays: bool) -> dict:
@@ -179,23 +177,3 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
     except Exception as e:
         return {"file": str(path), "quality": "error", "error": failure(path, e)}
     return {"file": str(path), "mask": f"{stem}{MASK}.png", **res.stats, "error": ""}
-
-
-def _write_table(out_dir: Path, rows: list[dict]) -> None:
-    """results.csv and results.json, each replaced in one step (a kill leaves old or new)."""
-    text = io.StringIO(newline="")
-    w = csv.DictWriter(text, fieldnames=FIELDS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    replace_text(out_dir / TABLE, text.getvalue())
-    whole = [{**dict.fromkeys(FIELDS), **r} for r in rows]  # a failed film's row: every key
-    replace_text(out_dir / "results.json", json.dumps(whole, indent=2))
-
-
-def replace_text(path: Path, text: str) -> None:
-    """Write `text` to `path` in one step: a temporary file beside it, then renamed over it (a
-    kill leaves the old file or the new one, never half of it)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", **CSV_TEXT) as f:
-        f.write(text)
-    os.replace(tmp, path)
