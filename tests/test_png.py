@@ -4,6 +4,7 @@ zlib, clear errors for arrays it cannot write, and no half-written file."""
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from pathlib import Path
 
@@ -80,3 +81,24 @@ def test_write_png_never_leaves_part_of_a_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png"]
+
+
+def test_write_png_writes_as_in_place_writing_would(tmp_path):
+    """Written in one step, yet as writing in place would: through a link to its file, under
+    the longest file name the system allows, and (but for root) a read-only file refused."""
+    target = tmp_path / "elsewhere.png"
+    write_png(target, np.zeros((H, W), np.uint8))
+    (tmp_path / "link.png").symlink_to(target)
+    write_png(tmp_path / "link.png", np.full((H, W), 7, np.uint8))
+    assert (tmp_path / "link.png").is_symlink()
+    assert np.asarray(Image.open(target)).max() == 7
+    long = tmp_path / ("x" * 245 + "_mask.png")  # 254 bytes
+    write_png(long, np.ones((H, W), np.uint8))
+    assert np.asarray(Image.open(long)).max() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["elsewhere.png", "link.png", long.name]
+    )
+    if os.geteuid() != 0:  # (root writes read-only files)
+        target.chmod(0o444)
+        with pytest.raises(PermissionError, match="read-only"):
+            write_png(tmp_path / "link.png", np.zeros((H, W), np.uint8))

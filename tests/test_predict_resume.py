@@ -8,6 +8,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ def _films(folder: Path, n: int) -> list[Path]:
 
 
 def _rows(out: Path) -> list[dict]:
-    with open(out / "results.csv", newline="") as f:
+    with open(out / "results.csv", newline="", encoding="utf-8", errors="surrogateescape") as f:
         return list(csv.DictReader(f))
 
 
@@ -201,8 +202,8 @@ def test_resume_redoes_a_film_changed_since_and_a_row_cut_short(tiny_model, tmp_
 
 def test_resume_redoes_a_film_replaced_by_an_older_file(tiny_model, tmp_path):
     """A film replaced by a copy that keeps its (older) times, as `cp -p`, `rsync -a` or unzip
-    leave it, or by a link re-pointed at an older film, is segmented again: its file changed
-    after its mask was written, although its contents' time is older."""
+    leave it, or by a link re-pointed at another film, is segmented again: its mask records
+    the size and modification time of the film it was made from."""
     films = _films(tmp_path / "in", 3)
     old = tmp_path / "old.png"
     Image.fromarray(np.full((44, 48), 200, np.uint8)).save(old)
@@ -210,10 +211,9 @@ def test_resume_redoes_a_film_replaced_by_an_older_file(tiny_model, tmp_path):
     seg = Segmenter(tiny_model, device="cpu")
     out = tmp_path / "out"
     assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []
-    time.sleep(0.05)
     os.replace(old, films[0])  # (the contents keep their 2001 time)
     films[2].unlink()
-    films[2].symlink_to(films[1])  # same contents, another film now: its file is new
+    films[2].symlink_to(films[1])  # another film now
     seg.runner = _Counting(seg.runner)
     kw = {"segmenter": seg, "resume": True}
     assert predict.predict_paths([str(tmp_path / "in")], str(out), **kw) == []
@@ -223,6 +223,26 @@ def test_resume_redoes_a_film_replaced_by_an_older_file(tiny_model, tmp_path):
     assert np.asarray(Image.open(out / "f0_mask.png")).shape == (44, 48)
 
 
+def test_resume_keeps_films_restored_or_made_read_only(tiny_model, tmp_path):
+    """Films restored in place from a copy that kept their times (`cp -a`, `rsync -a`, a
+    backup), then made read-only: the same files, nothing is segmented again (their change
+    times are new; the size and modification time each mask records are not)."""
+    films = tmp_path / "in"
+    _films(films, 3)
+    seg = Segmenter(tiny_model, device="cpu")
+    out = tmp_path / "out"
+    assert predict.predict_paths([str(films)], str(out), segmenter=seg) == []
+    shutil.copytree(films, tmp_path / "backup")  # (copy2: times kept)
+    shutil.rmtree(films)
+    shutil.copytree(tmp_path / "backup", films)
+    for f in films.iterdir():
+        f.chmod(0o444)
+    seg.runner = _Counting(seg.runner)
+    kw = {"segmenter": seg, "resume": True}
+    assert predict.predict_paths([str(films)], str(out), **kw) == []
+    assert seg.runner.films == 0 and len(_rows(out)) == 3
+
+
 def test_a_call_removes_the_files_a_killed_call_was_writing(tiny_model, tmp_path):
     """A call killed while writing leaves a hidden temporary file (`files.replace_file`); the next
     call into the folder removes it, and nothing else of the folder's hidden files."""
@@ -230,12 +250,14 @@ def test_a_call_removes_the_files_a_killed_call_was_writing(tiny_model, tmp_path
     out = tmp_path / "out"
     out.mkdir()
     left = [".f0_mask.png.tmp", ".results.csv.tmp", ".run.json.tmp"]
-    for name in [*left, ".notes.tmp", ".f0.png.bak"]:
+    for name in [*left, ".notes.tmp", ".f0.png.bak", ".film_mask.png.dat"]:
         (out / name).write_bytes(b"x")
+    (out / ".x_mask.png.tmp").mkdir()  # not a file: left alone, no failure
     seg = Segmenter(tiny_model, device="cpu")
     assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []
     assert not {p.name for p in out.iterdir()} & set(left)
-    assert (out / ".notes.tmp").exists() and (out / ".f0.png.bak").exists()
+    for name in (".notes.tmp", ".f0.png.bak", ".film_mask.png.dat", ".x_mask.png.tmp"):
+        assert (out / name).exists()
 
 
 def test_cli_resume_refuses_another_model_or_options(tiny_model, tmp_path, caplog):
@@ -385,6 +407,33 @@ def test_a_table_saved_by_a_spreadsheet_is_read_and_rows_cut_short_are_said(
     table.write_text(table.read_text()[:-20])
     assert predict.predict_paths([str(films[1])], str(out), segmenter=seg) == []
     assert "rows cut short are left out" in caplog.text
+
+
+def test_a_table_saved_in_a_windows_code_page_keeps_its_films(tiny_model, tmp_path):
+    """results.csv saved again by a spreadsheet in Windows-1252 (Excel's plain 'CSV'): the films
+    with accented names are still known (one row each, their names kept), while a table that
+    lungseg wrote with a file name that is not UTF-8 is still read as UTF-8."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["café.png", "Müller, Jörg.png", "plain.png"]
+    for k, name in enumerate(names):
+        Image.fromarray(np.full((40 + k, 48), 60 * k, np.uint8)).save(folder / name)
+    out = tmp_path / "out"
+    seg = Segmenter(tiny_model, device="cpu")
+    assert predict.predict_paths([str(folder)], str(out), segmenter=seg) == []
+    table = out / "results.csv"
+    table.write_bytes(table.read_text(encoding="utf-8").encode("cp1252"))
+    assert predict.predict_paths([str(folder)], str(out), segmenter=seg) == []
+    rows = _rows(out)
+    assert sorted(Path(r["file"]).name for r in rows) == sorted(names)
+    assert sorted(r["mask"] for r in rows) == sorted(f"{Path(n).stem}_mask.png" for n in names)
+    raw = os.fsencode(folder) + b"/caf\xe9-latin1.png"  # a name that is not UTF-8
+    os.rename(folder / "café.png", raw)
+    assert predict.predict_paths([str(folder)], str(out), segmenter=seg) == []
+    for _ in range(2):  # (the earlier row of café.png, gone since, stays in the table)
+        files = sorted(os.fsencode(r["file"]) for r in _rows(out))
+        assert files.count(raw) == 1 and len(files) == 4
+        assert predict.predict_paths([str(folder)], str(out), segmenter=seg) == []
 
 
 def test_a_second_call_into_a_folder_in_use_is_refused(tiny_model, tmp_path):

@@ -5,6 +5,9 @@ for its outputs; and writing an output in one step."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -25,22 +28,41 @@ def output_name(mask_file: str) -> str:
 
 def replace_file(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` in one step: into a hidden temporary file beside it (`is_leftover`),
-    then renamed over it, so a kill or a full disk leaves the old file or the new one, never
-    part of one (the temporary file is removed when writing it fails)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    then renamed over it, so that a kill leaves the old file or the new one, never part of one
+    (the temporary file is removed when writing it fails, e.g. on a full disk). As writing in
+    place would: a link is written through to its file, a read-only file is refused."""
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, "read-only: make it writable first", str(path))
+    tmp = path.with_name(_temporary(path.name))
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def _temporary(name: str) -> str:
+    """The temporary name `replace_file` writes `name` under: `.NAME.tmp`, or for a name too
+    long for that (file names: at most 255 bytes) one from its digest."""
+    if len(os.fsencode(name)) <= 250:
+        return f".{name}.tmp"
+    return f".lungseg-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}.tmp"
+
+
+LEFT_BEHIND = re.compile(  # `_temporary` names of lungseg's outputs in --out
+    rf"\.(.*({MASK}|{OVERLAY}|{LABELS})\.png|{SHEET_STEM}\d+\.png|results\.(csv|json)|run\.json)"
+    r"\.tmp|\.lungseg-[0-9a-f]{16}\.tmp",
+    re.DOTALL,
+)
 
 
 def half_written(name: str) -> bool:
     """True for the name of a temporary file `replace_file` left behind when its process was
-    killed while writing an output (PNG, CSV or JSON)."""
-    return re.fullmatch(r"\..+\.(png|csv|json)\.tmp", name) is not None
+    killed while writing one of `predict`'s outputs."""
+    return LEFT_BEHIND.fullmatch(name) is not None
 
 
 def is_dicom(path: Path) -> bool:

@@ -4,6 +4,7 @@ and DICOM, or take them as arrays (`from_array`). Every reader returns a float32
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,14 @@ class Radiograph:
     view: str = ""  # DICOM ViewPosition, BodyPartExamined, Modality ('' if none): stats.film_flags
     body_part: str = ""
     modality: str = ""
+    stamp: str = ""  # `file_stamp` of the file when it was read ('' for an array)
+
+
+def file_stamp(path: str | Path) -> str:
+    """A file's size and modification time (ns), which `predict` writes into a film's mask:
+    `--resume` knows a film replaced since (also by an older file: `cp -p`, `rsync -a`) by it."""
+    st = os.stat(path)
+    return f"{st.st_size} {st.st_mtime_ns}"
 
 
 def read_image(path: str | Path) -> Radiograph:
@@ -49,10 +58,11 @@ def read_image(path: str | Path) -> Radiograph:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; check the path")
-    if path.stat().st_size == 0:
+    stamp = file_stamp(path)  # (before reading it: a film changed meanwhile is redone)
+    if stamp.startswith("0 "):
         raise ImageReadError(f"{path}: file is empty (0 bytes); re-export or re-copy it")
     rad = read_dicom(path) if is_dicom(path) else Radiograph(_read_raster(path))
-    rad.path = str(path)
+    rad.path, rad.stamp = str(path), stamp
     h, w = rad.image.shape
     if h < 16 or w < 16:
         raise ImageReadError(f"{path}: image is {w}x{h} px, too small to be a radiograph")
@@ -175,7 +185,8 @@ def _opencv_tiff(path: Path) -> np.ndarray | None:
             return None
     import cv2
 
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH  # (cv2.imread crashes on a file name
+    arr = cv2.imdecode(np.fromfile(path, np.uint8), flags)  # that is not UTF-8: OpenCV 5.1)
     if arr is None or arr.dtype.kind != "f" or arr.ndim not in (2, 3):
         return None  # (integer TIFFs Pillow cannot open are refused as before)
     _check_size(path, arr.shape[1], arr.shape[0])

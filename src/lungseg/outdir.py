@@ -15,8 +15,9 @@ from pathlib import Path
 
 from . import __version__
 from .files import MASK, OVERLAY, output_name
+from .imageio import file_stamp
 from .inputs import film_key, output_stems
-from .png import predicted_film
+from .png import film_stamp, predicted_film
 from .table import TABLE, read_table
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Earlier:
 def read_earlier(out_dir: Path) -> Earlier:
     record = _read_record(out_dir)
     base = Path(record.get("cwd") or ".") if record else Path()
-    rows = {film_key(base / r["file"]): r for r in read_table(out_dir)}
+    rows = {film_key(base / r["file"]): r for r in read_table(out_dir, base)}
     present = set(os.listdir(out_dir))
     masks = {output_name(n): predicted_film(out_dir / n) for n in present if n.endswith(MASK_PNG)}
     return Earlier(rows, record, base, present, masks)
@@ -185,9 +186,9 @@ def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir
              outputs: tuple[str, ...], present: set[str]) -> dict[int, dict]:  # fmt: skip
     """`--resume`: index -> earlier row (`resumable`) of each film that an earlier run into
     `out_dir` segmented under the same output name, with every output asked for (`outputs`:
-    suffixes such as "_mask.png") still there (`present`: the names in `out_dir`) and written
-    after the film (`_written_after`). Films that failed then, or changed since, are
-    segmented again."""
+    suffixes such as "_mask.png") still there (`present`: the names in `out_dir`), made from
+    the film as it is (`_unchanged`). Films that failed then, or changed since, are segmented
+    again."""
     done = {}
     for i, (f, stem) in enumerate(zip(files, stems, strict=True)):
         row = rows.get(film_key(f))
@@ -196,25 +197,24 @@ def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir
             and row.get("quality") not in (None, "error")
             and row.get("mask") == f"{stem}{MASK_PNG}"
             and all(stem + s in present for s in outputs)
-            and _written_after(out_dir / row["mask"], f)
+            and _unchanged(out_dir / row["mask"], f)
         ):
             done[i] = {**row, "file": str(f), "error": ""}
     if rows and not done:
         log.warning(
             "--resume: none of these inputs is finished in %s (a row of its results.csv, of %d, "
-            "with every output asked for, written after the film changed): all are segmented",
+            "with every output asked for, made from the film as it is): all are segmented",
             out_dir, len(rows),
         )  # fmt: skip
     return done
 
 
-def _written_after(mask: Path, film: Path) -> bool:
-    """True when `mask` was written after `film` last changed: its contents (modification
-    time) or its file (change time, which no copy that keeps times can set back: `cp -p`,
-    `rsync -a`, unzip, `mv`, a link re-pointed at an older file), so a film replaced by an
-    older one is segmented again."""
-    s, link = film.stat(), film.lstat()
-    return mask.stat().st_mtime >= max(s.st_mtime, s.st_ctime, link.st_ctime)
+def _unchanged(mask: Path, film: Path) -> bool:
+    """True when `film` is the file that `mask` was made from: its size and modification time
+    as the mask records them (`png.film_stamp`: a film replaced since, even by an older file,
+    differs); masks written before 2026-12-07 do not record them: the mask newer than the film."""
+    stamp = film_stamp(mask)
+    return stamp == file_stamp(film) if stamp else mask.stat().st_mtime >= film.stat().st_mtime
 
 
 LOCK = ".lungseg-predict.lock"

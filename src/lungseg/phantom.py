@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .phantom_draw import Frame, blur, ring
+from .png import write_png
 
 DISEASES = ("none", "opacity", "white-out", "effusion", "devices")
 
@@ -255,6 +256,6 @@ def write_phantoms(
     names = [f"phantom_{seed + i:03d}.png" for i in range(n)]
     for i, name in enumerate(names):
         p = make_phantom(size, seed + i, disease)
-        cv2.imwrite(str(out / "images" / name), np.round(p.image * 255).astype(np.uint8))
-        cv2.imwrite(str(out / "masks" / name), p.lungs * 255)
+        write_png(out / "images" / name, np.round(p.image * 255).astype(np.uint8))
+        write_png(out / "masks" / name, p.lungs * np.uint8(255))
     return [out / "images" / name for name in names]

@@ -175,34 +175,47 @@ def _gray16(arr: np.ndarray) -> np.ndarray:
 
 PREDICTED = b"Software\x00lungseg predict"  # tEXt chunk that marks predict's outputs
 PREDICTED_AT = 33  # right after the signature and IHDR: a fixed place, read without decoding
-
-
 FILM_KEY = b"lungseg film"  # tEXt keyword after PREDICTED: which film an output is of
-FILM_AT = PREDICTED_AT + 12 + len(PREDICTED)
+STAMP_KEY = b"lungseg stamp"  # tEXt keyword after FILM_KEY in a mask: the film's file_stamp
 
 
 def predicted(path: str | Path) -> bool:
     """True for a PNG that `lungseg predict` wrote (its tEXt mark after IHDR): an output that a
     new run may replace, and never a ground-truth mask, whatever table lists it or not."""
-    return predicted_film(path) is not None
+    return _marks(path) is not None
 
 
 def predicted_film(path: str | Path) -> str | None:
     """For a PNG that `lungseg predict` wrote: the film it is of (the `film` given to
     `write_png`: predict writes a digest of the film's path), "" when it does not say (outputs
     of lungseg before 2026-12-07, check sheets); None for any other file."""
+    marks = _marks(path)
+    return None if marks is None else marks.get(FILM_KEY, b"").decode("latin-1")
+
+
+def film_stamp(path: str | Path) -> str:
+    """The film's `imageio.file_stamp` when `predict` read it, as its mask says ("" when the
+    mask does not say: written by lungseg before 2026-12-07, or from an array)."""
+    return (_marks(path) or {}).get(STAMP_KEY, b"").decode("latin-1")
+
+
+def _marks(path: str | Path) -> dict[bytes, bytes] | None:
+    """A PNG that `predict` wrote -> its tEXt chunks after IHDR (keyword -> text); None for any
+    other file. Only the file's first bytes are read."""
     try:
         with open(path, "rb") as f:
-            head = f.read(FILM_AT + 12 + len(FILM_KEY) + 64)
+            head = f.read(PREDICTED_AT + 256)
     except OSError:
         return None
-    if head[PREDICTED_AT + 4 : FILM_AT - 4] != b"tEXt" + PREDICTED:  # (its CRC after it)
+    if head[PREDICTED_AT + 4 : PREDICTED_AT + 8 + len(PREDICTED)] != b"tEXt" + PREDICTED:
         return None
-    size = int.from_bytes(head[FILM_AT : FILM_AT + 4], "big")
-    text = head[FILM_AT + 8 : FILM_AT + 8 + size]
-    if head[FILM_AT + 4 : FILM_AT + 8] != b"tEXt" or not text.startswith(FILM_KEY + b"\0"):
-        return ""
-    return text[len(FILM_KEY) + 1 :].decode("latin-1")
+    marks = {}
+    for at, size, kind in _walk(np.frombuffer(head, np.uint8)):
+        if at > 8 and kind != b"tEXt" or at + 12 + size > len(head):
+            break  # (at 8: IHDR)
+        key, _, text = head[at + 8 : at + 8 + size].partition(b"\0")
+        marks[key] = text
+    return marks
 
 
 def write_png(
@@ -211,12 +224,14 @@ def write_png(
     palette: np.ndarray | None = None,
     mark: bool = False,
     film: str = "",
+    stamp: str = "",
 ) -> None:
     """Write a uint8 HxW (gray: masks, labels) or HxWx3 (RGB) array as an 8-bit PNG. With
     `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
     palette PNG (overlays: a third of the bytes of RGB). `mark`: an output of `predict`
-    (`predicted`), of the film `film` (ASCII, at most 64 characters: `predicted_film`).
-    Encoded by `_encode_png`."""
+    (`predicted`), of the film `film` (ASCII, at most 64 characters: `predicted_film`) as it
+    was when read (`stamp`: `imageio.file_stamp`, read back by `film_stamp`). Encoded by
+    `_encode_png`."""
     array = np.asarray(array)
     if (
         array.dtype != np.uint8
@@ -233,17 +248,22 @@ def write_png(
             raise ValueError(f"palette must be uint8 Nx3 with 1 <= N <= 256, got {palette.shape}")
         if int(array.max(initial=0)) >= len(palette):
             raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
-    if len(film) > 64 or not film.isascii():
-        raise ValueError(f"{path}: the film's mark is ASCII of at most 64 characters: {film!r}")
-    replace_file(path, _encode_png(array, palette, mark, film))  # (a kill leaves no half file)
+    if len(film) > 64 or not film.isascii() or len(stamp) > 64 or not stamp.isascii():
+        raise ValueError(f"{path}: a film's mark is ASCII of at most 64 characters: {film!r}")
+    marks = [FILM_KEY + b"\0" + film.encode()] * bool(mark and film)
+    marks += [STAMP_KEY + b"\0" + stamp.encode()] * bool(mark and stamp)
+    replace_file(path, _encode_png(array, palette, mark, marks))  # (a kill leaves no half file)
 
 
-def _encode_png(array: np.ndarray, palette=None, mark=False, film: str = "") -> bytes:
+def _encode_png(
+    array: np.ndarray, palette=None, mark=False, marks: list[bytes] | None = None
+) -> bytes:
     """uint8 HxW / HxWx3 (checked by write_png) -> PNG bytes, tuned for speed: every row gets the
     'up' filter (minus the row above; a filter search costs more than the compression) and is
     deflated by ISA-L at level 1 when `isal` is installed (an overlay of a 1024 px film: 2.3 ms,
     against 6-9 ms for zlib), else by zlib level 1 with run-length matching only (fast; films
-    then compress a little less than with full zlib)."""
+    then compress a little less than with full zlib). `mark`: predict's tEXt mark, followed by
+    a tEXt chunk of each of `marks` (keyword, NUL, text)."""
     h, w = array.shape[:2]
     rows = array.reshape(h, -1)
     data = np.empty((h, rows.shape[1] + 1), np.uint8)
@@ -257,7 +277,7 @@ def _encode_png(array: np.ndarray, palette=None, mark=False, film: str = "") -> 
             PNG_SIGNATURE,
             _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)),
             _chunk(b"tEXt", PREDICTED) if mark else b"",
-            _chunk(b"tEXt", FILM_KEY + b"\0" + film.encode()) if mark and film else b"",
+            *[_chunk(b"tEXt", text) for text in marks or []],
             _chunk(b"PLTE", palette.tobytes()) if palette is not None else b"",
             _chunk(b"IDAT", _deflate(data)),
             _chunk(b"IEND", b""),

@@ -7,6 +7,7 @@ them; what an earlier call left in --out is read back by outdir.py, the tables b
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -96,10 +97,11 @@ def predict_paths(
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(out_dir):
         earlier = read_earlier(out_dir)
-        for name in filter(half_written, earlier.present):  # a killed call's, never renamed
-            (out_dir / name).unlink(missing_ok=True)
-        done = resumable(earlier, run, out_dir) if resume else {}  # (refused before any change)
+        done = resumable(earlier, run, out_dir) if resume else {}  # (refused before any output)
         stems, others, again = plan(earlier, run, files, missing, out_dir)
+        for name in filter(half_written, earlier.present):  # a killed call's, never renamed
+            with contextlib.suppress(OSError):
+                (out_dir / name).unlink()
         wanted = tuple(f"{s}.png" for s in (MASK, *[OVERLAY] * overlays, *[LABELS] * labels))
         rows = finished(done, files, stems, out_dir, wanted, earlier.present)
         if resume:
@@ -165,7 +167,7 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
     try:
         res = seg.finish(prob, g, rad)
         mark = {"mark": True, "film": film_mark(film_key(path))}  # whose outputs these are
-        write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), **mark)
+        write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), **mark, stamp=rad.stamp)
         if overlays:
             overlay = overlay_indexed(rad.image, res.labels, rebuilt=res.rebuilt)
             write_png(out_dir / f"{stem}{OVERLAY}.png", overlay, PALETTE, **mark)

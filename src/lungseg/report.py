@@ -154,7 +154,7 @@ def _film(row: dict) -> str:
 def _tile(cell: np.ndarray, path: Path, row: dict) -> None:
     """Draw the overlay at `path` shrunk into the top TILE x TILE of `cell` (RGB, white), and
     below it the film's name and flags (on two lines, cut to fit)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)  # (imread: see imageio)
     if bgr is not None:
         h, w = bgr.shape[:2]
         scale = TILE / max(h, w)
@@ -162,8 +162,8 @@ def _tile(cell: np.ndarray, path: Path, row: dict) -> None:
                            interpolation=cv2.INTER_AREA)  # fmt: skip
         top, left = (TILE - small.shape[0]) // 2, (TILE - small.shape[1]) // 2
         cell[top : top + small.shape[0], left : left + small.shape[1]] = small[..., ::-1]
-    name = _film(row)
-    name = name if len(name) <= 40 else name[:37] + "..."
+    name = _film(row).encode("ascii", "replace").decode()  # (putText: ASCII; crashes on a
+    name = name if len(name) <= 40 else name[:37] + "..."  # name that is not UTF-8)
     flags = str(row.get("flags") or "").replace(";", " ")
     for i, text in enumerate([name, *textwrap.wrap(flags, 40, max_lines=2, placeholder=" ...")]):
         cv2.putText(cell, text, (4, TILE + 13 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.36,

@@ -13,7 +13,7 @@ from pathlib import Path
 from .files import replace_file
 
 log = logging.getLogger(__name__)
-TABLE = "results.csv"
+TABLE, JSON = "results.csv", "results.json"
 CSV_TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}  # any file name
 FIELDS = [  # results.csv's columns (new ones go last: those read by position stay put)
     "file", "quality", "flags", "right_area_px", "left_area_px", "right_area_mm2",
@@ -26,24 +26,24 @@ FIELDS = [  # results.csv's columns (new ones go last: those read by position st
 TEXT_FIELDS = {"file", "quality", "flags", "error", "mask", "view"}  # the others hold numbers
 
 
-def read_table(out_dir: Path) -> list[dict]:
+def read_table(out_dir: Path, base: Path = Path()) -> list[dict]:
     """results.csv's rows, empty numeric cells as None and numbers as numbers (as results.json
     has them); also as a spreadsheet saves it again (a BOM, ';' between cells, decimal commas,
-    quoted cells). A row cut short (a kill while writing it, an edit) is left out, said. A
+    quoted cells, a Windows code page: `_decoded`; `base`: the folder its relative paths are
+    relative to). A row cut short (a kill while writing it, an edit) is left out, said. A
     table that cannot be read is moved aside (results.csv.unreadable), said."""
     table = out_dir / TABLE
     if not table.is_file():
         return []
     try:
-        with open(table, **{**CSV_TEXT, "encoding": "utf-8-sig"}) as f:
-            head = next(csv.reader([f.readline()], delimiter=";"), [""])
-            sep = ";" if head[0] == "file" else ","
-            f.seek(0)
-            reader = csv.DictReader(f, delimiter=sep)
-            rows = [r for r in reader if r.get("file")]
+        raw = table.read_bytes()
+        first = raw.removeprefix(BOM).partition(b"\n")[0].decode("latin-1")
+        sep = ";" if next(csv.reader([first], delimiter=";"), [""])[0] == "file" else ","
+        reader = csv.DictReader(io.StringIO(_decoded(raw, sep, base), newline=""), delimiter=sep)
+        rows = [r for r in reader if r.get("file")]
         if "file" not in (reader.fieldnames or []):
             raise ValueError("no 'file' column")
-    except (csv.Error, UnicodeError, ValueError) as e:  # e.g. a tail of NULs after a crash
+    except (csv.Error, ValueError) as e:  # e.g. a tail of NULs after a crash
         aside = table.with_name(f"{TABLE}.unreadable")
         for n in range(2, 10**6):  # an earlier one is kept
             if not aside.exists():
@@ -58,8 +58,31 @@ def read_table(out_dir: Path) -> list[dict]:
         log.warning("%s: %d rows cut short are left out (their films count as not done)",
                     table, len(rows) - len(whole))  # fmt: skip
     comma = sep == ";"  # a spreadsheet of a decimal-comma locale
-    keep = lambda k, v: v if k in TEXT_FIELDS else _number(v.replace(",", ".") if comma else v)  # noqa: E731
-    return [{"mask": "", "error": "", **{k: keep(k, v) for k, v in r.items() if k}} for r in whole]
+
+    def cell(key: str, text: str):
+        return text if key in TEXT_FIELDS else _number(text.replace(",", ".") if comma else text)
+
+    return [{"mask": "", "error": "", **{k: cell(k, v) for k, v in r.items() if k}} for r in whole]
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def _decoded(raw: bytes, sep: str, base: Path) -> str:
+    """A table's bytes -> its text: UTF-8, as lungseg writes it (a BOM dropped); when they are
+    not valid UTF-8, either UTF-8 with the bytes of file names that are not UTF-8 kept (as
+    lungseg writes such names) or Windows-1252 (a spreadsheet's plain 'CSV' on Windows):
+    whichever names more files that exist (below `base`), UTF-8 on a tie."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        utf8, cp1252 = (raw.decode(c, "surrogateescape") for c in ("utf-8-sig", "cp1252"))
+
+    def existing(text: str) -> int:
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+        return sum(os.path.lexists(base / r[0]) for r in rows if r)
+
+    return cp1252 if existing(cp1252) > existing(utf8) else utf8
 
 
 def _number(cell: str | None) -> int | float | str | None:
@@ -81,7 +104,7 @@ def write_table(out_dir: Path, rows: list[dict]) -> None:
     w.writerows(rows)
     replace_text(out_dir / TABLE, text.getvalue())
     whole = [{**dict.fromkeys(FIELDS), **r} for r in rows]  # a failed film's row: every key
-    replace_text(out_dir / "results.json", json.dumps(whole, indent=2))
+    replace_text(out_dir / JSON, json.dumps(whole, indent=2))
 
 
 def replace_text(path: Path, text: str) -> None:
