@@ -144,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             "folder)", e.name, extra, extra,
         )  # fmt: skip
         return 2
+    except OSError as e:  # a full disk, an I/O error: what the system said, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        log.error("%s%s", where, e.strerror or e, exc_info=bool(args.verbose))  # (-v: where)
+        return 1
     except KeyboardInterrupt:
         resume = ": results.csv lists the films finished, --resume goes on"
         log.error("stopped%s", resume if args.command == "predict" else "")

@@ -38,9 +38,11 @@ def replace_file(path: str | Path, data: bytes) -> None:
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):  # named by the file it was for, not the temporary one
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
 
 

@@ -122,11 +122,12 @@ def plan(earlier: Earlier, record: dict, files: list[Path], missing: list[str], 
              for i, k in enumerate(keys) if k in earlier.rows}  # fmt: skip
     check_overwrites(out_dir, stems, earlier)
     said = "no readable run.json" if earlier.record is None else _differ(earlier.record, record)
-    if others and (said or record["model_sha256"] is None):
-        said = said or "model not known"
-        log.warning("%s lists %d films that earlier calls segmented with another model or "
-                    "options (%s): the new table lists this call's films only (their files stay, "
-                    "under their names)", out_dir / TABLE, len(others), said)  # fmt: skip
+    if said or record["model_sha256"] is None:  # (no earlier row passes for this run's)
+        if others:
+            log.warning("%s lists %d films that earlier calls segmented with another model or "
+                        "options (%s): the new table lists this call's films only (their files "
+                        "stay, under their names)", out_dir / TABLE, len(others),
+                        said or "model not known")  # fmt: skip
         return stems, [], {}
     same = os.path.abspath(earlier.base) == os.getcwd()
     return stems, [r if same else {**r, "file": os.path.abspath(earlier.base / r["file"])}

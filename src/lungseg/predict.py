@@ -34,7 +34,7 @@ from .pipeline import READ_AHEAD_PIXELS, failure, pool_size, segment
 from .png import predicted, write_png
 from .report import PALETTE, check_sheets, overlay_indexed
 from .segmenter import WORK_SIZE, Segmenter
-from .table import CSV_TEXT, FIELDS, TABLE, replace_text, write_table
+from .table import CSV_TEXT, FIELDS, TABLE, replace_text, table_text, write_table
 
 log = logging.getLogger(__name__)
 
@@ -119,29 +119,28 @@ def predict_paths(
     failed = missing + [rows[i]["file"] for i in sorted(rows) if rows[i]["error"]]
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
-    look = f"{sheets[0].name} ..." if sheets else "their overlays"
+    look = f": look at {sheets[0].name} ..." if sheets else ": look at their overlays" * bool(check)
     earlier_run = f", {kept} of them by the earlier run" if kept else ""
     more = sum(r["quality"] == "check" for r in others)
     whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""
     whole += f" ({more} flagged 'check')" if more else ""
-    log.info("%d images segmented%s (%d flagged 'check': look at %s), %d failed -> %s%s",
-             ok, earlier_run, check, look, len(failed), out_dir, whole)  # fmt: skip
+    log.info("%d image%s segmented%s (%d flagged 'check'%s), %d failed -> %s%s", ok,
+             "s" * (ok != 1), earlier_run, check, look, len(failed), out_dir, whole)  # fmt: skip
     return failed
 
 
 def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, films) -> None:
-    """results.csv as the films finish (each row written by the thread that wrote the film's
-    PNGs, so a kill loses no row of a film whose files are there), then in input order. A
-    film's earlier row (`again`) stays until its new one is written (read back, the last row
-    of a film wins)."""
+    """results.csv as the films finish: the earlier rows first, replacing the table in one
+    step (a kill or a full disk leaves the earlier table), then a row appended as each film
+    is done (by the thread that wrote the film's PNGs, so a kill loses no row of a film whose
+    files are there); at the end in input order. A film's earlier row (`again`) stays until
+    its new one is written (read back, the last row of a film wins)."""
     lock, closed = threading.Lock(), []
     try:
-        with open(out_dir / TABLE, "w", **CSV_TEXT) as f:
+        kept = [*others, *(r for i, r in again.items() if i not in rows), *rows.values()]
+        replace_text(out_dir / TABLE, table_text(kept))
+        with open(out_dir / TABLE, "a", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-            table.writeheader()
-            table.writerows([*others, *(r for i, r in again.items() if i not in rows)])
-            table.writerows(rows.values())
-            f.flush()
 
             def record(i: int, row: dict) -> None:
                 with lock:
@@ -167,7 +166,6 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
     try:
         res = seg.finish(prob, g, rad)
         mark = {"mark": True, "film": film_mark(film_key(path))}  # whose outputs these are
-        write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), **mark, stamp=rad.stamp)
         if overlays:
             overlay = overlay_indexed(rad.image, res.labels, rebuilt=res.rebuilt)
             write_png(out_dir / f"{stem}{OVERLAY}.png", overlay, PALETTE, **mark)
@@ -176,6 +174,13 @@ def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overl
         for kind in [OVERLAY] * (not overlays) + [LABELS] * (not labels):
             if predicted(stale := out_dir / f"{stem}{kind}.png"):
                 stale.unlink()
+        # the mask last: until it is written, its stamp names the film it was made from, so a
+        # kill before it leaves no new overlay beside an old mask that --resume would take
+        write_png(out_dir / f"{stem}{MASK}.png", res.mask * np.uint8(255), **mark, stamp=rad.stamp)
+    except OSError as e:  # (the only files touched here are the outputs)
+        where = e.filename or f"its outputs in {out_dir}"
+        e = OSError(e.errno, f"cannot write {where}: {e.strerror or e}")
+        return {"file": str(path), "quality": "error", "error": failure(path, e)}
     except Exception as e:
         return {"file": str(path), "quality": "error", "error": failure(path, e)}
     return {"file": str(path), "mask": f"{stem}{MASK}.png", **res.stats, "error": ""}

@@ -38,7 +38,7 @@ def read_table(out_dir: Path, base: Path = Path()) -> list[dict]:
     try:
         raw = table.read_bytes()
         first = raw.removeprefix(BOM).partition(b"\n")[0].decode("latin-1")
-        sep = ";" if next(csv.reader([first], delimiter=";"), [""])[0] == "file" else ","
+        sep = ";" if (next(csv.reader([first], delimiter=";"), None) or [""])[0] == "file" else ","
         reader = csv.DictReader(io.StringIO(_decoded(raw, sep, base), newline=""), delimiter=sep)
         rows = [r for r in reader if r.get("file")]
         if "file" not in (reader.fieldnames or []):
@@ -96,13 +96,18 @@ def _number(cell: str | None) -> int | float | str | None:
     return cell
 
 
-def write_table(out_dir: Path, rows: list[dict]) -> None:
-    """results.csv and results.json, each replaced in one step (a kill leaves old or new)."""
+def table_text(rows: list[dict]) -> str:
+    """results.csv's text: its header and `rows` (dicts by FIELDS; other keys ignored)."""
     text = io.StringIO(newline="")
     w = csv.DictWriter(text, fieldnames=FIELDS, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-    replace_text(out_dir / TABLE, text.getvalue())
+    return text.getvalue()
+
+
+def write_table(out_dir: Path, rows: list[dict]) -> None:
+    """results.csv and results.json, each replaced in one step (a kill leaves old or new)."""
+    replace_text(out_dir / TABLE, table_text(rows))
     whole = [{**dict.fromkeys(FIELDS), **r} for r in rows]  # a failed film's row: every key
     replace_text(out_dir / JSON, json.dumps(whole, indent=2))
 
