@@ -97,13 +97,13 @@ def predict_paths(
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(out_dir):
         earlier = read_earlier(out_dir)
-        done = resumable(earlier, run, out_dir) if resume else {}  # (refused before any output)
+        trusted = resumable(earlier, run, out_dir) if resume else {}  # (refused before output)
         stems, others, again = plan(earlier, run, files, missing, out_dir)
         for name in filter(half_written, earlier.present):  # a killed call's, never renamed
             with contextlib.suppress(OSError):
                 (out_dir / name).unlink()
         wanted = tuple(f"{s}.png" for s in (MASK, *[OVERLAY] * overlays, *[LABELS] * labels))
-        rows = finished(done, files, stems, out_dir, wanted, earlier.present)
+        rows = finished(trusted, files, stems, out_dir, wanted, earlier.present)  # index -> row
         if resume:
             log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
         kept = len(rows)  # (finished by an earlier run)
@@ -117,6 +117,13 @@ def predict_paths(
         _write(out_dir, rows, others, again, missing, films)
         sheets = check_sheets(out_dir, others + [rows[i] for i in sorted(rows)])
     failed = missing + [rows[i]["file"] for i in sorted(rows) if rows[i]["error"]]
+    _summary(rows, kept, others, sheets, len(failed), out_dir)
+    return failed
+
+
+def _summary(rows: dict, kept: int, others: list, sheets: list, failed: int, out_dir) -> None:
+    """Log what a call did: films segmented (`kept` of them by an earlier run), flagged (and
+    where to look at them), failed, and the earlier calls' films the table also lists."""
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
     look = f": look at {sheets[0].name} ..." if sheets else ": look at their overlays" * bool(check)
@@ -125,8 +132,7 @@ def predict_paths(
     whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""
     whole += f" ({more} flagged 'check')" if more else ""
     log.info("%d image%s segmented%s (%d flagged 'check'%s), %d failed -> %s%s", ok,
-             "s" * (ok != 1), earlier_run, check, look, len(failed), out_dir, whole)  # fmt: skip
-    return failed
+             "s" * (ok != 1), earlier_run, check, look, failed, out_dir, whole)  # fmt: skip
 
 
 def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, films) -> None:
@@ -135,7 +141,7 @@ def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, 
     is done (by the thread that wrote the film's PNGs, so a kill loses no row of a film whose
     files are there); at the end in input order. A film's earlier row (`again`) stays until
     its new one is written (read back, the last row of a film wins)."""
-    lock, closed = threading.Lock(), []
+    lock, closed = threading.Lock(), threading.Event()
     try:
         kept = [*others, *(r for i, r in again.items() if i not in rows), *rows.values()]
         replace_text(out_dir / TABLE, table_text(kept))
@@ -144,7 +150,7 @@ def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, 
 
             def record(i: int, row: dict) -> None:
                 with lock:
-                    if not closed:  # (a worker still running after a second Ctrl-C)
+                    if not closed.is_set():  # (a worker still running after a second Ctrl-C)
                         rows[i] = row
                         table.writerow(row)
                         f.flush()  # a run that is stopped keeps the rows of the films it finished
@@ -152,11 +158,10 @@ def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, 
             films(record)  # the pipeline, recording each film's row as it is done
     finally:  # stopped or not, the table holds every film finished, in input order
         with lock:
-            closed.append(True)
-            done = {**again, **rows}
-            done = [done[i] for i in sorted(done)]
+            closed.set()
+            final = {**again, **rows}
         errors = [{"file": p, "quality": "error", "error": MISSING} for p in missing]
-        write_table(out_dir, others + done + errors)
+        write_table(out_dir, others + [final[i] for i in sorted(final)] + errors)
 
 
 def _finish(seg, out_dir: Path, path, stem, rad, g, prob, *, labels: bool, overlays: bool) -> dict:
