@@ -224,3 +224,28 @@ def test_dicom_palette_colour_without_tables_is_refused(tmp_path):
     p = write_dicom(tmp_path / "pal.dcm", dicom_ramp() // 16, "PALETTE COLOR")
     with pytest.raises(ImageReadError, match=r"pal\.dcm: PALETTE COLOR .*\(MONOCHROME2\)"):
         read_image(p)
+
+
+def test_a_rescale_slope_of_zero_is_not_applied(tmp_path, caplog):
+    """RescaleSlope 0 would make every pixel one value (a blank film, 'no_lung'): the stored
+    values are used, and the log says so."""
+    ramp = dicom_ramp()
+    image = read_image(
+        write_dicom(tmp_path / "z.dcm", ramp, RescaleSlope=0, RescaleIntercept=5)
+    ).image
+    np.testing.assert_allclose(image, (ramp - ramp.min()) / np.ptp(ramp), atol=1e-6)
+    assert "z.dcm: RescaleSlope 0" in caplog.text
+
+
+def test_rgb_without_planar_configuration_is_read_and_a_dicomdir_named(tmp_path):
+    """PlanarConfiguration is required for colour, yet some writers leave it out: the usual
+    order (pixel by pixel) is taken. A DICOMDIR given as a film is said to be an index."""
+    rgb = np.dstack([dicom_ramp(), dicom_ramp() // 2, np.zeros((H, W), np.uint16)])
+    p = write_dicom(tmp_path / "rgb.dcm", rgb, "RGB", Rows=H, Columns=W, SamplesPerPixel=3)
+    want = rgb.mean(axis=-1)
+    np.testing.assert_allclose(read_image(p).image, want / want.max(), atol=1e-5)
+    from pydicom.dataset import Dataset
+
+    index = write_dicom(tmp_path / "DICOMDIR", dicom_ramp(), DirectoryRecordSequence=[Dataset()])
+    with pytest.raises(ImageReadError, match="DICOMDIR, the index of a DICOM disc"):
+        read_image(index)

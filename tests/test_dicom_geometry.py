@@ -45,16 +45,40 @@ def test_dicom_spacing(tmp_path, tag):
         ({"PixelSpacing": "0.2"}, None),  # one value
         ({"PixelSpacing": ["0.2", ""]}, None),  # an empty one
         ({"PixelSpacing": ["0.2", "0.2", "0.2"]}, None),
+        ({"PixelSpacing": [0, 0]}, None),
+        ({"PixelSpacing": [-0.2, -0.2]}, None),
+        ({"PixelSpacing": ["nan", "0.2"]}, None),
         ({"PixelSpacing": "0.2", "ImagerPixelSpacing": [0.1, 0.1]}, (0.1, 0.1)),  # the next tag
-        ({"ImagerPixelSpacing": [0.15, 0.15], "EstimatedRadiographicMagnificationFactor": ""},
-         (0.15, 0.15)),
     ],
-    ids=["one-value", "empty-value", "three-values", "falls-back", "empty-magnification"],
+    ids=["one-value", "empty-value", "three-values", "zero", "negative", "nan", "falls-back"],
 )  # fmt: skip
-def test_malformed_spacing_says_nothing_and_the_film_is_read(tmp_path, attrs, spacing):
+def test_malformed_spacing_is_not_used_said_and_the_film_is_read(tmp_path, caplog, attrs, spacing):
     rad = read_image(write_dicom(tmp_path / "m.dcm", dicom_ramp(), **attrs))
     assert rad.spacing == (pytest.approx(spacing) if spacing else None)
     assert rad.image.std() > 0.1
+    assert "m.dcm: PixelSpacing" in caplog.text and "not two positive numbers" in caplog.text
+
+
+@pytest.mark.parametrize("attrs", [{"PixelSpacing": ""}, {"ImagerPixelSpacing": [0.15, 0.15],
+                                   "EstimatedRadiographicMagnificationFactor": ""}])  # fmt: skip
+def test_an_empty_spacing_or_magnification_is_unknown_not_wrong(tmp_path, caplog, attrs):
+    rad = read_image(write_dicom(tmp_path / "m.dcm", dicom_ramp(), **attrs))
+    assert rad.spacing == (None if "PixelSpacing" in attrs else pytest.approx((0.15, 0.15)))
+    assert "not two positive numbers" not in caplog.text
+
+
+@pytest.mark.parametrize("groups", ["SharedFunctionalGroupsSequence",
+                                    "PerFrameFunctionalGroupsSequence"])  # fmt: skip
+def test_an_enhanced_dicoms_spacing_in_its_functional_groups(tmp_path, groups):
+    """Enhanced (multi-frame) objects, and files GDCM transcodes to them, keep PixelSpacing in
+    the Pixel Measures functional group, not at the top of the dataset."""
+    from pydicom.dataset import Dataset
+
+    measures, group = Dataset(), Dataset()
+    measures.PixelSpacing = [0.16, 0.17]
+    group.PixelMeasuresSequence = [measures]
+    rad = read_image(write_dicom(tmp_path / "e.dcm", dicom_ramp(), **{groups: [group]}))
+    assert rad.spacing == pytest.approx((0.16, 0.17))
 
 
 @pytest.mark.parametrize(

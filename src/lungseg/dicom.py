@@ -20,6 +20,11 @@ def read_dicom(path: Path) -> Radiograph:
     from pydicom.pixels import apply_modality_lut, pixel_array
 
     ds = _dcmread(path)
+    if "DirectoryRecordSequence" in ds:
+        raise ImageReadError(f"{path}: a DICOMDIR, the index of a DICOM disc, not a film: give "
+                             "its folder, whose films are found")  # fmt: skip
+    if int(ds.get("SamplesPerPixel") or 1) > 1 and "PlanarConfiguration" not in ds:
+        ds.PlanarConfiguration = 0  # (required, yet left out by some writers: the usual order)
     try:
         _check_size(path, int(ds.Columns), int(ds.Rows))
         arr = pixel_array(ds, index=0)  # the first frame: (rows, cols[, samples])
@@ -37,7 +42,10 @@ def read_dicom(path: Path) -> Radiograph:
         arr = arr[..., :3].mean(axis=-1)
     if arr.ndim != 2:
         raise ImageReadError(f"{path}: pixel data of shape {arr.shape} is not one 2-D image")
-    arr = arr.astype(np.float32) if palette else apply_modality_lut(arr, ds).astype(np.float32)
+    if palette or _flat_rescale(ds, path):
+        arr = arr.astype(np.float32)
+    else:
+        arr = apply_modality_lut(arr, ds).astype(np.float32)
     mono = photometric in ("MONOCHROME1", "MONOCHROME2")  # (windows are defined for gray only)
     if mono and ("VOILUTSequence" in ds or "WindowCenter" in ds):
         try:
@@ -180,16 +188,46 @@ def _voi(arr: np.ndarray, ds):
     return apply_voi(np.rint(arr).astype(np.int64), lut)
 
 
-def _dicom_spacing(ds, path: Path | str = "") -> tuple[float, float] | None:
-    """(row, col) mm at the patient: PixelSpacing, else ImagerPixelSpacing (at the detector)
-    divided by EstimatedRadiographicMagnificationFactor (0018,1114) when that is > 0. A value
-    that is not two positive numbers says nothing (None: areas in pixels only), nor does one
-    that no radiograph has (`_plausible`: logged)."""
-    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+def _flat_rescale(ds, path) -> bool:
+    """True (logged) when the modality rescale would make every pixel one value (RescaleSlope
+    0, with no modality LUT): the stored values are used instead (any positive slope gives the
+    same film after `_minmax`)."""
+    try:
+        flat = "ModalityLUTSequence" not in ds and float(ds.get("RescaleSlope", 1)) == 0
+    except (TypeError, ValueError):
+        return False  # (pydicom's rescale says what is wrong with it)
+    if flat:
+        log.warning("%s: RescaleSlope 0 would make every pixel one value: not applied", path)
+    return flat
+
+
+def _spacing_value(ds, tag: str):
+    """The value of a spacing tag: the dataset's own, else (PixelSpacing of an enhanced,
+    multi-frame object) the shared, then the first frame's, functional group's."""
+    if tag in ds or tag != "PixelSpacing":
+        return ds.get(tag)
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         try:
-            row, col = (float(v) for v in ds.get(tag))
-        except (TypeError, ValueError):  # absent, one value or three, empty, not a number
+            return ds[groups][0].PixelMeasuresSequence[0].PixelSpacing
+        except (KeyError, IndexError, AttributeError):
             continue
+    return None
+
+
+def _dicom_spacing(ds, path: Path | str = "") -> tuple[float, float] | None:
+    """(row, col) mm at the patient: PixelSpacing (of the dataset or its functional groups),
+    else ImagerPixelSpacing (at the detector) divided by
+    EstimatedRadiographicMagnificationFactor (0018,1114) when that is > 0. A value that is
+    not two positive numbers says nothing (None: areas in pixels only), nor does one that no
+    radiograph has (`_plausible`); both are logged."""
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = _spacing_value(ds, tag)
+        try:
+            row, col = (float(v) for v in value)
+        except (TypeError, ValueError):  # absent, one value or three, empty, not a number
+            row = col = float("nan")
+        if not (row > 0 and col > 0) and str(value or "") not in ("", "[]"):  # (empty: unknown)
+            log.warning("%s: %s %r is not two positive numbers: not used", path, tag, value)
         if row > 0 and col > 0:
             try:
                 mag = float(ds.get("EstimatedRadiographicMagnificationFactor") or 0)

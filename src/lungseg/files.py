@@ -61,6 +61,13 @@ LEFT_BEHIND = re.compile(  # `_temporary` names of lungseg's outputs in --out
 )
 
 
+def file_stamp(path: str | Path) -> str:
+    """A file's size and modification time (ns), which `predict` writes into a film's mask:
+    `--resume` knows a film replaced since (also by an older file: `cp -p`, `rsync -a`) by it."""
+    st = os.stat(path)
+    return f"{st.st_size} {st.st_mtime_ns}"
+
+
 def half_written(name: str) -> bool:
     """True for the name of a temporary file `replace_file` left behind when its process was
     killed while writing one of `predict`'s outputs."""

@@ -4,7 +4,6 @@ and DICOM, or take them as arrays (`from_array`). Every reader returns a float32
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from .exif import as_displayed, exif_orientation, pil_orientation
-from .files import is_dicom
+from .files import file_stamp, is_dicom
 
 # Decompression bombs are refused. The largest chest detectors give about 4300x4300 = 18.5 MP;
 # a 14x17" film digitised at 43 um about 81 MP, a 17x17" one at 50 um 74 MP. 128 MP (Pillow's
@@ -44,20 +43,14 @@ class Radiograph:
     stamp: str = ""  # `file_stamp` of the file when it was read ('' for an array)
 
 
-def file_stamp(path: str | Path) -> str:
-    """A file's size and modification time (ns), which `predict` writes into a film's mask:
-    `--resume` knows a film replaced since (also by an older file: `cp -p`, `rsync -a`) by it."""
-    st = os.stat(path)
-    return f"{st.st_size} {st.st_mtime_ns}"
-
-
 def read_image(path: str | Path) -> Radiograph:
     """Read any supported radiograph. Raises FileNotFoundError or ImageReadError (a ValueError)."""
     from .dicom import read_dicom  # here: dicom.py builds on this module
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; check the path")
+        what = "a folder, not a file (`lungseg predict` takes folders)" if path.is_dir() else ""
+        raise FileNotFoundError(f"{path}: {what or 'no such file; check the path'}")
     stamp = file_stamp(path)  # (before reading it: a film changed meanwhile is redone)
     if stamp.startswith("0 "):
         raise ImageReadError(f"{path}: file is empty (0 bytes); re-export or re-copy it")
@@ -157,6 +150,7 @@ def _read_raster(path: Path) -> np.ndarray:
         return fast
     try:  # opened from a file object: Pillow 13 scrambles uncompressed TIFFs turned by EXIF 5-8
         with open(path, "rb") as f, Image.open(f) as im:  # when it opens them by name
+            _largest_page(im)
             _check_size(path, *im.size)
             im.load()
             image = to_gray_float(im, path)
@@ -175,6 +169,17 @@ def _read_raster(path: Path) -> np.ndarray:
         bomb = isinstance(e, BOMB)
         hint = "downsample it first" if bomb else "is it corrupt or truncated?"
         raise ImageReadError(f"{path}: not a readable image ({_why(e)}); {hint}") from e
+
+
+def _largest_page(im: Image.Image, most: int = 64) -> None:
+    """A TIFF of several pages turned to its largest (of the first `most`): some scanners and
+    converters write a thumbnail first (a reduced-resolution page). Other formats: frame 1."""
+    if im.format == "TIFF" and getattr(im, "n_frames", 1) > 1:
+        sizes = []
+        for k in range(min(im.n_frames, most)):
+            im.seek(k)
+            sizes.append(im.size[0] * im.size[1])
+        im.seek(int(np.argmax(sizes)))
 
 
 def _opencv_tiff(path: Path) -> np.ndarray | None:

@@ -3,6 +3,7 @@ entry (`film_key`), and one output name per film (what an earlier run left in --
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Set as AbstractSet
@@ -22,26 +23,16 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
     such as `._*`, .DS_Store, Thumbs.db, `__MACOSX/`, and, below the searched folder or a glob's
     fixed prefix, anything in mask/, masks/, ManualMask/, leftMask/ or rightMask/) and an `out`
     folder inside a searched folder; a file named explicitly is always taken."""
-    out_dir = Path(out).resolve() if out is not None else None
+    out_dir = Path(os.path.realpath(out)) if out is not None else None  # (a link loop: as is)
     files, missing, skipped = [], [], 0
     for p in paths:
-        path = Path(p)
-        if path.is_file():
-            files.append(path)
-            continue
-        if path.is_dir():
-            root, found = path, files_under(path)
-        else:  # a glob; the folders it matches are searched too
-            root, found = glob_root(p), glob_files(p)
-        found = [f for f in found if f.is_file() and is_supported(f)]
-        inner = out_dir if out_dir and root.resolve() in out_dir.parents else None
+        try:
+            kept, found = _expand(p, out_dir) if p else ([], [])  # ('': not the current folder)
+        except OSError as e:  # a name too long, a folder that cannot be read
+            log.debug("%s: %s", p, e)
+            kept, found = [], []
         if not found:
             missing.append(p)
-        kept = [
-            f
-            for f in sorted(found)
-            if not is_byproduct(f, root) and not (inner and inner in f.resolve().parents)
-        ]
         skipped += len(found) - len(kept)
         files += kept
     if skipped:
@@ -50,6 +41,25 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
     for f in files:
         entries.setdefault(film_key(f), f)
     return list(entries.values()), missing
+
+
+def _expand(p: str, out_dir: Path | None) -> tuple[list[Path], list[Path]]:
+    """One input of `collect_inputs` -> (its films, every supported file it matched)."""
+    path = Path(p)
+    if path.is_file():
+        return [path], [path]
+    if path.is_dir():
+        root, found = path, files_under(path)
+    else:  # a glob; the folders it matches are searched too
+        root, found = glob_root(p), glob_files(p)
+    found = [f for f in found if f.is_file() and is_supported(f)]
+    inner = out_dir if out_dir and Path(os.path.realpath(root)) in out_dir.parents else None
+    kept = [
+        f
+        for f in sorted(found)
+        if not is_byproduct(f, root) and not (inner and inner in Path(os.path.realpath(f)).parents)
+    ]
+    return kept, found
 
 
 def film_key(path: str | Path) -> str:
@@ -69,21 +79,38 @@ def output_stems(
     (`earlier`, per file; None: none), else its stem (a DICOM named by UID: its whole name,
     `film_stem`), or <stem>_2, _3, ... when that name is taken (two films called film.png in
     different folders, film.png beside film_2.png, or a name in `reserved`: an earlier call's
-    film, not given now). Names are compared ignoring case, as macOS and Windows do."""
-    taken = {film_stem(f).casefold() for f in files}  # (this call's own names)
+    film, not given now). Names are compared ignoring case, as macOS and Windows do; a name too
+    long for its outputs' file names is shortened (`_fitting`)."""
+    stems = [_fitting(film_stem(f)) for f in files]
+    taken = {s.casefold() for s in stems}  # (this call's own names)
     seen = {r.casefold() for r in reserved}
     out: list[str | None] = [None] * len(files)
     for i, name in enumerate(earlier or []):  # first: films keep the names they have
         if name and name.casefold() not in seen:
             seen.add(name.casefold())
             out[i] = name
-    for i, f in enumerate(files):
+    for i in range(len(files)):
         if out[i] is not None:
             continue
-        stem, n = film_stem(f), 1
+        stem, n = stems[i], 1
         while stem.casefold() in seen or (n > 1 and stem.casefold() in taken):
             n += 1
-            stem = f"{film_stem(f)}_{n}"
+            stem = f"{stems[i]}_{n}"
         seen.add(stem.casefold())
         out[i] = stem
     return out
+
+
+MAX_STEM = 200  # bytes: <stem>_overlay.png and a _N suffix stay within 255-byte file names
+
+
+def _fitting(stem: str) -> str:
+    """A film's stem, or for one over MAX_STEM bytes its start and a digest of the whole (so
+    that two long names with one start stay two names)."""
+    raw = os.fsencode(stem)
+    if len(raw) <= MAX_STEM:
+        return stem
+    start = stem
+    while len(os.fsencode(start)) > MAX_STEM - 9:  # (cut on a character, in any encoding)
+        start = start[:-1]
+    return f"{start}~{hashlib.sha256(raw).hexdigest()[:8]}"

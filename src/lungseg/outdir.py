@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .files import MASK, OVERLAY, output_name
-from .imageio import file_stamp
+from .files import MASK, OVERLAY, file_stamp, output_name
 from .inputs import film_key, output_stems
 from .png import film_stamp, predicted_film
 from .table import TABLE, read_table

@@ -194,7 +194,7 @@ def predicted_film(path: str | Path) -> str | None:
 
 
 def film_stamp(path: str | Path) -> str:
-    """The film's `imageio.file_stamp` when `predict` read it, as its mask says ("" when the
+    """The film's `files.file_stamp` when `predict` read it, as its mask says ("" when the
     mask does not say: written by lungseg before 2026-12-07, or from an array)."""
     return (_marks(path) or {}).get(STAMP_KEY, b"").decode("latin-1")
 
@@ -230,7 +230,7 @@ def write_png(
     `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
     palette PNG (overlays: a third of the bytes of RGB). `mark`: an output of `predict`
     (`predicted`), of the film `film` (ASCII, at most 64 characters: `predicted_film`) as it
-    was when read (`stamp`: `imageio.file_stamp`, read back by `film_stamp`). Encoded by
+    was when read (`stamp`: `files.file_stamp`, read back by `film_stamp`). Encoded by
     `_encode_png`."""
     array = np.asarray(array)
     if (

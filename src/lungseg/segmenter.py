@@ -8,6 +8,7 @@ It never imports training code; the mask always comes back at the input's own si
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,6 +158,6 @@ class Segmenter:
     def _radiograph(image) -> Radiograph:
         if isinstance(image, Radiograph):
             return image
-        if isinstance(image, (str, Path)):
-            return read_image(image)
+        if isinstance(image, (str, Path, bytes)):  # (bytes: a name that is not UTF-8)
+            return read_image(os.fsdecode(image))
         return Radiograph(from_array(image))  # HxW or HxWxC; uint8, uint16, float [0,1]
