@@ -66,7 +66,7 @@ def test_the_api_takes_such_a_name_as_bytes(tmp_path):
     from lungseg.segmenter import Segmenter
 
     assert isinstance(Segmenter._radiograph(path), Radiograph)
-    with pytest.raises(FileNotFoundError, match="a folder, not a file"):
+    with pytest.raises(IsADirectoryError, match="a folder, not a file"):
         Segmenter._radiograph(str(tmp_path))
 
 
@@ -104,3 +104,25 @@ def test_a_tiff_whose_first_page_is_a_thumbnail_is_read_at_full_size(tmp_path):
     assert read_image(tmp_path / "t.tif").image.shape == (150, 200)
     full.save(tmp_path / "u.tif", save_all=True, append_images=[full.resize((32, 24))])
     assert read_image(tmp_path / "u.tif").image.shape == (150, 200)
+
+
+def test_a_tiff_with_a_broken_page_chain_is_read_at_its_first_page(tmp_path):
+    """A TIFF whose next-page offset points past its end (a cut or badly written file) is read
+    as before this version looked for its largest page: its first page."""
+    ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (48, 1))
+    Image.fromarray(ramp).save(tmp_path / "b.tif")
+    data = bytearray((tmp_path / "b.tif").read_bytes())
+    ifd = int.from_bytes(data[4:8], "little")  # (Pillow writes little-endian: II)
+    entries = int.from_bytes(data[ifd : ifd + 2], "little")
+    at = ifd + 2 + 12 * entries  # the next-page offset after the first page's entries
+    data[at : at + 4] = (len(data) + 1000).to_bytes(4, "little")
+    (tmp_path / "b.tif").write_bytes(bytes(data))
+    np.testing.assert_allclose(read_image(tmp_path / "b.tif").image, ramp / 255, atol=1e-6)
+
+
+def test_an_empty_overlay_leaves_its_check_sheet_tile_blank(tmp_path):
+    """A 0-byte overlay (a kill or a full disk, before outputs were written in one step) does
+    not stop the check sheets: its tile is left blank, its caption written."""
+    (tmp_path / "a_overlay.png").write_bytes(b"")
+    pages = check_sheets(tmp_path, [{"mask": "a_mask.png", "quality": "check", "flags": "x"}])
+    assert len(pages) == 1

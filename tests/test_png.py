@@ -98,6 +98,9 @@ def test_write_png_writes_as_in_place_writing_would(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["elsewhere.png", "link.png", long.name]
     )
+    target.chmod(0o600)
+    write_png(target, np.zeros((H, W), np.uint8))
+    assert target.stat().st_mode & 0o777 == 0o600  # (a new file, its permissions kept)
     if os.geteuid() != 0:  # (root writes read-only files)
         target.chmod(0o444)
         with pytest.raises(PermissionError, match="read-only"):

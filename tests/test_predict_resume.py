@@ -243,6 +243,21 @@ def test_resume_keeps_films_restored_or_made_read_only(tiny_model, tmp_path):
     assert seg.runner.films == 0 and len(_rows(out)) == 3
 
 
+def test_resume_keeps_films_restored_from_a_tar_or_zip(tiny_model, tmp_path):
+    """tar and zip keep whole seconds (zip and FAT: even ones): films restored from them have
+    lost the fraction of their modification time, not become other films."""
+    films = _films(tmp_path / "in", 2)
+    seg = Segmenter(tiny_model, device="cpu")
+    out = tmp_path / "out"
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg) == []
+    for f in films:
+        ns = f.stat().st_mtime_ns
+        os.utime(f, ns=(ns, ns // 2_000_000_000 * 2_000_000_000))  # (zip: even seconds)
+    seg.runner = _Counting(seg.runner)
+    assert predict.predict_paths([str(tmp_path / "in")], str(out), segmenter=seg, resume=True) == []
+    assert seg.runner.films == 0
+
+
 def test_a_call_removes_the_files_a_killed_call_was_writing(tiny_model, tmp_path):
     """A call killed while writing leaves a hidden temporary file (`files.replace_file`); the next
     call into the folder removes it, and nothing else of the folder's hidden files."""
@@ -424,6 +439,7 @@ def test_a_table_saved_in_a_windows_code_page_keeps_its_films(tiny_model, tmp_pa
     table = out / "results.csv"
     table.write_bytes(table.read_text(encoding="utf-8").encode("cp1252"))
     assert predict.predict_paths([str(folder)], str(out), segmenter=seg) == []
+    assert not (out / "results.csv.unreadable").exists()
     rows = _rows(out)
     assert sorted(Path(r["file"]).name for r in rows) == sorted(names)
     assert sorted(r["mask"] for r in rows) == sorted(f"{Path(n).stem}_mask.png" for n in names)

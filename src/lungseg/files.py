@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import re
+import shutil
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
@@ -30,13 +31,18 @@ def replace_file(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` in one step: into a hidden temporary file beside it (`is_leftover`),
     then renamed over it, so that a kill leaves the old file or the new one, never part of one
     (the temporary file is removed when writing it fails, e.g. on a full disk). As writing in
-    place would: a link is written through to its file, a read-only file is refused."""
+    place would: a link is written through to its file, a read-only file is refused, a file's
+    permissions are kept (not its owner, ACLs or other hard links: it is a new file; and the
+    folder must be writable)."""
     path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    if os.path.exists(path) and not os.access(path, os.W_OK):
+    existed = os.path.exists(path)
+    if existed and not os.access(path, os.W_OK):
         raise PermissionError(errno.EACCES, "read-only: make it writable first", str(path))
     tmp = path.with_name(_temporary(path.name))
     try:
         tmp.write_bytes(data)
+        if existed:
+            shutil.copymode(path, tmp)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -66,6 +72,20 @@ def file_stamp(path: str | Path) -> str:
     `--resume` knows a film replaced since (also by an older file: `cp -p`, `rsync -a`) by it."""
     st = os.stat(path)
     return f"{st.st_size} {st.st_mtime_ns}"
+
+
+def same_file(stamp: str, now: str) -> bool:
+    """Whether two `file_stamp`s are of one file: the same size and modification time, within
+    2 s where either time is in whole seconds (tar and zip keep no fraction, zip and FAT round
+    to 2 s: a film restored from them is the same film)."""
+    if stamp == now:
+        return True
+    try:
+        (size, ns), (size_now, ns_now) = (map(int, s.split()) for s in (stamp, now))
+    except ValueError:
+        return False
+    whole = ns % 10**9 == 0 or ns_now % 10**9 == 0
+    return size == size_now and whole and abs(ns - ns_now) < 2 * 10**9
 
 
 def half_written(name: str) -> bool:

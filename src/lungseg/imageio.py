@@ -4,6 +4,7 @@ and DICOM, or take them as arrays (`from_array`). Every reader returns a float32
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +44,16 @@ class Radiograph:
     stamp: str = ""  # `file_stamp` of the file when it was read ('' for an array)
 
 
-def read_image(path: str | Path) -> Radiograph:
-    """Read any supported radiograph. Raises FileNotFoundError or ImageReadError (a ValueError)."""
+def read_image(path: str | Path | bytes) -> Radiograph:
+    """Read any supported radiograph (`path` as bytes: a name that is not UTF-8). Raises
+    FileNotFoundError, IsADirectoryError or ImageReadError (a ValueError)."""
     from .dicom import read_dicom  # here: dicom.py builds on this module
 
-    path = Path(path)
+    path = Path(os.fsdecode(path))
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a folder, not a file (`lungseg predict` takes folders)")
     if not path.is_file():
-        what = "a folder, not a file (`lungseg predict` takes folders)" if path.is_dir() else ""
-        raise FileNotFoundError(f"{path}: {what or 'no such file; check the path'}")
+        raise FileNotFoundError(f"{path}: no such file; check the path")
     stamp = file_stamp(path)  # (before reading it: a film changed meanwhile is redone)
     if stamp.startswith("0 "):
         raise ImageReadError(f"{path}: file is empty (0 bytes); re-export or re-copy it")
@@ -143,24 +146,25 @@ def _check_size(path: Path, w: int, h: int) -> None:
 
 
 def _read_raster(path: Path) -> np.ndarray:
-    from .png import read_png  # here: png.py builds on this module
+    from .png import read_png  # here: png.py and tiff.py build on this module
+    from .tiff import largest_page, opencv_tiff, white_is_zero
 
     fast = read_png(path)
     if fast is not None:
         return fast
     try:  # opened from a file object: Pillow 13 scrambles uncompressed TIFFs turned by EXIF 5-8
         with open(path, "rb") as f, Image.open(f) as im:  # when it opens them by name
-            _largest_page(im)
+            largest_page(im)
             _check_size(path, *im.size)
             im.load()
             image = to_gray_float(im, path)
-            if _white_is_zero(im):
+            if white_is_zero(im):
                 image = np.subtract(1, image, dtype=np.float32)
             return as_displayed(image, pil_orientation(im))
     except ImageReadError:
         raise
     except Image.UnidentifiedImageError as e:
-        if (tiff := _opencv_tiff(path)) is not None:
+        if (tiff := opencv_tiff(path)) is not None:
             return tiff
         raise ImageReadError(
             f"{path}: not a readable image ({_why(e)}); is it corrupt or truncated?"
@@ -171,41 +175,14 @@ def _read_raster(path: Path) -> np.ndarray:
         raise ImageReadError(f"{path}: not a readable image ({_why(e)}); {hint}") from e
 
 
-def _largest_page(im: Image.Image, most: int = 64) -> None:
-    """A TIFF of several pages turned to its largest (of the first `most`): some scanners and
-    converters write a thumbnail first (a reduced-resolution page). Other formats: frame 1."""
-    if im.format == "TIFF" and getattr(im, "n_frames", 1) > 1:
-        sizes = []
-        for k in range(min(im.n_frames, most)):
-            im.seek(k)
-            sizes.append(im.size[0] * im.size[1])
-        im.seek(int(np.argmax(sizes)))
-
-
-def _opencv_tiff(path: Path) -> np.ndarray | None:
-    """A TIFF that Pillow cannot open (float64 samples) read by OpenCV, stretched to
-    [0,1] as Pillow's float TIFFs are (`_minmax`; colour averaged), or None."""
-    with open(path, "rb") as f:
-        if f.read(4) not in (b"II*\0", b"MM\0*"):
-            return None
+def imdecode(path: str | Path, flags: int) -> np.ndarray | None:
+    """An image file decoded by OpenCV (`flags`: cv2.IMREAD_*), None when it cannot be (empty,
+    not an image). Read by numpy: OpenCV's own imread crashes the process on a file name that
+    is not UTF-8 (OpenCV 5.1)."""
     import cv2
 
-    flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH  # (cv2.imread crashes on a file name
-    arr = cv2.imdecode(np.fromfile(path, np.uint8), flags)  # that is not UTF-8: OpenCV 5.1)
-    if arr is None or arr.dtype.kind != "f" or arr.ndim not in (2, 3):
-        return None  # (integer TIFFs Pillow cannot open are refused as before)
-    _check_size(path, arr.shape[1], arr.shape[0])
-    gray = _minmax(arr if arr.ndim == 2 else arr[..., :3].mean(-1), path)
-    alpha = arr[..., 3] if arr.ndim == 3 and arr.shape[2] == 4 else None  # over black
-    return gray if alpha is None else gray * np.clip(alpha, 0, 1).astype(np.float32)
-
-
-def _white_is_zero(im: Image.Image) -> bool:
-    """A TIFF stored as a negative (PhotometricInterpretation 0, WhiteIsZero, as DICOM's
-    MONOCHROME1: some film digitisers write it) that Pillow leaves so: it turns only 1- and
-    8-bit ones, not 16-bit, 32-bit or float."""
-    tags = getattr(im, "tag_v2", None)
-    return bool(tags) and tags.get(262) == 0 and im.mode in (*MODES16, "I", "F")
+    data = np.fromfile(path, np.uint8)
+    return cv2.imdecode(data, flags) if data.size else None
 
 
 def _why(e: Exception) -> str:

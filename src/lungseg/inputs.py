@@ -29,7 +29,7 @@ def collect_inputs(paths: list[str], out: str | Path | None = None) -> tuple[lis
         try:
             kept, found = _expand(p, out_dir) if p else ([], [])  # ('': not the current folder)
         except OSError as e:  # a name too long, a folder that cannot be read
-            log.debug("%s: %s", p, e)
+            log.warning("%s: %s", p, e.strerror or e)
             kept, found = [], []
         if not found:
             missing.append(p)
@@ -52,7 +52,7 @@ def _expand(p: str, out_dir: Path | None) -> tuple[list[Path], list[Path]]:
         root, found = path, files_under(path)
     else:  # a glob; the folders it matches are searched too
         root, found = glob_root(p), glob_files(p)
-    found = [f for f in found if f.is_file() and is_supported(f)]
+    found = [f for f in found if _is_file(f) and is_supported(f)]
     inner = out_dir if out_dir and Path(os.path.realpath(root)) in out_dir.parents else None
     kept = [
         f
@@ -60,6 +60,14 @@ def _expand(p: str, out_dir: Path | None) -> tuple[list[Path], list[Path]]:
         if not is_byproduct(f, root) and not (inner and inner in Path(os.path.realpath(f)).parents)
     ]
     return kept, found
+
+
+def _is_file(path: Path) -> bool:
+    """`Path.is_file`, False where the system refuses to say (a folder that cannot be entered)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def film_key(path: str | Path) -> str:

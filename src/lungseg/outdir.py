@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .files import MASK, OVERLAY, file_stamp, output_name
+from .files import MASK, OVERLAY, file_stamp, output_name, same_file
 from .inputs import film_key, output_stems
 from .png import film_stamp, predicted_film
 from .table import TABLE, read_table
@@ -214,7 +214,11 @@ def _unchanged(mask: Path, film: Path) -> bool:
     as the mask records them (`png.film_stamp`: a film replaced since, even by an older file,
     differs); masks written before 2026-12-07 do not record them: the mask newer than the film."""
     stamp = film_stamp(mask)
-    return stamp == file_stamp(film) if stamp else mask.stat().st_mtime >= film.stat().st_mtime
+    return (
+        same_file(stamp, file_stamp(film))
+        if stamp
+        else mask.stat().st_mtime >= film.stat().st_mtime
+    )
 
 
 LOCK = ".lungseg-predict.lock"

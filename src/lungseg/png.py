@@ -249,7 +249,8 @@ def write_png(
         if int(array.max(initial=0)) >= len(palette):
             raise ValueError(f"{path}: palette PNG needs uint8 HxW indices below {len(palette)}")
     if len(film) > 64 or not film.isascii() or len(stamp) > 64 or not stamp.isascii():
-        raise ValueError(f"{path}: a film's mark is ASCII of at most 64 characters: {film!r}")
+        raise ValueError(f"{path}: a film's marks are ASCII of at most 64 characters: {film!r} "
+                         f"{stamp!r}")  # fmt: skip
     marks = [FILM_KEY + b"\0" + film.encode()] * bool(mark and film)
     marks += [STAMP_KEY + b"\0" + stamp.encode()] * bool(mark and stamp)
     replace_file(path, _encode_png(array, palette, mark, marks))  # (a kill leaves no half file)

@@ -107,7 +107,9 @@ def predict_paths(
         if resume:
             log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
         kept = len(rows)  # (finished by an earlier run)
-        replace_text(out_dir / RECORD, json.dumps(run, indent=2))
+        earlier_rows = [*others, *(r for i, r in again.items() if i not in rows), *rows.values()]
+        replace_text(out_dir / TABLE, table_text(earlier_rows))  # in one step, then appended to
+        replace_text(out_dir / RECORD, json.dumps(run, indent=2))  # (after: no other run's rows)
         todo = [(i, fs) for i, fs in enumerate(zip(files, stems, strict=True)) if i not in rows]
         finish = partial(_finish, seg, out_dir, labels=labels, overlays=overlays)
         films = partial(
@@ -136,15 +138,13 @@ def _summary(rows: dict, kept: int, others: list, sheets: list, failed: int, out
 
 
 def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, films) -> None:
-    """results.csv as the films finish: the earlier rows first, replacing the table in one
-    step (a kill or a full disk leaves the earlier table), then a row appended as each film
-    is done (by the thread that wrote the film's PNGs, so a kill loses no row of a film whose
+    """results.csv as the films finish, after the earlier rows (written in one step by the
+    caller: a kill or a full disk leaves the earlier table): a row appended as each film is
+    done (by the thread that wrote the film's PNGs, so a kill loses no row of a film whose
     files are there); at the end in input order. A film's earlier row (`again`) stays until
     its new one is written (read back, the last row of a film wins)."""
     lock, closed = threading.Lock(), threading.Event()
     try:
-        kept = [*others, *(r for i, r in again.items() if i not in rows), *rows.values()]
-        replace_text(out_dir / TABLE, table_text(kept))
         with open(out_dir / TABLE, "a", **CSV_TEXT) as f:
             table = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .files import OVERLAY, SHEET_STEM, output_name
+from .imageio import imdecode
 from .png import predicted, write_png
 from .postprocess import LEFT, RIGHT, bounding_box
 
@@ -154,7 +155,7 @@ def _film(row: dict) -> str:
 def _tile(cell: np.ndarray, path: Path, row: dict) -> None:
     """Draw the overlay at `path` shrunk into the top TILE x TILE of `cell` (RGB, white), and
     below it the film's name and flags (on two lines, cut to fit)."""
-    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)  # (imread: see imageio)
+    bgr = imdecode(path, cv2.IMREAD_COLOR)
     if bgr is not None:
         h, w = bgr.shape[:2]
         scale = TILE / max(h, w)

@@ -8,7 +8,6 @@ It never imports training code; the mask always comes back at the input's own si
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,7 +85,7 @@ class Segmenter:
         """The model shipped with the package."""
         return cls(DEFAULT_WEIGHTS, **kwargs)
 
-    def __call__(self, image: str | Path | np.ndarray | Radiograph) -> Result:
+    def __call__(self, image: str | Path | bytes | np.ndarray | Radiograph) -> Result:
         return self.batch([image])[0]
 
     def batch(self, images: list) -> list[Result]:
@@ -159,5 +158,5 @@ class Segmenter:
         if isinstance(image, Radiograph):
             return image
         if isinstance(image, (str, Path, bytes)):  # (bytes: a name that is not UTF-8)
-            return read_image(os.fsdecode(image))
+            return read_image(image)
         return Radiograph(from_array(image))  # HxW or HxWxC; uint8, uint16, float [0,1]
