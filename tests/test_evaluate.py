@@ -314,3 +314,51 @@ def test_the_printed_table_has_a_line_per_dataset_and_skips_the_protocol():
     scores = ["IoU", "0.9000", "Dice", "0.9500", "acc", "0.9800"]
     assert lines[0].split() == ["jsrt", "n=", "3", *scores]
     assert lines[1].split() == ["mean_of_datasets", *scores]
+
+
+def test_an_earlier_evaluation_in_the_same_out_leaves_nothing_behind(tiny_model, tmp_path, synth):
+    """Evaluating into a folder an earlier evaluation wrote: none of the earlier one's files
+    stays to pass for this one's (its new split, its worst films, its figures); a splits.csv
+    that was not its own is kept."""
+    left, right = synth.lung_masks()
+    for k in range(8):
+        synth.save_png(tmp_path / "mine" / "images" / f"p{k}.png", synth.chest_image(seed=k))
+        synth.save_mask(tmp_path / "mine" / "masks" / f"p{k}.png", left | right)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(tiny_model), "--data", str(tmp_path / "mine")]
+    argv += ["--out", str(out), "--device", "cpu"]
+    assert main(argv + ["--split", "test"]) == 0  # a new split, saved in --out
+    assert (out / "splits.csv").exists()
+    (out / "worst" / "gone_iou0.100.png").write_bytes(b"x")  # (as an earlier model's worst)
+    (out / "training_curves.png").write_bytes(b"x")
+    assert main(argv + ["--split", "all"]) == 0
+    assert not (out / "splits.csv").exists() and not (out / "training_curves.png").exists()
+    assert not (out / "worst" / "gone_iou0.100.png").exists()
+    assert len(list((out / "worst").glob("*.png"))) == 6 and _ids(out) == [
+        f"p{k}" for k in range(8)
+    ]
+    (out / "splits.csv").write_text("dataset,id,split\n")  # the user's own
+    assert main(argv + ["--split", "all"]) == 0
+    assert (out / "splits.csv").read_text() == "dataset,id,split\n"
+
+
+def test_a_model_out_of_its_run_folder_still_says_what_it_was_trained_on(
+    root, tiny_model, tmp_path, caplog
+):
+    """A model file copied or exported out of its run folder carries the films it was trained
+    and selected on: scoring some of them is warned about and recorded in the protocol."""
+    from lungseg.model import films_json, load_model, save_safetensors, trained_on
+
+    net, config = load_model(tiny_model)
+    films = {("shenzhen", "CHNCXR_0001_0"): "train", ("montgomery", "MCUCXR_0001_0"): "train"}
+    films[("montgomery", "MCUCXR_0002_0")] = "val"  # (scoring val, only train films count)
+    lone = tmp_path / "lone.safetensors"
+    save_safetensors(net, config, lone, films=films)
+    assert trained_on(lone) == films and json.loads(films_json(films))["val"] == [
+        "montgomery/MCUCXR_0002_0"
+    ]
+    metrics = evaluate(lone, root, "val", tmp_path / "ev", device="cpu")
+    assert sorted(metrics["protocol"]["not_held_out"]) == ["CHNCXR_0001_0", "MCUCXR_0001_0"]
+    assert "2 of the 4 films are train films in the training record inside" in caplog.text
+    plain = evaluate(tiny_model, root, "val", tmp_path / "ev2", device="cpu")
+    assert plain["protocol"]["not_held_out"] == []

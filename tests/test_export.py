@@ -214,3 +214,26 @@ def test_upper_case_suffixes_and_onnx_refusals(tiny_model, fp32_onnx, tmp_path, 
         make_runner(fp32_onnx, device="cuda")  # ONNX Runtime runs on the CPU here
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # the `onnx` extra not installed
     assert cli.main(["export", "--model", str(tiny_model), "--out", str(tmp_path / "y.onnx")]) == 2
+
+
+def test_a_failed_export_leaves_an_earlier_file_as_it_was(tiny_model, fp32_onnx, tmp_path):
+    """An export that fails after the network was written (here: a --check folder with no
+    readable image) leaves the .onnx already at --out untouched, and no other file beside it."""
+    out = tmp_path / "keep.onnx"
+    out.write_bytes(fp32_onnx.read_bytes())
+    (tmp_path / "check").mkdir()
+    (tmp_path / "check" / "b.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"none of the 1 images in .*check could be read"):
+        export_onnx(tiny_model, out, check=tmp_path / "check")
+    assert out.read_bytes() == fp32_onnx.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check", "keep.onnx"]
+
+
+def test_an_exported_model_keeps_the_record_of_its_training_films(tiny_model, tmp_path):
+    from lungseg.model import load_model, save_safetensors, trained_on
+
+    net, config = load_model(tiny_model)
+    films = {("jsrt", "JPCLN001"): "train", ("jsrt", "JPCNN002"): "val"}
+    save_safetensors(net, config, tmp_path / "m.safetensors", films=films)
+    out = export_onnx(tmp_path / "m.safetensors", tmp_path / "m.onnx")
+    assert trained_on(out) == films

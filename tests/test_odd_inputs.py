@@ -126,3 +126,16 @@ def test_an_empty_overlay_leaves_its_check_sheet_tile_blank(tmp_path):
     (tmp_path / "a_overlay.png").write_bytes(b"")
     pages = check_sheets(tmp_path, [{"mask": "a_mask.png", "quality": "check", "flags": "x"}])
     assert len(pages) == 1
+
+
+def test_a_file_given_for_a_folder_is_named_as_such(tmp_path):
+    from lungseg.datasets import discover
+    from lungseg.export import find_images
+
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="notes.txt: a file, not a folder"):
+        discover(tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError, match="notes.txt: a file, not a folder"):
+        find_images(tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError, match="gone: folder not found"):
+        discover(tmp_path / "gone")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,18 @@ def test_predict_no_overlay_writes_masks_only(tiny_model, folder, tmp_path):
                  "--no-overlay"]) == 0  # fmt: skip
     assert sorted(p.name for p in out.glob("*.png")) == ["a_mask.png", "b_mask.png", "c_mask.png"]
     assert len(list(csv.DictReader(open(out / "results.csv")))) == 3
+
+
+def test_the_summary_points_at_overlays_only_when_there_are_some(tmp_path, caplog):
+    from lungseg.predict import _summary
+
+    rows = {0: {"quality": "check"}, 1: {"quality": "ok"}}
+    with caplog.at_level(logging.INFO, logger="lungseg"):
+        _summary(rows, 0, [], [], 0, tmp_path)  # overlays written, no sheet
+        _summary(rows, 0, [], None, 0, tmp_path)  # --no-overlay
+    first, second = caplog.messages[-2:]
+    assert "2 images segmented (1 flagged 'check': look at their overlays)" in first
+    assert "(1 flagged 'check')," in second and "look at" not in second
 
 
 def test_predict_reports_bad_files_and_continues(tiny_model, folder, tmp_path, caplog):

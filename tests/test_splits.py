@@ -299,3 +299,18 @@ def test_resume_trains_on_the_runs_own_split(tmp_path, synth, caplog):
     assert f"1 films under {root} are not in {out / 'splits.csv'}" in caplog.text
     load_split_pairs(cfg, out)  # a new run in the folder makes and writes its own split
     assert read_splits(out / "splits.csv") == make_splits(samples)
+
+
+def test_a_trailing_digit_of_your_own_names_is_no_label(tmp_path):
+    """`film_000`, `film_001`, `film_002`: one group of 3 films (one train, one val, one test),
+    not three groups of one split by a label read from their numbers (all train: no val)."""
+    from lungseg.datasets import Sample, label_of
+
+    assert [label_of(n) for n in ("film_000", "film_001", "MCUCXR_0001_1", "CHNCXR_0003_0")] == [
+        None, None, 1, 0,
+    ]  # fmt: skip
+    samples = [
+        Sample("other", f"film_{k:03d}", tmp_path / f"{k}.png", [], label_of(f"film_{k:03d}"))
+        for k in range(3)
+    ]
+    assert sorted(make_splits(samples).values()) == ["test", "train", "val"]

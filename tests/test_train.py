@@ -96,6 +96,12 @@ def test_train_writes_run_folder(trained, data_root):
     with open(out / "splits.csv", newline="") as f:
         splits = list(csv.DictReader(f))
     assert len(splits) == 12
+    from lungseg.model import trained_on
+
+    films = trained_on(out / "model.safetensors")  # (--limit 4: at most 4 of each split's)
+    listed = {(r["dataset"], r["id"]): r["split"] for r in splits}
+    assert sorted(films.values()).count("train") == 4 and "val" in films.values()
+    assert all(listed[k] == v for k, v in films.items())
 
 
 @pytest.mark.slow
@@ -326,3 +332,25 @@ def test_bf16_training_on_the_cpu_leaves_an_ordinary_model(data_root, tmp_path, 
             outputs.append(model(x))
     assert torch.isfinite(outputs[0]).all()
     assert torch.allclose(outputs[0], outputs[1], atol=0.05)  # fp16 file against fp32 checkpoint
+
+
+@pytest.mark.parametrize("lr,finished", [(3e-4, False), (1e-5, True)])
+def test_the_resume_log_says_whether_the_schedule_had_finished(caplog, lr, finished):
+    """Resumed halfway, the log says the rate goes on down (it said, cut short, that the run had
+    finished its schedule); resumed at --min-lr, that a new run is needed to train higher."""
+    from types import SimpleNamespace
+
+    from lungseg.train import LungSegModule
+
+    sched = SimpleNamespace(scheduler=SimpleNamespace(T_max=8))
+    opt = SimpleNamespace(param_groups=[{"lr": lr}])
+    stub = SimpleNamespace(
+        trainer=SimpleNamespace(lr_scheduler_configs=[sched], optimizers=[opt]),
+        current_epoch=3,
+        cfg=SimpleNamespace(epochs=8, min_lr=1e-5),
+    )
+    with caplog.at_level(logging.INFO, logger="lungseg"):
+        LungSegModule.on_train_start(stub)
+    assert "resumed at epoch 3" in caplog.text
+    assert ("finished its schedule" in caplog.text) == finished
+    assert caplog.text.rstrip().endswith("higher rate)" if finished else "last epoch")

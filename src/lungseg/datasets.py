@@ -67,11 +67,15 @@ def dataset_of(stem: str) -> str:
 
 
 def label_of(stem: str) -> int | None:
+    """The film's label where its data set's names give one: JSRT's nodule (JPCLN / JPCNN),
+    Montgomery's and Shenzhen's TB (their last `_0` / `_1`); None for other films (a trailing
+    digit of your own names, `film_001`, is not a label)."""
     if stem.upper().startswith("JPCLN"):
         return 1
     if stem.upper().startswith("JPCNN"):
         return 0
-    return int(stem[-1]) if stem[-1:] in ("0", "1") and "_" in stem else None
+    tb = dataset_of(stem) in ("montgomery", "shenzhen")
+    return int(stem[-1]) if tb and stem[-2:] in ("_0", "_1") else None
 
 
 def _masks_in(folder: Path | None, problems: list[Problem]) -> dict[tuple[str, str], Path]:
@@ -229,7 +233,8 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
     the film or with `_mask`)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"--data {root}: folder not found; point it at the data root")
+        what = "a file, not a folder" if root.exists() else "folder not found"
+        raise FileNotFoundError(f"--data {root}: {what}; point it at the data root")
     samples: list[Sample] = []
     problems: list[Problem] = []
     for dirpath, dirnames, _ in os.walk(root):

@@ -23,6 +23,7 @@ from .metrics import (
     side_dice,
     summarize,
 )
+from .model import trained_on
 from .png import write_png
 from .segmenter import Segmenter
 from .sides import split_sides
@@ -48,17 +49,18 @@ def _thumb(a: np.ndarray) -> np.ndarray:
     return cv2.resize(a, (THUMB, THUMB), interpolation=interp)
 
 
-def _warn_trained_on(path: Path, chosen, split: str) -> None:
-    """Say which of the `chosen` films the split file `path` (the training run's, or with
-    --split all the data's when the run's is not known) lists as train (or, scoring test or
-    all, as val): their scores are not held-out figures. None for --split train."""
+def _not_held_out(listed: dict, source, chosen, split: str) -> list[str]:
+    """The `chosen` films that `listed` ((dataset, id) -> split: the training run's splits.csv,
+    the model's own record of its films, or with --split all the data's split) names as train
+    (or, scoring test or all, as val): their scores are not held-out figures; said, naming
+    `source`. None for --split train."""
     used = {"train": (), "val": ("train",)}.get(split, ("train", "val"))  # (as asked for)
-    listed = read_splits(path, chosen) if used else {}
     if seen := [s.id for s in chosen if listed.get((s.dataset, s.id)) in used]:
         log.warning(
             "--split %s: %d of the %d films are %s films in %s (not held out), e.g. %s",
-            split, len(seen), len(chosen), " or ".join(used), path, ", ".join(seen[:3]),
+            split, len(seen), len(chosen), " or ".join(used), source, ", ".join(seen[:3]),
         )  # fmt: skip
+    return seen
 
 
 def _split_file(root, trained: Path | None, samples) -> Path | None:
@@ -132,6 +134,7 @@ def evaluate(
     )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _clear_earlier(out_dir)
     run = _find_run_dir(model, run_dir)
     trained = run / "splits.csv" if run and (run / "splits.csv").is_file() else None
     if split == "all":  # every film: no split to find or make
@@ -147,8 +150,10 @@ def evaluate(
                 "scoring the %s films of a new split (%d of %d): for every film of your own, "
                 "use --split all", split, len(chosen), len(samples)
             )  # fmt: skip
-    if trained:
-        _warn_trained_on(trained, chosen, split)
+    listed, source = (read_splits(trained, chosen), trained) if trained else ({}, None)
+    if not trained and (model_file := seg.model_file()) and (listed := trained_on(model_file)):
+        source = f"the training record inside {model_file}"  # (a model out of its run folder)
+    seen = _not_held_out(listed, source, chosen, split) if source else []
     if not chosen:
         which = "" if split == "all" else f"{split} "
         among = f" of datasets {', '.join(datasets)}" if datasets else ""
@@ -213,6 +218,7 @@ def evaluate(
         "bf16": getattr(seg.runner, "bf16", False),  # the PyTorch model in bf16 autocast
         "note": NOTE,
         "skipped": [str(p) for p in problems],
+        "not_held_out": seen,  # films the model was trained or selected on (when known)
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(out_dir / "per_image.csv", "w", newline="") as f:
@@ -223,6 +229,20 @@ def evaluate(
     if run is not None and (run / "metrics.csv").is_file():
         report.training_curves(run / "metrics.csv", out_dir / "training_curves.png")
     return metrics
+
+
+def _clear_earlier(out_dir: Path) -> None:
+    """Remove what an earlier evaluation into `out_dir` wrote (its metrics.json says there was
+    one), so that no figure or split of it passes for this one's: its tables and figures, its
+    worst/ overlays and the splits.csv it made for a new split (not one it was given)."""
+    try:
+        said = json.loads((out_dir / "metrics.json").read_text())["protocol"]["split_file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    made = [out_dir / "splits.csv"] if str(said).startswith("new split") else []
+    names = ("metrics.json", "per_image.csv", "results_grid.png", "training_curves.png")
+    for path in [*(out_dir / n for n in names), *made, *(out_dir / "worst").glob("*_iou*.png")]:
+        path.unlink(missing_ok=True)
 
 
 def table(metrics: dict) -> str:

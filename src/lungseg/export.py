@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ from . import __version__
 from .files import is_byproduct, is_supported
 from .imageio import ImageReadError, read_image
 from .metrics import confusion
-from .model import DEFAULT_WEIGHTS, ModelConfig, load_model
+from .model import DEFAULT_WEIGHTS, ModelConfig, films_json, load_model, trained_on
 from .preprocess import preprocess
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def find_images(folder: str | Path, limit: int | None = None) -> list[Path]:
     are all represented."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder; pass a folder of radiographs")
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        raise FileNotFoundError(f"{folder}: {what}; pass a folder of radiographs")
     files = sorted(
         p
         for p in folder.rglob("*")
@@ -74,7 +76,8 @@ def model_inputs(paths: Sequence[str | Path], config: ModelConfig) -> np.ndarray
             continue
         inputs.append(preprocess(image, config.size, config.fit, config.hist)[0])
     if not inputs:
-        raise ValueError(f"none of the {len(paths)} images could be read")
+        where = f" in {Path(paths[0]).parent}" if len(paths) else ""
+        raise ValueError(f"none of the {len(paths)} images{where} could be read")
     return np.stack(inputs)[:, None].astype(np.float32)
 
 
@@ -201,39 +204,15 @@ def _output_path(out: str | Path, model: Path, int8: bool) -> Path:
     return out
 
 
-def export_onnx(
-    model: str | Path | None,
-    out: str | Path,
-    int8: bool = False,
-    calib: str | Path | None = None,
-    check: str | Path | None = None,
-    calib_limit: int = 32,
-) -> Path:
-    """Export `model` (a .safetensors/.ckpt; None = the shipped model) to ONNX at `out` (a .onnx
-    file or a folder); `int8` quantizes statically, calibrated on up to `calib_limit` images from
-    the `calib` folder. The result is compared with PyTorch on images from `check` (else `calib`,
-    else random inputs); the numbers are logged and stored as metadata "lungseg_check", and
-    past MAX_LOGIT_DIFF (fp32) or under MIN_DICE_MEAN the file is removed (ValueError).
-    Returns the written path."""
-    for extra in ("onnx", "onnxruntime", "onnxscript"):  # the `onnx` extra, before any work
-        importlib.import_module(extra)
-
-    src = Path(model) if model else DEFAULT_WEIGHTS
-    if src.suffix.lower() == ".onnx":
-        raise ValueError(f"{src} is already ONNX; export from the .safetensors or .ckpt file")
-    if int8 and calib is None:
-        raise ValueError(
-            "int8 quantization needs calibration images: pass --calib DIR (a folder "
-            "of radiographs like those the model will see, e.g. 32 or more)"
-        )
-    calib_files = find_images(calib, calib_limit) if calib is not None else None
-    check_files = find_images(check, CHECK_LIMIT) if check is not None else None
-    net, config = load_model(src)
-    out = _output_path(out, src, int8)
+def _export_checked(net, config: ModelConfig, src: Path, out: Path, int8: bool, calib_files,
+                    check_files) -> None:  # fmt: skip
+    """`export_onnx`'s work: the .onnx written to `out`, checked against PyTorch (ValueError
+    past the limits), its metadata set."""
     with tempfile.TemporaryDirectory(prefix="lungseg-export-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx" if int8 else out
         log.info("exporting %s (%s, %dx%d) to ONNX", src, config.encoder, config.size, config.size)
         _export_fp32(net, config.size, fp32)
+        del net  # (its memory, before the checks run the model again)
         if int8:
             calib_x = model_inputs(calib_files, config)
             log.info("quantizing to int8 (static, QDQ), calibrated on %d images", len(calib_x))
@@ -244,7 +223,6 @@ def export_onnx(
                     len(calib_x),
                 )  # fmt: skip
             quantize_int8(fp32, out, calib_x)
-    del net
     images = check_files or calib_files
     if images is None:
         log.info("no --check or --calib folder: checking on random inputs")
@@ -259,11 +237,10 @@ def export_onnx(
     )
     off = result["max_abs_logit_diff"] > MAX_LOGIT_DIFF and not int8
     if off or result["dice_mean"] < MIN_DICE_MEAN:
-        out.unlink()
         raise ValueError(
             f"the exported model does not reproduce PyTorch on {result['n']} images (max "
             f"|logit difference| {result['max_abs_logit_diff']:.3g}, mask Dice mean "
-            f"{result['dice_mean']:.3f}), so {out} was removed; "
+            f"{result['dice_mean']:.3f}), so it was not written; "
             + ("calibrate on more films like those it will see (--calib)" if int8 else
                "please report it with your torch and onnxruntime versions")
         )  # fmt: skip
@@ -276,6 +253,45 @@ def export_onnx(
         "precision": "int8" if int8 else "fp32",
         "check": json.dumps(result),
     }
+    if films := trained_on(src):  # (evaluate warns of test films among them)
+        meta["trained_on"] = films_json(films)
     _set_metadata(out, {f"lungseg_{k}": v for k, v in meta.items()})
+
+
+def export_onnx(
+    model: str | Path | None,
+    out: str | Path,
+    int8: bool = False,
+    calib: str | Path | None = None,
+    check: str | Path | None = None,
+    calib_limit: int = 32,
+) -> Path:
+    """Export `model` (a .safetensors/.ckpt; None = the shipped model) to ONNX at `out` (a .onnx
+    file or a folder); `int8` quantizes statically, calibrated on up to `calib_limit` images from
+    the `calib` folder. The result is compared with PyTorch on images from `check` (else `calib`,
+    else random inputs); the numbers are logged and stored as metadata "lungseg_check", and
+    past MAX_LOGIT_DIFF (fp32) or under MIN_DICE_MEAN nothing is written (ValueError; nor on
+    any other error: an earlier file at `out` stays as it was).
+    Returns the written path."""
+    for extra in ("onnx", "onnxruntime", "onnxscript"):  # the `onnx` extra, before any work
+        importlib.import_module(extra)
+
+    src = Path(model) if model else DEFAULT_WEIGHTS
+    if src.suffix.lower() == ".onnx":
+        raise ValueError(f"{src} is already ONNX; export from the .safetensors or .ckpt file")
+    if int8 and calib is None:
+        raise ValueError(
+            "int8 quantization needs calibration images: pass --calib DIR (a folder "
+            "of radiographs like those the model will see, e.g. 32 or more)"
+        )
+    calib_files = find_images(calib, calib_limit) if calib is not None else None
+    check_files = find_images(check, CHECK_LIMIT) if check is not None else None
+    out = _output_path(out, src, int8)
+    part = out.with_name(f".{out.name}.part")  # renamed to `out` once checked: a failed export
+    try:  # leaves an earlier file there as it was
+        _export_checked(*load_model(src), src, part, int8, calib_files, check_files)
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
     log.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
     return out

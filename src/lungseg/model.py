@@ -167,15 +167,22 @@ def load_init(model: torch.nn.Module, path: str | Path, encoder: str) -> None:
 
 
 def save_safetensors(
-    model: torch.nn.Module, config: ModelConfig, path: str | Path, metadata: dict | None = None
+    model: torch.nn.Module,
+    config: ModelConfig,
+    path: str | Path,
+    metadata: dict | None = None,
+    films: dict[tuple[str, str], str] | None = None,
 ) -> None:
-    """Save weights as fp16 safetensors with the config (and optional notes) in the metadata."""
+    """Save weights as fp16 safetensors with the config (and optional notes) in the metadata;
+    `films`: (dataset, id) -> split of the films it was trained and selected on (`trained_on`)."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     meta = {"lungseg_config": json.dumps(asdict(config))}
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
+    if films:
+        meta[TRAINED_ON] = films_json(films)
     save_file(state, str(path), metadata=meta)
 
 
@@ -189,17 +196,43 @@ def config_from_metadata(meta: dict | None, path: str | Path) -> ModelConfig:
 def read_config(path: str | Path) -> ModelConfig:
     """The ModelConfig stored in a .safetensors, .ckpt or .onnx model file."""
     path = Path(path)
+    if path.suffix.lower() in (".onnx", ".safetensors"):
+        return config_from_metadata(_metadata(path), path)
+    return ModelConfig.from_dict(_read_ckpt(path)["hyper_parameters"])
+
+
+TRAINED_ON = "lungseg_trained_on"  # metadata: the films a model was trained and selected on
+
+
+def trained_on(path: str | Path) -> dict[tuple[str, str], str]:
+    """(dataset, id) -> "train" or "val" for the films a .safetensors or .onnx model was trained
+    and selected on, as `lungseg train` records them (export copies them); empty when the file
+    does not say (the shipped model, files of lungseg before 2026-12-07, checkpoints)."""
+    path = Path(path)
+    meta = _metadata(path) if path.suffix.lower() in (".onnx", ".safetensors") else {}
+    listing = json.loads(meta.get(TRAINED_ON) or "{}")
+    return {tuple(f.split("/", 1)): split for split, films in listing.items() for f in films}
+
+
+def films_json(films: dict[tuple[str, str], str]) -> str:
+    """`trained_on`'s films as a model file's metadata holds them: {split: ["dataset/id"]}."""
+    listing: dict[str, list[str]] = {}
+    for (dataset, film), split in sorted(films.items()):
+        listing.setdefault(split, []).append(f"{dataset}/{film}")
+    return json.dumps(listing)
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """A .safetensors or .onnx file's string metadata."""
     if path.suffix.lower() == ".onnx":
         import onnx
 
         model = onnx.load(str(path), load_external_data=False)
-        return config_from_metadata({p.key: p.value for p in model.metadata_props}, path)
-    if path.suffix.lower() == ".safetensors":
-        from safetensors import safe_open
+        return {p.key: p.value for p in model.metadata_props}
+    from safetensors import safe_open
 
-        with safe_open(str(path), "numpy") as f:
-            return config_from_metadata(f.metadata(), path)
-    return ModelConfig.from_dict(_read_ckpt(path)["hyper_parameters"])
+    with safe_open(str(path), "numpy") as f:
+        return f.metadata() or {}
 
 
 def _read_ckpt(path: Path) -> dict:

@@ -119,16 +119,18 @@ def predict_paths(
         _write(out_dir, rows, others, again, missing, films)
         sheets = check_sheets(out_dir, others + [rows[i] for i in sorted(rows)])
     failed = missing + [rows[i]["file"] for i in sorted(rows) if rows[i]["error"]]
-    _summary(rows, kept, others, sheets, len(failed), out_dir)
+    _summary(rows, kept, others, sheets if overlays else None, len(failed), out_dir)
     return failed
 
 
-def _summary(rows: dict, kept: int, others: list, sheets: list, failed: int, out_dir) -> None:
+def _summary(rows: dict, kept: int, others: list, sheets: list | None, failed: int, out_dir):
     """Log what a call did: films segmented (`kept` of them by an earlier run), flagged (and
-    where to look at them), failed, and the earlier calls' films the table also lists."""
+    where to look at them: `sheets`, None without overlays), failed, and the earlier calls'
+    films the table also lists."""
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
     look = f": look at {sheets[0].name} ..." if sheets else ": look at their overlays" * bool(check)
+    look = look if sheets is not None else ""
     earlier_run = f", {kept} of them by the earlier run" if kept else ""
     more = sum(r["quality"] == "check" for r in others)
     whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from . import datasets
 from .augment import PairDataset
 from .metrics import confusion
-from .model import build_model, load_encoder_weights, load_init, save_safetensors
+from .model import build_model, load_encoder_weights, load_init, save_safetensors, trained_on
 from .pairs import check_pairs, summarize
 from .runconfig import PATHS, TrainConfig, check_device, check_run_folder
 from .schedule import FitToTime
@@ -100,8 +100,9 @@ class LungSegModule(L.LightningModule):
             c.scheduler.T_max = max(1, self.cfg.epochs)
         if self.current_epoch > 0:
             lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-            done = " (the run had finished its schedule: start a new one with --init to train "
-            done += "at a higher rate)" if lr <= self.cfg.min_lr * 1.001 else ""
+            finished = lr <= self.cfg.min_lr * 1.001
+            done = " (the run had finished its schedule: start a new one with --init to train at "
+            done = done + "a higher rate)" if finished else ""
             log.info(
                 "resumed at epoch %d, learning rate %.3g: it goes on to --min-lr %g at the last "
                 "epoch%s", self.current_epoch, lr, self.cfg.min_lr, done,
@@ -260,7 +261,9 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     target = out / "model.safetensors"
     score = best_ckpt.best_model_score  # (a tensor: `score or nan` would turn 0.0 into nan)
     score = float("nan") if score is None else float(score)
-    save_safetensors(best.model, cfg.model_config(), target, {"best_val_iou": score})
+    films = trained_on(cfg.init) if cfg.init and Path(cfg.init).is_file() else {}  # (its own)
+    films.update({(s.dataset, s.id): split for split, p in pairs.items() for s, _, _ in p})
+    save_safetensors(best.model, cfg.model_config(), target, {"best_val_iou": score}, films)
     log.info("best checkpoint %s (val IoU %.4f) -> %s", best_ckpt.best_model_path, score, target)
     return target
 
