@@ -40,6 +40,14 @@ def _ids(out):
 DATA_VAL = ["CHNCXR_0001_0", "CHNCXR_0101_1", "MCUCXR_0001_0", "MCUCXR_0101_1"]
 
 
+def _own_films(synth, folder: Path, n: int) -> None:
+    """`folder`/images/p0.png ... and their lung masks in `folder`/masks/ (a user's own data)."""
+    left, right = synth.lung_masks()
+    for k in range(n):
+        synth.save_png(folder / "images" / f"p{k}.png", synth.chest_image(seed=k))
+        synth.save_mask(folder / "masks" / f"p{k}.png", left | right)
+
+
 def test_subfolder_uses_the_data_roots_split(root, tiny_model, tmp_path):
     """--data ROOT/chest-xray-masks scores ROOT/splits.csv's val films, not a new split's."""
     out = tmp_path / "eval"
@@ -174,10 +182,7 @@ def test_missing_run_folder(root, tmp_path):
 def test_split_all_scores_every_film_of_your_own_folder(tiny_model, tmp_path, synth, caplog):
     """`--split all` on images/ + masks/ without a splits.csv: every film, no split made,
     written or warned about."""
-    left, right = synth.lung_masks()
-    for k in range(3):
-        synth.save_png(tmp_path / "mine" / "images" / f"p{k}.png", synth.chest_image(seed=k))
-        synth.save_mask(tmp_path / "mine" / "masks" / f"p{k}.png", left | right)
+    _own_films(synth, tmp_path / "mine", 3)
     out = tmp_path / "eval"
     argv = ["evaluate", "--model", str(tiny_model), "--data", str(tmp_path / "mine")]
     assert main(argv + ["--split", "all", "--out", str(out), "--device", "cpu"]) == 0
@@ -320,10 +325,7 @@ def test_an_earlier_evaluation_in_the_same_out_leaves_nothing_behind(tiny_model,
     """Evaluating into a folder an earlier evaluation wrote: none of the earlier one's files
     stays to pass for this one's (its new split, its worst films, its figures); a splits.csv
     that was not its own is kept."""
-    left, right = synth.lung_masks()
-    for k in range(8):
-        synth.save_png(tmp_path / "mine" / "images" / f"p{k}.png", synth.chest_image(seed=k))
-        synth.save_mask(tmp_path / "mine" / "masks" / f"p{k}.png", left | right)
+    _own_films(synth, tmp_path / "mine", 8)
     out = tmp_path / "eval"
     argv = ["evaluate", "--model", str(tiny_model), "--data", str(tmp_path / "mine")]
     argv += ["--out", str(out), "--device", "cpu"]
