@@ -372,3 +372,30 @@ def test_film_stem():
     cases = {"a.PNG": "a", "IM0001": "IM0001", "1.2.3.7": "1.2.3.7", "x.dcm": "x"}
     cases |= {"x.DICOM": "x", "b.tiff": "b", "c.jpeg": "c", "d.gif": "d", "e.f.jpg": "e.f"}
     assert {n: film_stem(Path("images") / n) for n in cases} == cases
+
+
+def test_two_films_with_one_mask_are_neither_scored_and_predicts_outputs_are_no_films(
+    tmp_path, synth
+):
+    """`x.png` and `x.jpg` (different films) beside one `x` mask: whose mask it is cannot be
+    told, so neither is paired (one was, and scored against the other's mask). Outputs that
+    `lungseg predict` wrote into images/ are not taken for films missing their masks."""
+    base = tmp_path / "mine"
+    left, right = synth.lung_masks()
+    synth.save_png(base / "images" / "x.png", synth.chest_image(mask=left | right))
+    Image.fromarray(synth.chest_image(seed=3)).save(base / "images" / "x.jpg")
+    synth.save_mask(base / "masks" / "x.png", left | right)
+    synth.save_png(base / "images" / "y.png", synth.chest_image(mask=left | right))
+    synth.save_mask(base / "masks" / "y.png", left | right)
+    for name in ("y_mask.png", "y_overlay.png", "check_overlays_01.png"):  # predict --out images
+        synth.save_mask(base / "images" / name, left)
+    samples, problems = discover(base)
+    assert [s.id for s in samples] == ["y"]
+    assert [p.problem for p in problems] == ["another film named x beside it, one mask for both"]
+
+
+def test_a_montgomery_film_missing_one_half_of_its_mask_says_which(tmp_path, synth):
+    base = synth.write_montgomery_official(tmp_path, ids=("MCUCXR_0004_0",))
+    (base / "ManualMask" / "leftMask" / "MCUCXR_0004_0.png").unlink()
+    with pytest.raises(FileNotFoundError, match="no left lung mask \\(leftMask\\) found"):
+        discover(tmp_path)

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import OVERLAY, film_stem, is_dicom, is_leftover
+from .files import OVERLAY, film_stem, is_byproduct, is_dicom, is_leftover
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,10 @@ def _subdir(parent: Path, *names: str) -> Path | None:
 
 def _images(folder: Path) -> list[Path]:
     """The films of `folder`: by suffix, and DICOMs without a film suffix (PACS exports: IM0001,
-    1.2.840.113619.2.55.3.7), which alone are opened to look for the DICM preamble (not
-    DICOMDIR, an index). A film's id is `film_stem`."""
-    files = [p for p in folder.iterdir() if not is_leftover(p) and p.is_file()]
+    1.2.840.113619.2.55.3.7), which alone are opened to look for the DICM preamble; not
+    DICOMDIR (an index), OS leftovers or `lungseg predict`'s outputs (`files.is_byproduct`). A
+    film's id is `film_stem`."""
+    files = [p for p in folder.iterdir() if not is_byproduct(p) and p.is_file()]  # (predict's)
     return sorted(p for p in files if p.suffix.lower() in FILM_SUFFIXES or _other_dicom(p))
 
 
@@ -182,7 +183,8 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
         if not files:
             sides = [("leftMask", left, l_idx, lm), ("rightMask", right, r_idx, rm)]
             fix = _cxr_png_fix(base, stem, masks, m_idx, manual, sides)
-            problems.append(Problem(str(img), "no lung mask found", fix))
+            half = "left lung mask (leftMask)" if rm else "right lung mask (rightMask)"
+            problems.append(Problem(str(img), f"no {half if lm or rm else 'lung mask'} found", fix))
             continue
         found.append(Sample(dataset_of(stem), stem, img, files, label_of(stem), extra))
     named = [(p, p.stem) for idx in (l_idx, r_idx) for p in idx.values()]
@@ -249,15 +251,21 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
         elif m := _subdir(d, "masks", "mask"):
             samples += _own_films(images, m, problems)
     seen: dict[tuple[str, str], Sample] = {}  # ids ignoring case, as they pair and split
+    torn: set[tuple[str, str]] = set()  # two films paired with one mask: neither is scored
     for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
-        if first := seen.get((s.dataset, s.id.casefold())):
+        key = (s.dataset, s.id.casefold())
+        if first := seen.get(key):
             if filecmp.cmp(first.image, s.image, shallow=False):
                 what, fix = f"a second copy of film {s.id}", f"keep one copy (used: {first.image})"
+            elif first.masks == s.masks:  # x.png and x.jpg beside one x mask: whose is it?
+                what, fix = f"another film named {s.id} beside it, one mask for both", "rename one"
+                torn.add(key)
             else:  # two sites' patient_001: ids must be unique under --data
                 what, fix = f"another film named {s.id}", f"rename one (used: {first.image})"
             problems.append(Problem(str(s.image), what, fix))
             continue
-        seen[(s.dataset, s.id.casefold())] = s
+        seen[key] = s
+    seen = {k: v for k, v in seen.items() if k not in torn}
     if not seen:
         raise FileNotFoundError(
             f"no image/mask pairs found under {root}: expected CXR_png/ with masks/ or "
