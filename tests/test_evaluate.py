@@ -364,3 +364,11 @@ def test_a_model_out_of_its_run_folder_still_says_what_it_was_trained_on(
     assert "2 of the 4 films are train films in the training record inside" in caplog.text
     plain = evaluate(tiny_model, root, "val", tmp_path / "ev2", device="cpu")
     assert plain["protocol"]["not_held_out"] == []
+
+
+def test_figures_keep_a_films_shape():
+    """The results grid and worst/ overlays show a 1400 x 1100 film as it is, not squashed."""
+    from lungseg.evaluate import THUMB, _thumb
+
+    assert _thumb(np.zeros((1100, 1400), np.float32)).shape == (round(1100 * THUMB / 1400), THUMB)
+    assert _thumb(np.zeros((300, 200), np.uint8)).shape == (THUMB, round(200 * THUMB / 300))

@@ -146,3 +146,17 @@ def test_read_mask_png_gif_and_bilevel(tmp_path):
 def test_raster_not_flipped(tmp_path):
     Image.fromarray(ramp8()).save(tmp_path / "g.png")
     assert read_image(tmp_path / "g.png").flipped is False
+
+
+def test_a_mask_drawn_on_a_transparent_sheet_is_read_over_black(tmp_path):
+    """White lungs on a transparent (white) background, as drawing tools export them: the
+    background is not lung (it was read as white, and the mask refused as inverted)."""
+    rgba = np.full((H, W, 4), 255, np.uint8)
+    rgba[..., 3] = 0
+    rgba[10:30, 5:20, 3] = 255  # the lungs: opaque white
+    Image.fromarray(rgba).save(tmp_path / "m.png")
+    want = np.zeros((H, W), np.uint8)
+    want[10:30, 5:20] = 255
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), want)
+    Image.fromarray(rgba[..., [0, 3]]).save(tmp_path / "la.png")  # gray + alpha
+    np.testing.assert_array_equal(read_mask(tmp_path / "la.png"), want)

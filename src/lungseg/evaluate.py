@@ -45,8 +45,11 @@ NOTE = (
 
 
 def _thumb(a: np.ndarray) -> np.ndarray:
+    """A film or mask shrunk for the figures, its long side THUMB px (its shape kept)."""
     interp = cv2.INTER_AREA if a.dtype != np.uint8 else cv2.INTER_NEAREST
-    return cv2.resize(a, (THUMB, THUMB), interpolation=interp)
+    scale = THUMB / max(a.shape)
+    size = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
+    return cv2.resize(a, size, interpolation=interp)
 
 
 def _not_held_out(listed: dict, source, chosen, split: str) -> list[str]:

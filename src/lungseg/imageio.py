@@ -257,15 +257,20 @@ def _minmax(arr: np.ndarray, where="image") -> np.ndarray:
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as uint8 HxW with its raw gray values (0..255); GIF/palette handled."""
+    """Read a mask file as uint8 HxW with its raw gray values (0..255); GIF/palette handled, an
+    alpha channel composited over black (as for films)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: mask file missing")
     try:
         with open(path, "rb") as f, Image.open(f) as im:  # (see _read_raster)
             im.load()  # (a PNG's eXIf may follow its pixels)
-            arr = np.asarray(im if im.mode in ("L", "1") else im.convert("L"))
-            arr = as_displayed(arr, pil_orientation(im))
+            turn, page = pil_orientation(im), im
+            if "A" in im.getbands():  # lungs drawn on a transparent sheet: over black, as films
+                black = Image.new("RGBA", im.size, (0, 0, 0, 255))
+                page = Image.alpha_composite(black, im.convert("RGBA"))
+            arr = np.asarray(page if page.mode in ("L", "1") else page.convert("L"))
+            arr = as_displayed(arr, turn)
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: mask is not a readable image ({_why(e)})") from e
     return (arr.astype(np.uint8) * 255) if arr.dtype == bool else arr.astype(np.uint8)
