@@ -37,6 +37,10 @@ from .splits import (
 
 log = logging.getLogger(__name__)
 THUMB = 256
+# what an evaluation writes in its --out (besides a new split's splits.csv): `_clear_earlier`
+METRICS, PER_IMAGE = "metrics.json", "per_image.csv"
+GRID, CURVES = "results_grid.png", "training_curves.png"
+WORST = "worst"  # folder of the worst films' overlays, <id>_iou<IoU>.png
 NOTE = (
     "Metrics are computed per image on the original pixel grid of each image (the "
     "prediction is mapped back through the inverse resize/crop/letterbox); dataset "
@@ -223,14 +227,14 @@ def evaluate(
         "skipped": [str(p) for p in problems],
         "not_held_out": seen,  # films the model was trained or selected on (when known)
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    with open(out_dir / "per_image.csv", "w", newline="") as f:
+    (out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
+    with open(out_dir / PER_IMAGE, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     _figures(rows, thumbs, out_dir, n_worst)
     if run is not None and (run / "metrics.csv").is_file():
-        report.training_curves(run / "metrics.csv", out_dir / "training_curves.png")
+        report.training_curves(run / "metrics.csv", out_dir / CURVES)
     return metrics
 
 
@@ -239,12 +243,12 @@ def _clear_earlier(out_dir: Path) -> None:
     one), so that no figure or split of it passes for this one's: its tables and figures, its
     worst/ overlays and the splits.csv it made for a new split (not one it was given)."""
     try:
-        said = json.loads((out_dir / "metrics.json").read_text())["protocol"]["split_file"]
+        said = json.loads((out_dir / METRICS).read_text())["protocol"]["split_file"]
     except (OSError, ValueError, KeyError, TypeError):
         return
     made = [out_dir / "splits.csv"] if str(said).startswith("new split") else []
-    names = ("metrics.json", "per_image.csv", "results_grid.png", "training_curves.png")
-    for path in [*(out_dir / n for n in names), *made, *(out_dir / "worst").glob("*_iou*.png")]:
+    names = (METRICS, PER_IMAGE, GRID, CURVES)
+    for path in [*(out_dir / n for n in names), *made, *(out_dir / WORST).glob("*_iou*.png")]:
         path.unlink(missing_ok=True)
 
 
@@ -277,8 +281,8 @@ def _figures(rows: list[dict], thumbs: dict, out_dir: Path, n_worst: int) -> Non
         sub = sorted((r for r in rows if r["dataset"] == ds), key=lambda r: r["iou"])
         for r in (sub[-1], sub[len(sub) // 2], sub[0]):
             grid.append((f"{r['id']}\nIoU {r['iou']:.3f}", *thumbs[(r["dataset"], r["id"])]))
-    report.results_grid(grid, out_dir / "results_grid.png", "best / median / worst per dataset")
-    worst_dir = out_dir / "worst"
+    report.results_grid(grid, out_dir / GRID, "best / median / worst per dataset")
+    worst_dir = out_dir / WORST
     worst_dir.mkdir(exist_ok=True)
     for r in sorted(rows, key=lambda r: r["iou"])[:n_worst]:
         image, truth, pred = thumbs[(r["dataset"], r["id"])]

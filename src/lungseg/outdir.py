@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .files import MASK, OVERLAY, file_stamp, output_name, same_file
 from .inputs import film_key, output_stems
-from .png import film_stamp, predicted_film
+from .png import predicted_marks
 from .table import TABLE, read_table
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,16 @@ MASK_PNG = f"{MASK}.png"
 @dataclass
 class Earlier:
     """What earlier calls left in --out: their table's rows by film (`film_key`; relative paths
-    from `base`, the folder run.json records), that run record (None: none readable), and the
-    film each lungseg mask there is of (`png.predicted_film` by output name)."""
+    from `base`, the folder run.json records), that run record (None: none readable), and by
+    output name the film each lungseg mask there is of and that film's stamp when it was read
+    (`png.predicted_marks`: the masks are read once)."""
 
     rows: dict[str, dict]
     record: dict | None
     base: Path
     present: set[str]  # the names in --out (listed once)
-    masks: dict[str, str | None]
+    masks: dict[str, str | None]  # None: not lungseg's mask
+    stamps: dict[str, str]  # "": not said
 
     def names(self) -> dict[str, str]:
         """Film -> its output name (`<name>_mask.png`) in the table."""
@@ -48,12 +50,14 @@ def read_earlier(out_dir: Path) -> Earlier:
     base = Path(record.get("cwd") or ".") if record else Path()
     rows = {film_key(base / r["file"]): r for r in read_table(out_dir, base)}
     present = set(os.listdir(out_dir))
-    masks = {output_name(n): predicted_film(out_dir / n) for n in present if n.endswith(MASK_PNG)}
-    return Earlier(rows, record, base, present, masks)
+    marks = {output_name(n): predicted_marks(out_dir / n) for n in present if n.endswith(MASK_PNG)}
+    masks = {name: None if m is None else m[0] for name, m in marks.items()}
+    stamps = {name: m[1] for name, m in marks.items() if m is not None}
+    return Earlier(rows, record, base, present, masks, stamps)
 
 
 def film_mark(key: str) -> str:
-    """What predict writes into a film's outputs to say whose they are (`png.predicted_film`):
+    """What predict writes into a film's outputs to say whose they are (`png.predicted_marks`):
     a digest of its `film_key`, so that no name from the film's path lands in the file."""
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
@@ -183,12 +187,12 @@ def resumable(earlier: Earlier, record: dict, out_dir: Path) -> dict[str, dict]:
 
 
 def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir: Path,
-             outputs: tuple[str, ...], present: set[str]) -> dict[int, dict]:  # fmt: skip
+             outputs: tuple[str, ...], earlier: Earlier) -> dict[int, dict]:  # fmt: skip
     """`--resume`: index -> earlier row (`resumable`) of each film that an earlier run into
     `out_dir` segmented under the same output name, with every output asked for (`outputs`:
-    suffixes such as "_mask.png") still there (`present`: the names in `out_dir`), made from
-    the film as it is (`_unchanged`). Films that failed then, or changed since, are segmented
-    again."""
+    suffixes such as "_mask.png") still there (`earlier.present`), made from the film as it is
+    (`_unchanged`). Films that failed then, or changed since, are segmented again."""
+    present = earlier.present
     done = {}
     for i, (f, stem) in enumerate(zip(files, stems, strict=True)):
         row = rows.get(film_key(f))
@@ -197,7 +201,7 @@ def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir
             and row.get("quality") not in (None, "error")
             and row.get("mask") == f"{stem}{MASK_PNG}"
             and all(stem + s in present for s in outputs)
-            and _unchanged(out_dir / row["mask"], f)
+            and _unchanged(out_dir / row["mask"], earlier.stamps.get(stem, ""), f)
         ):
             done[i] = {**row, "file": str(f), "error": ""}
     if rows and not done:
@@ -209,16 +213,13 @@ def finished(rows: dict[str, dict], files: list[Path], stems: list[str], out_dir
     return done
 
 
-def _unchanged(mask: Path, film: Path) -> bool:
+def _unchanged(mask: Path, stamp: str, film: Path) -> bool:
     """True when `film` is the file that `mask` was made from: its size and modification time
-    as the mask records them (`png.film_stamp`: a film replaced since, even by an older file,
-    differs); masks written before 2026-12-07 do not record them: the mask newer than the film."""
-    stamp = film_stamp(mask)
-    return (
-        same_file(stamp, file_stamp(film))
-        if stamp
-        else mask.stat().st_mtime >= film.stat().st_mtime
-    )
+    as the mask records them (`stamp`: a film replaced since, even by an older file, differs);
+    masks written before 2026-12-07 do not record them: the mask newer than the film."""
+    if stamp:
+        return same_file(stamp, file_stamp(film))
+    return mask.stat().st_mtime >= film.stat().st_mtime
 
 
 LOCK = ".lungseg-predict.lock"

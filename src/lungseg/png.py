@@ -185,18 +185,16 @@ def predicted(path: str | Path) -> bool:
     return _marks(path) is not None
 
 
-def predicted_film(path: str | Path) -> str | None:
-    """For a PNG that `lungseg predict` wrote: the film it is of (the `film` given to
-    `write_png`: predict writes a digest of the film's path), "" when it does not say (outputs
-    of lungseg before 2026-12-07, check sheets); None for any other file."""
+def predicted_marks(path: str | Path) -> tuple[str, str] | None:
+    """For a PNG that `lungseg predict` wrote, (the film it is of, that film's stamp): the
+    `film` and `stamp` given to `write_png` (predict writes a digest of the film's path and
+    `files.file_stamp` of the film when read; masks only carry the stamp), each "" where the
+    file does not say (outputs of lungseg before 2026-12-07, check sheets). None for any other
+    file. One read of the file's first bytes."""
     marks = _marks(path)
-    return None if marks is None else marks.get(FILM_KEY, b"").decode("latin-1")
-
-
-def film_stamp(path: str | Path) -> str:
-    """The film's `files.file_stamp` when `predict` read it, as its mask says ("" when the
-    mask does not say: written by lungseg before 2026-12-07, or from an array)."""
-    return (_marks(path) or {}).get(STAMP_KEY, b"").decode("latin-1")
+    if marks is None:
+        return None
+    return marks.get(FILM_KEY, b"").decode("latin-1"), marks.get(STAMP_KEY, b"").decode("latin-1")
 
 
 def _marks(path: str | Path) -> dict[bytes, bytes] | None:
@@ -229,8 +227,8 @@ def write_png(
     """Write a uint8 HxW (gray: masks, labels) or HxWx3 (RGB) array as an 8-bit PNG. With
     `palette` (uint8 Nx3, N <= 256) the HxW array holds indices into it and is written as a
     palette PNG (overlays: a third of the bytes of RGB). `mark`: an output of `predict`
-    (`predicted`), of the film `film` (ASCII, at most 64 characters: `predicted_film`) as it
-    was when read (`stamp`: `files.file_stamp`, read back by `film_stamp`). Encoded by
+    (`predicted`), of the film `film` (ASCII, at most 64 characters) as it was when read
+    (`stamp`: `files.file_stamp`); both read back by `predicted_marks`. Encoded by
     `_encode_png`."""
     array = np.asarray(array)
     if (

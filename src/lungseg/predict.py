@@ -103,7 +103,7 @@ def predict_paths(
             with contextlib.suppress(OSError):
                 (out_dir / name).unlink()
         wanted = tuple(f"{s}.png" for s in (MASK, *[OVERLAY] * overlays, *[LABELS] * labels))
-        rows = finished(trusted, files, stems, out_dir, wanted, earlier.present)  # index -> row
+        rows = finished(trusted, files, stems, out_dir, wanted, earlier)  # index -> row
         if resume:
             log.info("--resume: %d of %d films already segmented in %s", len(rows), len(files), out)
         kept = len(rows)  # (finished by an earlier run)
@@ -129,8 +129,10 @@ def _summary(rows: dict, kept: int, others: list, sheets: list | None, failed: i
     films the table also lists."""
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
-    look = f": look at {sheets[0].name} ..." if sheets else ": look at their overlays" * bool(check)
-    look = look if sheets is not None else ""
+    if sheets is None or not (sheets or check):  # no overlays, or none to look at
+        look = ""
+    else:
+        look = f": look at {sheets[0].name} ..." if sheets else ": look at their overlays"
     earlier_run = f", {kept} of them by the earlier run" if kept else ""
     more = sum(r["quality"] == "check" for r in others)
     whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""
