@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from dicomfiles import dicom_ramp, write_dicom
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEGExtended12Bit
+from pydicom.uid import JPEG2000Lossless, JPEGExtended12Bit
 
 from lungseg.imageio import ImageReadError, read_image
 
@@ -51,6 +51,22 @@ def test_corrupt_compressed_dicom_with_gdcm(tmp_path):
     p = fake_jpeg12(tmp_path / "broken.dcm")
     with pytest.raises(ImageReadError, match=r"broken\.dcm: cannot decode its JPEG Extended"):
         read_image(p)
+
+
+def test_damaged_jpeg2000_dicom_said_without_python_object_names(tmp_path):
+    """Pillow's message named a BytesIO object, GDCM's failure read "'NoneType' object has no
+    attribute 'encode'" (its decoded buffer is None when it cannot decode)."""
+    pytest.importorskip("gdcm")
+    p = write_dicom(tmp_path / "damaged.dcm", dicom_ramp())
+    ds = pydicom.dcmread(p)
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([b"\x01\x02" * 100])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(p, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"damaged\.dcm: cannot decode its JPEG 2000") as e:
+        read_image(p)
+    assert "damaged or not what the header says" in str(e.value)
+    assert "BytesIO" not in str(e.value) and "NoneType" not in str(e.value)
 
 
 @pytest.mark.parametrize(

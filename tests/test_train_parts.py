@@ -73,8 +73,9 @@ def test_load_encoder_weights_mismatch(tmp_path):
 def test_load_encoder_weights_wrong_architecture(tmp_path):
     torchvision = pytest.importorskip("torchvision")
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "r50.pth")
-    with pytest.raises(ValueError, match="encoder tensors match"):
-        load_encoder_weights(build_model("resnet18"), tmp_path / "r50.pth")
+    with pytest.raises(ValueError, match="does not fit the resnet18 encoder, not loaded") as e:
+        load_encoder_weights(build_model("resnet18"), tmp_path / "r50.pth", "resnet18")
+    assert "another encoder" in str(e.value)
 
 
 def test_load_encoder_weights_missing_file(tmp_path):

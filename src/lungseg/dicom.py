@@ -4,6 +4,7 @@ decode alone) -> float32 HxW in [0,1] as displayed, pixel spacing in mm and orie
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def _undecoded(path: Path, ds, error: Exception) -> np.ndarray:
     """The first frame of pixel data pydicom could not decode. GDCM (the `dicom` extra) also
     reads 12-bit JPEG Extended, which pydicom 3 does not pass to it; without GDCM, the
     message says how to install it."""
-    ts, why = ds.file_meta.get("TransferSyntaxUID"), " ".join(str(error).split())
+    ts, why = ds.file_meta.get("TransferSyntaxUID"), _plain(error)
     try:
         compressed = ts is not None and ts.is_compressed
     except ValueError:  # a private or unknown UID: pydicom cannot tell
@@ -131,7 +132,18 @@ def _undecoded(path: Path, ds, error: Exception) -> np.ndarray:
             f"install lungseg's dicom extra (pip install '.[dicom]' in its source folder; {why})"
         ) from None
     except Exception as e:
-        raise ImageReadError(f"{path}: cannot decode its {ts.name} pixel data ({why}; {e})") from e
+        raise ImageReadError(
+            f"{path}: cannot decode its {ts.name} pixel data, damaged or not what the header says "
+            f"({why}; {_plain(e)})"
+        ) from e
+
+
+def _plain(error: Exception) -> str:
+    """A decoder's error on one line, without the Python object names some decoders put in it
+    (Pillow: "cannot identify image file <_io.BytesIO object at 0x...>")."""
+    text = " ".join(str(error).split())
+    text = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", text)
+    return text.replace("'NoneType' object has no attribute 'encode'", "no image")
 
 
 def _gdcm_first_frame(path: Path, ds) -> np.ndarray:
@@ -144,7 +156,10 @@ def _gdcm_first_frame(path: Path, ds) -> np.ndarray:
     img = reader.GetImage()
     fmt = img.GetPixelFormat()
     dtype = f"{'iu'[fmt.GetPixelRepresentation() == 0]}{fmt.GetBitsAllocated() // 8}"
-    buf = img.GetBuffer().encode("utf-8", "surrogateescape")  # the bytes, passed as a str
+    buf = img.GetBuffer()  # the bytes, passed as a str; None when it cannot decode them
+    if buf is None:
+        raise ValueError("GDCM cannot decode them either")
+    buf = buf.encode("utf-8", "surrogateescape")
     arr = np.frombuffer(buf, dtype).reshape(-1, ds.Rows, ds.Columns, fmt.GetSamplesPerPixel())[0]
     return arr[..., 0] if arr.shape[-1] == 1 else arr
 

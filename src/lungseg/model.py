@@ -81,9 +81,10 @@ def build_model(encoder: str = "resnet50") -> torch.nn.Module:
         ) from e
 
 
-def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
+def load_encoder_weights(model: torch.nn.Module, path: str | Path, encoder: str = "") -> None:
     """Load local ImageNet weights (a torchvision/timm state dict, .pth or .safetensors) into the
-    encoder; RGB first convolution is summed to 1 channel. Nothing is downloaded."""
+    encoder (`encoder`: its name, for messages); RGB first convolution is summed to 1 channel.
+    Nothing is downloaded."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -106,9 +107,11 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
     needed = [k for k in own if not k.endswith("num_batches_tracked")]
     matched = sum(k in adapted for k in needed)
     if matched < 0.95 * len(needed) or len(unused) > 0.05 * len(needed):
+        name = encoder or type(model.encoder).__name__
         raise ValueError(
-            f"{path}: {matched}/{len(needed)} encoder tensors match and {len(unused)} are "
-            f"unknown to {type(model.encoder).__name__}; is it this encoder's weights?"
+            f"{path} does not fit the {name} encoder, not loaded: it lacks "
+            f"{len(needed) - matched} of {name}'s {len(needed)} tensors and has {len(unused)} that "
+            f"{name} does not (weights of another encoder? --encoder-weights needs --encoder's)"
         )
     model.encoder.load_state_dict(adapted, strict=False)
     log.info("loaded %d/%d encoder tensors from %s", len(adapted), len(own), path)

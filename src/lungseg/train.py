@@ -204,7 +204,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
     module = LungSegModule(asdict(cfg))
     if not resume:  # a resumed run's weights come from its checkpoint
         if cfg.encoder_weights:
-            load_encoder_weights(module.model, cfg.encoder_weights)
+            load_encoder_weights(module.model, cfg.encoder_weights, cfg.encoder)
         if cfg.init:
             load_init(module.model, cfg.init, cfg.encoder)
     gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
