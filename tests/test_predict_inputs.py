@@ -203,6 +203,11 @@ def test_user_mistakes_end_in_a_message(tiny_model, tmp_path, caplog):
     base = ["predict", str(film), "--out"]
     assert main([*base, str(tmp_path / "afile"), "--model", str(tiny_model)]) == 2
     assert "afile: File exists; check the path (--out must be a folder" in caplog.text
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # a link to a folder not (yet) made
+    assert main([*base, str(tmp_path / "gone"), "--model", str(tiny_model)]) == 2
+    assert (
+        f"gone: a link to {tmp_path / 'nowhere'}, which does not exist (create it)" in caplog.text
+    )
     for bad in ("bad.safetensors", "bad.onnx"):
         assert main([*base, str(tmp_path / "o"), "--model", str(tmp_path / bad)]) == 2
         assert f"{bad}: not a readable" in caplog.text

@@ -4,6 +4,7 @@ only: each takes its flags (`cli_args.py`) and calls the module that does the wo
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -114,6 +115,16 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export
             "phantom": _phantom, "demo": _demo}  # fmt: skip
 
 
+def _path_said(e: OSError) -> str:
+    """What went wrong with a path, e.g. a --out that is a link to nothing ("File exists")."""
+    name = e.filename
+    if name is None:
+        return str(e.strerror or e)
+    if os.path.islink(name) and not os.path.exists(name):
+        return f"{name}: a link to {os.readlink(name)}, which does not exist (create it)"
+    return f"{name}: {e.strerror or e}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -130,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 2
     except (FileExistsError, NotADirectoryError, PermissionError) as e:  # --out and the like
-        where = f"{e.filename}: " if e.filename else ""
-        log.error(
-            "%s%s; check the path (--out must be a folder you may write to)", where, e.strerror or e
-        )
+        log.error("%s; check the path (--out must be a folder you may write to)", _path_said(e))
         return 2
     except ModuleNotFoundError as e:  # an optional part: the extra that brings it
         extra = EXTRAS.get(e.name or "")
