@@ -201,6 +201,25 @@ def test_text_file_named_dcm(tmp_path):
         read_image(p)
 
 
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif", ".bmp"])
+def test_an_image_named_dcm_is_read_as_what_it_is(tmp_path, ext):
+    """As a DICOM named .png is read as a DICOM (tests above)."""
+    from lungseg.png import write_png
+
+    film = (np.arange(64 * 48).reshape(48, 64) % 251).astype(np.uint8)
+    if ext == ".png":
+        write_png(tmp_path / "film.dcm", film)
+    else:
+        from PIL import Image
+
+        Image.fromarray(film).save(tmp_path / f"film{ext}", quality=100)
+        (tmp_path / f"film{ext}").rename(tmp_path / "film.dcm")
+    expected = read_image(tmp_path / "film.dcm").image
+    assert expected.shape == (48, 64)
+    if ext != ".jpg":
+        np.testing.assert_array_equal(expected, film / np.float32(255))
+
+
 def test_dicom_palette_colour_is_read_through_its_colour_tables(tmp_path):
     """PALETTE COLOR stores indices; the film is what its tables map them to. Here the table
     runs backwards (index 0 is white), so reading the raw indices would show a negative. A

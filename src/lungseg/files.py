@@ -94,16 +94,21 @@ def half_written(name: str) -> bool:
     return LEFT_BEHIND.fullmatch(name) is not None
 
 
+# how PNG, JPEG, TIFF, BMP and GIF files start: such a file named .dcm is read as what it is
+IMAGE_STARTS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\0", b"MM\0*", b"BM", b"GIF8")
+
+
 def is_dicom(path: Path) -> bool:
-    """A DICOM suffix, the 'DICM' marker after the 128-byte preamble, or a bare dataset."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
+    """The 'DICM' marker after the 128-byte preamble, a bare dataset, or a DICOM suffix on a
+    file that does not start as an image format does."""
     try:
         with open(path, "rb") as f:
             head = f.read(132)
     except OSError:
-        return False
-    return head[128:132] == b"DICM" or _bare_dataset(head)
+        return path.suffix.lower() in DICOM_SUFFIXES
+    if head[128:132] == b"DICM" or _bare_dataset(head):
+        return True
+    return path.suffix.lower() in DICOM_SUFFIXES and not head.startswith(IMAGE_STARTS)
 
 
 def _bare_dataset(head: bytes) -> bool:
