@@ -181,6 +181,37 @@ def test_last_checkpoint_is_written_every_epoch(data_root, tmp_path, monkeypatch
     assert _ckpt(tmp_path, "last.ckpt")["epoch"] == 1
 
 
+def test_a_run_stopped_by_sigterm_leaves_its_best_model_and_a_tidy_log(
+    data_root, tmp_path, monkeypatch, caplog
+):
+    """A job's time limit (SIGTERM) in epoch 1: model.safetensors holds epoch 0, metrics.csv has
+    one row per epoch, the exit status says SIGTERM (Lightning's own exit would be 0), and
+    --resume finishes the run."""
+    import signal
+
+    start = lungseg.train.LungSegModule.on_train_epoch_start
+
+    def stop_in_epoch_1(self):
+        start(self)
+        if self.current_epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(lungseg.train.LungSegModule, "on_train_epoch_start", stop_in_epoch_1)
+    torch.set_num_threads(1)
+    with pytest.raises(SystemExit) as e:
+        cli.main(_train_args(data_root, tmp_path, "--epochs", "3"))
+    assert e.value.code == 143
+    assert "model.safetensors holds the best epoch so far" in caplog.text
+    assert read_config(tmp_path / "model.safetensors").encoder == "resnet18"
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows if r.get("val_iou")] == ["0"]
+    assert len({r["epoch"] for r in rows}) == len(rows)  # one row per epoch
+    monkeypatch.undo()
+    assert cli.main(_train_args(data_root, tmp_path, "--epochs", "3", "--resume")) == 0
+    assert _epochs(tmp_path / "metrics.csv") == {0, 1, 2}
+
+
 def _worse_every_call():
     """A stand-in for metrics.confusion whose scores only get worse."""
     calls = []

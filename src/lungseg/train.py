@@ -3,7 +3,6 @@ epoch, best/last checkpoints that carry their own config, resume, CSV log."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import warnings
@@ -15,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from . import datasets
@@ -23,6 +23,7 @@ from .metrics import confusion
 from .model import build_model, load_encoder_weights, load_init, save_safetensors, trained_on
 from .pairs import check_pairs, summarize
 from .runconfig import PATHS, TrainConfig, check_device, check_run_folder
+from .runlog import read_log, tidy_log
 from .schedule import FitToTime
 from .splits import assign_splits, read_splits, select
 
@@ -251,44 +252,33 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
         enable_model_summary=False,
     )
     last = out / "checkpoints" / "last.ckpt"
-    earlier = _read_log(out / "metrics.csv") if resume else []  # Lightning overwrites the file
-    with warnings.catch_warnings():  # about the run's own files (config.json, a resume's
-        # checkpoints and log, merged back below): alarming and not true here
-        warnings.filterwarnings("ignore", message=r"(Experiment logs|Checkpoint) directory")
-        trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=last if resume else None)
-    _tidy_log(out / "metrics.csv", earlier)
-    best = LungSegModule.load_from_checkpoint(best_ckpt.best_model_path or last, map_location="cpu")
-    target = out / "model.safetensors"
-    score = best_ckpt.best_model_score  # (a tensor: `score or nan` would turn 0.0 into nan)
-    score = float("nan") if score is None else float(score)
+    earlier = read_log(out / "metrics.csv") if resume else []  # Lightning overwrites the file
     films = trained_on(cfg.init) if cfg.init and Path(cfg.init).is_file() else {}  # (its own)
     films.update({(s.dataset, s.id): split for split, p in pairs.items() for s, _, _ in p})
+    try:
+        with warnings.catch_warnings():  # about the run's own files (config.json, a resume's
+            # checkpoints and log, merged back below): alarming and not true here
+            warnings.filterwarnings("ignore", message=r"(Experiment logs|Checkpoint) directory")
+            start = last if resume else None
+            trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=start)
+    except SystemExit as e:  # Ctrl-C or SIGTERM: Lightning stops after the step in progress
+        tidy_log(out / "metrics.csv", earlier)
+        if best_ckpt.best_model_path:
+            _save_best(best_ckpt, cfg, films, out / "model.safetensors")
+        log.error(
+            "stopped: %s; `lungseg train --resume --out %s` goes on", "model.safetensors holds "
+            "the best epoch so far" if best_ckpt.best_model_path else "no epoch finished", out,
+        )  # fmt: skip
+        raise SystemExit(143 if isinstance(e, SIGTERMException) else e.code) from None
+    tidy_log(out / "metrics.csv", earlier)
+    return _save_best(best_ckpt, cfg, films, out / "model.safetensors", last)
+
+
+def _save_best(best_ckpt, cfg: TrainConfig, films: dict, target: Path, last: Path | None = None):
+    """The best checkpoint (else `last`) as the run's fp16 model file, with the films it saw."""
+    best = LungSegModule.load_from_checkpoint(best_ckpt.best_model_path or last, map_location="cpu")
+    score = best_ckpt.best_model_score  # (a tensor: `score or nan` would turn 0.0 into nan)
+    score = float("nan") if score is None else float(score)
     save_safetensors(best.model, cfg.model_config(), target, {"best_val_iou": score}, films)
     log.info("best checkpoint %s (val IoU %.4f) -> %s", best_ckpt.best_model_path, score, target)
     return target
-
-
-def _read_log(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _tidy_log(path: Path, earlier: list[dict]) -> None:
-    """metrics.csv as one row per epoch (Lightning writes the training and the validation
-    figures of an epoch on two rows), with the epochs logged before a resume put back in front."""
-    new = _read_log(path)
-    first = min((int(r["epoch"]) for r in new if r.get("epoch")), default=None)
-    rows: dict[int, dict] = {}
-    for r in [r for r in earlier if first is None or int(r["epoch"]) < first] + new:
-        if r.get("epoch"):
-            merged = rows.setdefault(int(r["epoch"]), {})
-            merged.update({k: v for k, v in r.items() if v not in ("", None)})
-    if not rows:
-        return
-    fields = list(dict.fromkeys(k for r in rows.values() for k in r))
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows[e] for e in sorted(rows))
