@@ -293,6 +293,14 @@ def test_your_own_films_names_pair_ignoring_case_and_images_must_be_flat(tmp_pat
         (str(tmp_path / "b" / "images"), "images/ holds folders: it must be flat")
     ]
     assert "images/train/" in problems[0].fix
+    synth.save_png(tmp_path / "a" / "images" / "late" / "y.png", film)  # beside flat films
+    (tmp_path / "a" / "images" / "empty").mkdir()
+    samples, problems = discover(tmp_path / "a")
+    assert [s.id for s in samples] == ["Patient_006"]  # the flat films are still used
+    assert [(p.path, p.problem) for p in problems] == [
+        (str(tmp_path / "a" / "images"), "images/ holds folders: it must be flat")
+    ]
+    assert "images/late/" in problems[0].fix and "empty" not in problems[0].fix
 
 
 def test_your_own_films_finds_dicoms_without_a_suffix(tmp_path, synth):

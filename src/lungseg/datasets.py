@@ -279,12 +279,14 @@ def _own_films(images: Path, masks: Path, problems: list[Problem]) -> list[Sampl
     """images/ beside masks/: paired as in CXR_png/ (a mask named as its film or <stem>_mask).
     Refused with a problem: a masks/ that `lungseg predict` wrote, an images/ of subfolders."""
     subs = [c.name for c in sorted(images.iterdir()) if c.is_dir() and not is_leftover(c)]
-    if subs and not _images(images):
+    subs = [n for n in subs if _images(images / n)]  # (an empty or unrelated folder: no matter)
+    if subs:
         where = ", ".join(f"images/{n}/" for n in subs)
         fix = f"move the films of {where} into images/ and their masks into masks/ (or make "
         fix += "<name>/images + <name>/masks per group)"
         problems.append(Problem(str(images), "images/ holds folders: it must be flat", fix))
-        return []
+        if not _images(images):
+            return []
     if _predicted(masks):
         fix = "keep ground-truth masks in masks/ and write predictions elsewhere"
         problems.append(Problem(str(masks), "holds lungseg predict output, not truth", fix))
