@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lungseg.imageio import read_image
+from lungseg.imageio import film_pixels, read_image
 from lungseg.inputs import collect_inputs, output_stems
 from lungseg.phantom import write_phantoms
 from lungseg.png import write_png
@@ -104,6 +104,7 @@ def test_a_tiff_whose_first_page_is_a_thumbnail_is_read_at_full_size(tmp_path):
     assert read_image(tmp_path / "t.tif").image.shape == (150, 200)
     full.save(tmp_path / "u.tif", save_all=True, append_images=[full.resize((32, 24))])
     assert read_image(tmp_path / "u.tif").image.shape == (150, 200)
+    assert film_pixels(tmp_path / "t.tif") == 150 * 200  # predict's memory budget, likewise
 
 
 def test_a_tiff_with_a_broken_page_chain_is_read_at_its_first_page(tmp_path):

@@ -87,6 +87,9 @@ def film_pixels(path: str | Path) -> int:
                 return size[0] * size[1]
             f.seek(0)
             with Image.open(f) as im:  # the header only: pixels load lazily
+                from .tiff import largest_page
+
+                largest_page(im)  # (the page read_image reads)
                 return im.size[0] * im.size[1]
     except Exception:  # any failure here is read_image's to report, with its message
         return 0
