@@ -113,6 +113,19 @@ def test_discover_all_layouts_in_one_root(all_layouts_root):
     assert keys == sorted(keys)
 
 
+def test_linked_folders_under_the_root_are_searched_each_once(all_layouts_root, tmp_path_factory):
+    """A root of links to where the sets were unpacked (a loop and a second link add nothing);
+    they were skipped unsaid."""
+    root = tmp_path_factory.mktemp("links")
+    for name in sorted(p.name for p in all_layouts_root.iterdir()):
+        (root / name).symlink_to(all_layouts_root / name, target_is_directory=True)
+    (root / "again").symlink_to(root, target_is_directory=True)  # a loop: the root itself
+    (root / "twice").symlink_to(all_layouts_root, target_is_directory=True)
+    samples, problems = discover(root)
+    assert problems == []
+    assert sorted(s.id for s in samples) == sorted(s.id for s in discover(all_layouts_root)[0])
+
+
 def test_duplicate_id_reported_once(tmp_path, synth):
     synth.write_montgomery_official(tmp_path, ids=("MCUCXR_0001_0",))
     synth.write_combined(tmp_path, mcu=("MCUCXR_0001_0",), chn=())

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import filecmp
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import OVERLAY, film_stem, is_byproduct, is_dicom, is_leftover
+from .walk import folders_under
 
 log = logging.getLogger(__name__)
 
@@ -239,9 +239,7 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
         raise FileNotFoundError(f"--data {root}: {what}; point it at the data root")
     samples: list[Sample] = []
     problems: list[Problem] = []
-    for dirpath, dirnames, _ in os.walk(root):
-        d = Path(dirpath)
-        dirnames[:] = sorted(n for n in dirnames if n.lower() != "__macosx")  # zip leftovers
+    for d in folders_under(root, lambda parts: parts[-1].lower() != "__macosx"):  # (zip's)
         if d.name.lower() == "cxr_png":
             samples += _cxr_png_layout(d, problems)
         elif not (images := _subdir(d, "images")):

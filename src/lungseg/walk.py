@@ -16,7 +16,18 @@ def files_under(folder: Path, enter=None) -> list[Path]:
     folder reached both ways is searched under its own name: a link to masks/ does not pass it
     off as films) and each real folder once (a link loop or a second link adds nothing);
     `enter(parts)`, given: whether to search the subfolder of those parts below `folder`."""
-    seen, out, pending = set(), [], [Path(folder)]
+    return [top / n for top, names in _walk(folder, enter) for n in names]
+
+
+def folders_under(folder: Path, enter=None) -> list[Path]:
+    """`folder` and every folder below it, linked ones too, as `files_under` walks them."""
+    return [top for top, _ in _walk(folder, enter)]
+
+
+def _walk(folder: Path, enter=None):
+    """(folder, its file names) for `folder` and each folder below it (subfolders in name
+    order), under `files_under`'s rules."""
+    seen, pending = set(), [Path(folder)]
     while pending:
         links = []
         for top, dirs, names in os.walk(pending.pop(0)):  # (links not followed: kept for later)
@@ -26,12 +37,11 @@ def files_under(folder: Path, enter=None) -> list[Path]:
                 continue
             seen.add(real)
             here = Path(top).relative_to(folder).parts
-            dirs[:] = [d for d in dirs if not enter or enter((*here, d))]
+            dirs[:] = sorted(d for d in dirs if not enter or enter((*here, d)))
             links += [Path(top, d) for d in dirs if os.path.islink(os.path.join(top, d))]
             dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(top, d))]
-            out += [Path(top, n) for n in names]
+            yield Path(top), names
         pending += links
-    return out
 
 
 def glob_files(pattern: str) -> list[Path]:
