@@ -103,6 +103,40 @@ def test_scr_own_naming_with_gif_masks(scr_root, synth):
     np.testing.assert_array_equal(mask, left | right)
 
 
+def test_masks_and_mask_beside_one_cxr_png_are_both_read(tmp_path, synth):
+    """The Kaggle set's Montgomery masks in masks/, Shenzhen's mask set unpacked as mask/: every
+    film pairs (one folder was taken, in the file system's order; the other's films were
+    reported as lacking masks). A mask in both: the first folder's used, the second named."""
+    base = synth.write_combined(tmp_path)
+    (base / "mask").mkdir()
+    for f in sorted((base / "masks").glob("CHNCXR_*")):
+        f.rename(base / "mask" / f.name)
+    samples, problems = discover(tmp_path)
+    assert {s.id: s.masks[0].parent.name for s in samples} == {
+        "MCUCXR_0001_0": "masks", "MCUCXR_0002_1": "masks",
+        "CHNCXR_0001_0": "mask", "CHNCXR_0002_1": "mask",
+    }  # fmt: skip
+    assert problems == []
+    (base / "masks" / "CHNCXR_0001_0_mask.png").write_bytes(
+        (base / "mask" / "CHNCXR_0001_0_mask.png").read_bytes()
+    )
+    samples, problems = discover(tmp_path)
+    assert {s.id: s.masks[0].parent.name for s in samples}["CHNCXR_0001_0"] == "mask"
+    assert [(Path(p.path).parent.name, p.problem) for p in problems] == [
+        ("masks", "a second mask for film CHNCXR_0001_0")
+    ]
+
+
+def test_predictions_beside_cxr_png_are_no_truth(tmp_path, synth):
+    """`lungseg predict CXR_png --out masks` beside it: refused as in images/ + masks/ (it was
+    scored, at IoU 1.0 against itself), once, not once per film."""
+    base = synth.write_combined(tmp_path, chn=())
+    synth.save_png(base / "masks" / "MCUCXR_0001_0_overlay.png", synth.chest_image())
+    with pytest.raises(FileNotFoundError, match="holds lungseg predict output, not truth") as e:
+        discover(tmp_path)
+    assert "no lung mask found" not in str(e.value)
+
+
 def test_discover_all_layouts_in_one_root(all_layouts_root):
     samples, problems = discover(all_layouts_root)
     assert problems == []

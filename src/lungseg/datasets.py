@@ -3,7 +3,7 @@ splits.py).
 
 Layouts found anywhere under a root folder:
 - Montgomery official:   CXR_png/*.png + ManualMask/{leftMask,rightMask}/*.png
-- Shenzhen official:     CXR_png/*.png + mask/ (or masks/) *_mask.png
+- Shenzhen official:     CXR_png/*.png + mask/ and/or masks/ *_mask.png
 - "Chest Xray Masks and Labels": CXR_png/ + masks/ (Montgomery same name, Shenzhen `_mask`)
 - JSRT + SCR masks:      images/*.png + masks/{left_lung,right_lung,heart,...}/ (SCR's own
                          folder names with spaces, and .gif masks, are accepted too)
@@ -108,14 +108,18 @@ def _suffix(index: dict[tuple[str, str], Path]) -> str:
 
 
 def _subdir(parent: Path, *names: str) -> Path | None:
-    """Case-, space- and underscore-insensitive child folder lookup."""
+    """Case-, space- and underscore-insensitive child folder lookup (the first in name order)."""
+    return next(iter(_subdirs(parent, *names)), None)
+
+
+def _subdirs(parent: Path, *names: str) -> list[Path]:
+    """Every child folder of one of `names` (as `_subdir` matches them), in name order."""
     if not parent.is_dir():
-        return None
+        return []
     wanted = {n.lower().replace(" ", "_") for n in names}
-    for child in parent.iterdir():
-        if child.is_dir() and child.name.lower().replace(" ", "_") in wanted:
-            return child
-    return None
+    return sorted(
+        c for c in parent.iterdir() if c.is_dir() and c.name.lower().replace(" ", "_") in wanted
+    )
 
 
 def _images(folder: Path) -> list[Path]:
@@ -159,12 +163,23 @@ def _cxr_png_fix(base: Path, stem: str, masks, m_idx, manual, sides) -> str:
 
 
 def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
+    """CXR_png/ (or images/) beside masks/ and/or mask/ (both read: the Montgomery and the
+    Shenzhen masks of the Kaggle set may be unpacked into one each) or ManualMask/."""
     base = cxr.parent
-    masks = _subdir(base, "masks", "mask")
+    mask_dirs = _subdirs(base, "masks", "mask")
+    for m in [m for m in mask_dirs if _predicted(m)]:
+        fix = "keep ground-truth masks in masks/ and write predictions elsewhere"
+        problems.append(Problem(str(m), "holds lungseg predict output, not truth", fix))
+        mask_dirs.remove(m)
     manual = _subdir(base, "ManualMask")
+    if not mask_dirs and not manual and _subdir(base, "masks", "mask"):
+        return []  # (its only masks/ holds predictions: said once, not once per film)
+    masks = next(iter(mask_dirs), None)
     left = _subdir(manual, "leftMask") if manual else None
     right = _subdir(manual, "rightMask") if manual else None
-    m_idx, l_idx, r_idx = (_masks_in(d, problems) for d in (masks, left, right))
+    l_idx, r_idx = (_masks_in(d, problems) for d in (left, right))
+    m_idxs = [_masks_in(d, problems) for d in mask_dirs]
+    m_idx = next(iter(m_idxs), {})
     images = _images(cxr)
     found = []
     for img in images:
@@ -175,7 +190,7 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
         if lm and rm:
             extra = {"left_lung": lm, "right_lung": rm}
             files = list(extra.values())
-        elif masks_of := _candidates(m_idx, stem):
+        elif masks_of := [p for idx in m_idxs for p in _candidates(idx, stem)]:
             files = masks_of[:1]
             for other in masks_of[1:]:  # X.png beside X_mask.png or X.jpg: which is right?
                 fix = f"remove one (used: {files[0]})"
@@ -189,7 +204,7 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
         found.append(Sample(dataset_of(stem), stem, img, files, label_of(stem), extra))
     named = [(p, p.stem) for idx in (l_idx, r_idx) for p in idx.values()]
     named += [(p, p.stem[:-5] if p.stem.casefold().endswith("_mask") else p.stem)
-              for p in m_idx.values()]  # fmt: skip
+              for idx in m_idxs for p in idx.values()]  # fmt: skip
     _orphans(cxr, {film_stem(i) for i in images}, named, problems)
     return found
 
@@ -285,11 +300,7 @@ def _own_films(images: Path, masks: Path, problems: list[Problem]) -> list[Sampl
         problems.append(Problem(str(images), "images/ holds folders: it must be flat", fix))
         if not _images(images):
             return []
-    if _predicted(masks):
-        fix = "keep ground-truth masks in masks/ and write predictions elsewhere"
-        problems.append(Problem(str(masks), "holds lungseg predict output, not truth", fix))
-        return []
-    return _cxr_png_layout(images, problems)
+    return _cxr_png_layout(images, problems)  # (a masks/ that predict wrote: refused there)
 
 
 def _predicted(masks: Path) -> bool:
