@@ -149,7 +149,7 @@ def test_every_pair_failing_is_a_clear_error(root, tiny_model, tmp_path, synth):
     with pytest.raises(ValueError) as e:
         evaluate(str(tiny_model), str(root), "val", str(out), device="cpu")
     msg = str(e.value)
-    assert msg.startswith("no val pair could be evaluated: all 4 failed their checks")
+    assert msg.startswith("no pair could be evaluated: all 4 failed their checks")
     assert "MCUCXR_0001_0.png: mask is empty" in msg
     assert not (out / "metrics.json").exists() and not (out / "per_image.csv").exists()
 
@@ -190,6 +190,29 @@ def test_split_all_scores_every_film_of_your_own_folder(tiny_model, tmp_path, sy
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["other"]["n"] == 3 and metrics["protocol"]["split_file"] is None
     assert not (out / "splits.csv").exists() and "split" not in caplog.text.lower()
+
+
+def test_the_shipped_model_off_the_projects_split_says_its_figures_are_not_held_out(
+    root, tmp_path, caplog
+):
+    """It carries no record of its films, and was trained on most of the public sets' films: a
+    new split of them, or --split all, would pass its training films off as test films."""
+    evaluate(None, str(root), "val", str(tmp_path / "own"), limit=2, device="cpu")
+    assert "not held-out" not in caplog.text  # the data's own splits.csv: the project's
+    protocol = json.loads((tmp_path / "own" / "metrics.json").read_text())["protocol"]
+    assert protocol["public_films_maybe_seen"] == 0
+    (root / "splits.csv").unlink()
+    for split in ("all", "test"):
+        evaluate(None, str(root), split, str(tmp_path / split), limit=2, device="cpu")
+        protocol = json.loads((tmp_path / split / "metrics.json").read_text())["protocol"]
+        assert protocol["public_films_maybe_seen"] == 2  # the films scored (--limit 2)
+    assert caplog.text.count("so these figures are not held-out figures") == 2
+
+
+def test_a_new_split_too_small_for_test_films_says_so(tiny_model, tmp_path, synth):
+    _own_films(synth, tmp_path / "mine", 2)
+    with pytest.raises(ValueError, match=r"no test films under .*fewer than 3 films.*--split all"):
+        evaluate(str(tiny_model), str(tmp_path / "mine"), "test", str(tmp_path / "e"))
 
 
 def test_evaluate_reads_a_dicoms_header_as_predict_does(tiny_model, tmp_path, synth, monkeypatch):

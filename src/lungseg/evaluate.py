@@ -25,6 +25,7 @@ from .metrics import (
 )
 from .model import trained_on
 from .png import write_png
+from .protocol import find_run_dir, not_held_out, shipped_on_public, split_file_for
 from .segmenter import Segmenter
 from .sides import split_sides
 from .splits import (
@@ -54,45 +55,6 @@ def _thumb(a: np.ndarray) -> np.ndarray:
     scale = THUMB / max(a.shape)
     size = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
     return cv2.resize(a, size, interpolation=interp)
-
-
-def _not_held_out(listed: dict, source, chosen, split: str) -> list[str]:
-    """The `chosen` films that `listed` ((dataset, id) -> split: the training run's splits.csv,
-    the model's own record of its films, or with --split all the data's split) names as train
-    (or, scoring test or all, as val): their scores are not held-out figures; said, naming
-    `source`. None for --split train."""
-    used = {"train": (), "val": ("train",)}.get(split, ("train", "val"))  # (as asked for)
-    if seen := [s.id for s in chosen if listed.get((s.dataset, s.id)) in used]:
-        log.warning(
-            "--split %s: %d of the %d films are %s films in %s (not held out), e.g. %s",
-            split, len(seen), len(chosen), " or ".join(used), source, ", ".join(seen[:3]),
-        )  # fmt: skip
-    return seen
-
-
-def _split_file(root, trained: Path | None, samples) -> Path | None:
-    """The run's splits.csv (`trained`: the split the model was trained with) when it lists
-    every film found; else the data's own (`find_splits_file`), e.g. for a model evaluated on
-    other data."""
-    own = find_splits_file(root)
-    if trained is None:
-        return own
-    listed = read_splits(trained, samples)
-    if own is None or all((s.dataset, s.id) in listed for s in samples):
-        log.info("evaluating on the split the model was trained with: %s", trained)
-        return trained
-    log.warning("%s does not list every film under %s; using %s", trained, root, own)
-    return own
-
-
-def _find_run_dir(model: str | None, run_dir: str | None) -> Path | None:
-    if run_dir:
-        return Path(run_dir)
-    if model:
-        for parent in Path(model).resolve().parents[:2]:
-            if (parent / "metrics.csv").is_file():
-                return parent
-    return None
 
 
 def evaluate(
@@ -142,13 +104,13 @@ def evaluate(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_earlier(out_dir)
-    run = _find_run_dir(model, run_dir)
+    run = find_run_dir(model, run_dir)
     trained = run / "splits.csv" if run and (run / "splits.csv").is_file() else None
     if split == "all":  # every film: no split to find or make
         split_file, chosen = None, select(samples, {}, None, datasets, limit)
         trained = trained or find_splits_file(root)
     else:
-        split_file = _split_file(root, trained, samples)
+        split_file = split_file_for(root, trained, samples)
         splits = assign_splits(Path(root), samples, out_dir, split_file=split_file)
         chosen = select(samples, splits, split, datasets, limit)
         trained = None if split_file == trained else trained  # (another split than the run's)
@@ -160,11 +122,20 @@ def evaluate(
     listed, source = (read_splits(trained, chosen), trained) if trained else ({}, None)
     if not trained and (model_file := seg.model_file()) and (listed := trained_on(model_file)):
         source = f"the training record inside {model_file}"  # (a model out of its run folder)
-    seen = _not_held_out(listed, source, chosen, split) if source else []
+    seen = not_held_out(listed, source, chosen, split) if source else []
+    unknown = 0 if source else shipped_on_public(seg.model_file(), chosen, split_file, split)
     if not chosen:
         which = "" if split == "all" else f"{split} "
         among = f" of datasets {', '.join(datasets)}" if datasets else ""
-        raise ValueError(f"no {which}samples under {root}{among}")
+        why = (
+            ""
+            if split == "all" or split_file
+            else (
+                f" (a new split of {len(samples)} films: groups of one dataset and label with "
+                "fewer than 3 films give no val or test film; --split all scores every film)"
+            )
+        )
+        raise ValueError(f"no {which}films under {root}{among}{why}")
     if threshold is not None:
         seg.config.threshold = threshold
     rows, thumbs = [], {}
@@ -205,7 +176,7 @@ def evaluate(
     log.info("%s", pairs.summarize(len(rows), problems))
     if not rows:
         raise ValueError(
-            f"no {split} pair could be evaluated: all {len(chosen)} failed their checks; first "
+            f"no pair could be evaluated: all {len(chosen)} failed their checks; first "
             "problems:\n" + "\n".join(f"  {p}" for p in problems[:5])
         )
     if len(rows) > 1 and all(r["iou"] == 1.0 for r in rows):
@@ -226,6 +197,7 @@ def evaluate(
         "note": NOTE,
         "skipped": [str(p) for p in problems],
         "not_held_out": seen,  # films the model was trained or selected on (when known)
+        "public_films_maybe_seen": unknown,  # the shipped model off the project's split
     }
     (out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
     with open(out_dir / PER_IMAGE, "w", newline="") as f:
