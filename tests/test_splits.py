@@ -314,3 +314,31 @@ def test_a_trailing_digit_of_your_own_names_is_no_label(tmp_path):
         for k in range(3)
     ]
     assert sorted(make_splits(samples).values()) == ["test", "train", "val"]
+
+
+def test_a_data_set_shipped_split_into_train_and_test_folders_keeps_that_split(tmp_path):
+    """train/images + train/masks and test/... (README: a group per folder): without a
+    splits.csv, the folders are the split (the test folder's films were split 70/10/20 with the
+    rest, some trained on), and a tenth of train/'s films validate when there is no val/."""
+    from lungseg.datasets import Sample
+
+    def films(group, n):
+        return [Sample("other", f"{group}_{k}", tmp_path / group / "images" / f"{k}.png", [])
+                for k in range(n)]  # fmt: skip
+
+    samples = films("train", 10) + films("Test", 4) + films("site", 10)
+    splits = assign_splits(tmp_path, samples)
+    assert {splits[("other", f"Test_{k}")] for k in range(4)} == {"test"}
+    train = Counter(splits[("other", f"train_{k}")] for k in range(10))
+    assert train == {"train": 9, "val": 1}
+    assert Counter(splits[("other", f"site_{k}")] for k in range(10)) == {
+        "train": 7,
+        "val": 1,
+        "test": 2,
+    }  # fmt: skip (films in no such folder: split as before)
+    samples += films("validation", 2)
+    splits = assign_splits(tmp_path, samples)
+    assert Counter(splits[("other", f"train_{k}")] for k in range(10)) == {"train": 10}
+    assert {splits[("other", f"validation_{k}")] for k in range(2)} == {"val"}
+    write_splits(tmp_path / "splits.csv", {(s.dataset, s.id): "train" for s in samples})
+    assert set(assign_splits(tmp_path, samples).values()) == {"train"}  # a splits.csv: it counts

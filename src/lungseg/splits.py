@@ -162,18 +162,38 @@ def assign_splits(
             )
             splits.update(make_splits(missing))
     else:
-        splits = make_splits(samples)
+        named = folder_splits(root, samples)
+        splits = make_splits([s for s in samples if (s.dataset, s.id) not in named]) | named
         where = Path(out_dir) / "splits.csv" if out_dir is not None else "nowhere (no output)"
         log.warning(
-            "no splits.csv in %s or the %d folders above it: made a NEW stratified split "
+            "no splits.csv in %s or the %d folders above it: made a NEW stratified split%s "
             "(saved to %s); put the project's splits.csv in the data root to use a fixed split",
-            root,
-            PARENT_LEVELS,
-            where,
-        )
+            root, PARENT_LEVELS, f" ({len(named)} films by their train/val/test folders)"
+            if named else "", where,
+        )  # fmt: skip
     if out_dir is not None:
         write_splits(Path(out_dir) / "splits.csv", splits)
     return splits
+
+
+def folder_splits(root: Path, samples: list[Sample]) -> dict[tuple[str, str], str]:
+    """The split of each film below a folder named train, val (validation) or test (the group
+    folders of a data set shipped split: train/images + train/masks, test/...); with no val
+    folder, a tenth of the train folders' films (`make_splits`' val share) validate."""
+    names = {"train": "train", "training": "train", "test": "test", "testing": "test"}
+    names |= {"val": "val", "valid": "val", "validation": "val"}
+    out = {}
+    for s in samples:
+        try:
+            below = Path(s.image).relative_to(root).parts[:-1]
+        except ValueError:  # (not below root as given)
+            below = ()
+        if split := next((names[p.lower()] for p in below if p.lower() in names), None):
+            out[(s.dataset, s.id)] = split
+    if out and "val" not in out.values():
+        train = [s for s in samples if out.get((s.dataset, s.id)) == "train"]
+        out.update({k: "val" for k, v in make_splits(train).items() if v == "val"})
+    return out
 
 
 def check_dataset_names(names: list[str] | None) -> list[str] | None:
