@@ -342,3 +342,13 @@ def test_a_data_set_shipped_split_into_train_and_test_folders_keeps_that_split(t
     assert {splits[("other", f"validation_{k}")] for k in range(2)} == {"val"}
     write_splits(tmp_path / "splits.csv", {(s.dataset, s.id): "train" for s in samples})
     assert set(assign_splits(tmp_path, samples).values()) == {"train"}  # a splits.csv: it counts
+
+
+def test_too_few_films_for_val_films_says_why(tmp_path, synth):
+    """Two films of each TB label: groups of 2, so a new split gives no val film (the message
+    sent the user to --data, --datasets and --limit only)."""
+    root = synth.make_dataset_root(tmp_path / "data", n_per_group=2, jsrt=False)
+    cfg = TrainConfig(data=str(root), out=str(tmp_path / "run"), encoder="resnet18", size=64)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ValueError, match=r"0 usable val pairs .*3 or more.*splits\.csv"):
+        load_split_pairs(cfg, tmp_path / "run")

@@ -146,9 +146,12 @@ def load_split_pairs(cfg: TrainConfig, out: Path, resume: bool = False):
     log.info("data: %s", summarize(sum(map(len, pairs.values())), problems))
     for split, p in pairs.items():
         if len(p) < (2 if split == "train" else 1):  # a batch of 1 cannot train (BatchNorm)
+            few = ", or too few films for a new split to give val films (groups of one dataset "
+            few += "and label need 3 or more): add films or give a splits.csv in --data"
             raise ValueError(
                 f"{len(p)} usable {split} pairs under {cfg.data} (datasets={cfg.datasets}, "
                 f"limit={cfg.limit}): too few; check --data, --datasets and --limit"
+                + (few if split == "val" and not p else "")
             )
     return pairs
 
