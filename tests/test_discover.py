@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import by_id
 from PIL import Image
 
 from lungseg.datasets import discover
-from lungseg.pairs import load_pair
+from lungseg.imageio import read_image
+from lungseg.pairs import load_film_pair, load_pair
 
 # ---------------------------------------------------------------- discovery per layout
 
@@ -135,6 +137,32 @@ def test_predictions_beside_cxr_png_are_no_truth(tmp_path, synth):
     with pytest.raises(FileNotFoundError, match="holds lungseg predict output, not truth") as e:
         discover(tmp_path)
     assert "no lung mask found" not in str(e.value)
+
+
+def test_jsrt_films_as_distributed_pair_with_scr_masks_at_their_size(tmp_path, synth):
+    """JSRT's raw .IMG films (2048 px, 12-bit big-endian negatives, 0.175 mm) beside SCR's
+    1024 px GIF masks: found, read as displayed, and scored at the masks' size (they were no
+    films: every mask was reported without an image)."""
+    base = synth.write_scr(tmp_path, ids=("JPCLN001",))
+    png = base / "images" / "JPCLN001.png"
+    film = np.asarray(Image.open(png), np.float32) / 255  # (the phantom, at 64 x 64 px)
+    big = cv2.resize(film, (2048, 2048), interpolation=cv2.INTER_NEAREST)
+    (4095 - np.round(big * 4095)).astype(">u2").tofile(base / "images" / "JPCLN001.IMG")
+    png.unlink()
+    for f in (base / "masks").rglob("*.gif"):  # SCR's masks: half the film's size
+        mask = np.asarray(Image.open(f))
+        Image.fromarray(cv2.resize(mask, (1024, 1024), interpolation=cv2.INTER_NEAREST)).save(f)
+    (base / "images" / "NOTES.IMG").write_bytes(b"not a film")  # another .IMG: no film
+    samples, problems = discover(tmp_path)
+    assert [(s.id, s.image.name) for s in samples] == [("JPCLN001", "JPCLN001.IMG")]
+    assert problems == []
+    rad = read_image(base / "images" / "JPCLN001.IMG")
+    assert rad.image.shape == (2048, 2048) and rad.spacing == (0.175, 0.175)
+    np.testing.assert_allclose(rad.image, big, atol=1 / 4095)
+    scored, mask = load_film_pair(samples[0])
+    assert scored.image.shape == mask.shape == (1024, 1024) and scored.spacing == (0.35, 0.35)
+    shrunk = cv2.resize(big, (1024, 1024), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(scored.image, shrunk, atol=1 / 4095)
 
 
 def test_discover_all_layouts_in_one_root(all_layouts_root):

@@ -49,6 +49,25 @@ def test_predict_writes_mask_overlay_and_table_at_input_size(tiny_model, folder,
     assert [p.name for p in out.glob("check_overlays_*.png")] == ["check_overlays_01.png"] * flagged
 
 
+def test_predict_reads_jsrt_films_as_distributed(tiny_model, tmp_path):
+    """A JSRT .IMG in a folder (raw, no header): segmented at its 2048 px, areas in mm² from
+    its 0.175 mm pixels; an .IMG of another size is no film."""
+    (tmp_path / "in").mkdir()
+    rng = np.random.default_rng(0)
+    rng.integers(0, 4096, (2048, 2048)).astype(">u2").tofile(tmp_path / "in" / "JPCNN001.IMG")
+    (tmp_path / "in" / "disk.img").write_bytes(bytes(1000))
+    out = tmp_path / "out"
+    assert (
+        main(["predict", str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model)]) == 0
+    )
+    assert np.asarray(Image.open(out / "JPCNN001_mask.png")).shape == (2048, 2048)
+    (row,) = csv.DictReader(open(out / "results.csv"))
+    area = int(row["right_area_px"]) + int(row["left_area_px"])
+    mm2 = float(row["right_area_mm2"] or 0) + float(row["left_area_mm2"] or 0)
+    assert row["file"].endswith("JPCNN001.IMG") and area > 0
+    assert mm2 == pytest.approx(area * 0.175**2, rel=1e-3)
+
+
 def test_predict_no_overlay_writes_masks_only(tiny_model, folder, tmp_path):
     out = tmp_path / "out"
     assert main(["predict", str(folder), "--out", str(out), "--model", str(tiny_model),

@@ -1,18 +1,11 @@
-"""Find image/mask pairs in the layouts users download (loading and checks: pairs.py; splits:
-splits.py).
-
-Layouts found anywhere under a root folder:
-- Montgomery official:   CXR_png/*.png + ManualMask/{leftMask,rightMask}/*.png
-- Shenzhen official:     CXR_png/*.png + mask/ and/or masks/ *_mask.png
-- "Chest Xray Masks and Labels": CXR_png/ + masks/ (Montgomery same name, Shenzhen `_mask`)
-- JSRT + SCR masks:      images/*.png + masks/{left_lung,right_lung,heart,...}/ (SCR's own
-                         folder names with spaces, and .gif masks, are accepted too)
-- own films:             images/ + masks/ (or mask/), paired as in CXR_png/ (dataset `other`)
-Films: PNG, JPEG, TIFF, BMP, DICOM (.dcm/.dicom, or any other name with the DICM preamble:
-IM0001, or a UID such as 1.2.840.113619.2.55.3.7, whose whole name is the film's id and mask name).
-Mask suffixes match in any case (`.PNG`, `.GIF`); macOS/Windows leftovers (`._*`, `__MACOSX/`,
-.DS_Store, Thumbs.db) are ignored; an image without its masks and masks without their image
-are reported as problems.
+"""Find image/mask pairs in the layouts users download (README, "Data layouts"), anywhere under
+a root folder: Montgomery (CXR_png/ + ManualMask/{leftMask,rightMask}/), Shenzhen and the Kaggle
+"Chest Xray Masks and Labels" set (CXR_png/ + masks/ and/or mask/, `<id>` or `<id>_mask`), JSRT
++ SCR (images/ + masks/{left_lung,right_lung,heart,...}/, SCR's `left lung` and .gif too), and
+your own (images/ + masks/, dataset `other`). Films: PNG, JPEG, TIFF, BMP, DICOM (a suffix, or
+the DICM preamble: IM0001, a UID whose whole name is the id), JSRT's raw .IMG. Names match in
+any case; OS leftovers (`._*`, `__MACOSX/`) are ignored; a film without its masks and masks
+without their film are reported as problems. (Loading and checks: pairs.py; splits: splits.py.)
 """
 
 from __future__ import annotations
@@ -23,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import OVERLAY, film_stem, is_byproduct, is_dicom, is_leftover
+from .files import OVERLAY, film_stem, is_byproduct, is_dicom, is_jsrt, is_leftover
 from .walk import folders_under
 
 log = logging.getLogger(__name__)
@@ -128,7 +121,9 @@ def _images(folder: Path) -> list[Path]:
     DICOMDIR (an index), OS leftovers or `lungseg predict`'s outputs (`files.is_byproduct`). A
     film's id is `film_stem`."""
     files = [p for p in folder.iterdir() if not is_byproduct(p) and p.is_file()]  # (predict's)
-    return sorted(p for p in files if p.suffix.lower() in FILM_SUFFIXES or _other_dicom(p))
+    return sorted(
+        p for p in files if p.suffix.lower() in FILM_SUFFIXES or is_jsrt(p) or _other_dicom(p)
+    )
 
 
 def _other_dicom(path: Path) -> bool:

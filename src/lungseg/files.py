@@ -15,6 +15,7 @@ from pathlib import Path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
+JSRT_SIDE = 2048  # JSRT's raw .IMG films: 2048 x 2048 x 2 bytes, no header (jsrt.py)
 MASK_FOLDERS = {"mask", "masks", "manualmask", "leftmask", "rightmask"}  # see is_byproduct
 # what `predict` writes, named <film stem><suffix>.png, and the pages of its check sheet
 # (`report.check_sheets`: <SHEET_STEM>01.png, 02, ...); never read as films
@@ -125,14 +126,23 @@ def film_stem(path: Path) -> str:
     """A film's name without its suffix, when it has a known image or DICOM one (`a.PNG` -> `a`,
     `x.dcm` -> `x`); else its whole name: DICOMs named without a suffix (`IM0001`) or by their
     UID (`1.2.840.113619.2.55.3.7`, whose last `.7` is no suffix)."""
-    if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES | {".img"}:
         return path.stem
     return path.name
 
 
 def is_supported(path: Path) -> bool:
-    """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic."""
-    return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path)
+    """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic,
+    JSRT's raw films."""
+    return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path) or is_jsrt(path)
+
+
+def is_jsrt(path: Path) -> bool:
+    """A JSRT film as the database distributes it: `.IMG` of exactly 2048 x 2048 x 2 bytes."""
+    try:
+        return path.suffix.lower() == ".img" and path.stat().st_size == 2 * JSRT_SIDE**2
+    except OSError:
+        return False
 
 
 def is_byproduct(path: Path, root: Path | None = None) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .exif import as_displayed, exif_orientation, pil_orientation
-from .files import file_stamp, is_dicom
+from .files import file_stamp, is_dicom, is_jsrt
 
 # Decompression bombs are refused. The largest chest detectors give about 4300x4300 = 18.5 MP;
 # a 14x17" film digitised at 43 um about 81 MP, a 17x17" one at 50 um 74 MP. 128 MP (Pillow's
@@ -57,7 +57,12 @@ def read_image(path: str | Path | bytes) -> Radiograph:
     stamp = file_stamp(path)  # (before reading it: a film changed meanwhile is redone)
     if stamp.startswith("0 "):
         raise ImageReadError(f"{path}: file is empty (0 bytes); re-export or re-copy it")
-    rad = read_dicom(path) if is_dicom(path) else Radiograph(_read_raster(path))
+    if is_jsrt(path):
+        from .jsrt import read_jsrt
+
+        rad = read_jsrt(path)
+    else:
+        rad = read_dicom(path) if is_dicom(path) else Radiograph(_read_raster(path))
     rad.path, rad.stamp = str(path), stamp
     h, w = rad.image.shape
     if h < 16 or w < 16:

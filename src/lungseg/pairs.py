@@ -12,7 +12,9 @@ import cv2
 import numpy as np
 
 from .datasets import Problem, Sample
+from .files import is_jsrt
 from .imageio import ImageReadError, Radiograph, orientation, read_image, read_mask
+from .jsrt import at_mask_size
 from .preprocess import upright
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,9 @@ def load_film_pair(s: Sample) -> tuple[Radiograph, np.ndarray]:
                 f"{s.image.name}'s ({turn}); both are read as displayed, so one of them would "
                 "be turned against the other: save both upright without an EXIF orientation"
             )
+        if raw.shape != image.shape and is_jsrt(s.image) and not mask.any():  # SCR: 1024 px
+            if small := at_mask_size(film, raw.shape):
+                film, image, mask = small, small.image, np.zeros(raw.shape, np.uint8)
         if raw.shape != image.shape:
             raise ValueError(
                 f"{p}: mask is {raw.shape[1]}x{raw.shape[0]} but image {s.image.name} "
