@@ -8,7 +8,8 @@ import pytest
 from conftest import IMG_H, IMG_W, check_float_image, ramp8, ramp16
 from PIL import Image
 
-from lungseg.imageio import ImageReadError, from_array, read_image
+from lungseg.arrays import from_array
+from lungseg.imageio import ImageReadError, read_image
 
 H, W = IMG_H, IMG_W
 
@@ -77,21 +78,47 @@ def test_from_array_channels():
     np.testing.assert_allclose(from_array(rgb), (ramp8() / 255 + 0 + 1) / 3, atol=1e-6)
 
 
+def test_from_array_gray_with_alpha():
+    """HxWx2 (gray, alpha: PIL's LA as an array) over black, as an LA PNG is read."""
+    alpha = np.full((H, W), 255, np.uint8)
+    alpha[:, : W // 2] = 0
+    got = from_array(np.dstack([ramp8(), alpha]))
+    np.testing.assert_allclose(got, ramp8() / 255 * (alpha / 255), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "arr,match",
     [
         (np.zeros((3, H, W), np.float32), r"\(3, 40, 48\).*np\.moveaxis\(arr, 0, -1\)"),
         (np.zeros((1, H, W), np.uint8), r"np\.moveaxis"),
-        (np.zeros(100), r"HxW, HxWx1, HxWx3 or HxWx4.*\(100,\)"),
+        (np.zeros(100), r"HxW, HxWx1, HxWx2 \(gray, alpha\), HxWx3 or HxWx4.*\(100,\)"),
+        (np.float32(0.5), r"got float32$"),
         (np.zeros((2, H, W, 3)), r"got shape \(2, 40, 48, 3\)"),
         (np.zeros((0, W)), r"got shape \(0, 48\)"),
         (np.full((H, W), -0.5), r"float64 in -0\.5\.\.-0\.5"),
-        (ramp8() * 1.0, r"uint8, uint16, bool or float in \[0,1\].*float64 in 0\.\.255"),
+        (
+            ramp8() * 1.0,
+            r"other integers in 0\.\.65535, bool or float in \[0,1\].*float64 in 0\.\.255",
+        ),
+        (np.full((H, W), np.nextafter(np.float32(1), 2)), r"float32 in 1\.00000012\.\.1\.00000012"),
         (np.full((H, W), 70000, np.int64), r"int64"),
         (np.full((H, W), -3, np.int8), r"int8"),
         (np.zeros((H, W), np.complex64), r"complex64"),
     ],
-    ids=["3xHxW", "1xHxW", "1-D", "4-D", "empty", "negative", "over-1", "int-big", "int-neg", "cx"],
+    ids=[
+        "3xHxW",
+        "1xHxW",
+        "1-D",
+        "0-D",
+        "4-D",
+        "empty",
+        "negative",
+        "over-1",
+        "1+eps",
+        "int-big",
+        "int-neg",
+        "cx",
+    ],  # fmt: skip
 )
 def test_from_array_refusals(arr, match):
     with pytest.raises(ValueError, match=match):

@@ -9,7 +9,8 @@ import pytest
 from conftest import IMG_H, IMG_W, check_float_image, ramp8, ramp16
 from PIL import Image
 
-from lungseg.imageio import from_array, read_image, to_gray_float
+from lungseg.arrays import from_array
+from lungseg.imageio import read_image, to_gray_float
 from lungseg.png import read_png
 
 H, W = IMG_H, IMG_W

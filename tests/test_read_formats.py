@@ -11,7 +11,8 @@ import pytest
 from conftest import IMG_H, IMG_W, check_float_image, ramp8
 from PIL import Image
 
-from lungseg.imageio import from_array, read_image, read_mask
+from lungseg.arrays import from_array
+from lungseg.imageio import read_image, read_mask
 
 H, W = IMG_H, IMG_W
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import ImageReadError, Radiograph, _check_size, _minmax
+from .imageio import FIELD_MAX_MM, SPACING_MM, ImageReadError, Radiograph, _check_size, _minmax
 
 log = logging.getLogger(__name__)
 
@@ -254,11 +254,8 @@ def _dicom_spacing(ds, path: Path | str = "") -> tuple[float, float] | None:
     return None
 
 
-# A pixel of a projection radiograph at the patient: 0.01-5 mm (detectors: 0.05-0.2 mm,
-# downsampled exports coarser), the film's longer side at most FIELD_MAX_MM (a 43 cm
-# detector; stitched long-length films 1.3 m). GDCM writes 1\1 where a converted file had no
-# spacing: on a film of thousands of pixels that gives metres (one of 1500 px or less passes).
-SPACING_MM, FIELD_MAX_MM = (0.01, 5.0), 1500.0
+# (imageio.SPACING_MM, FIELD_MAX_MM.) GDCM writes 1\1 where a converted file had no spacing:
+# on a film of thousands of pixels that gives metres (one of 1500 px or less passes).
 
 
 def _plausible(spacing: tuple[float, float], ds, path, tag: str) -> bool:

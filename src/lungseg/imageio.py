@@ -1,5 +1,5 @@
 """Read radiographs and masks from disk: PNG/JPEG/TIFF/BMP/GIF (8/16-bit, gray/RGB/RGBA/palette)
-and DICOM, or take them as arrays (`from_array`). Every reader returns a float32 HxW image in
+and DICOM (arrays in memory: arrays.py). Every reader returns a float32 HxW image in
 [0, 1] (bright = dense, as displayed)."""
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)  # Pillow:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODES16 = ("I;16", "I;16B", "I;16L")  # Pillow's 16-bit gray modes
 BITS16 = (1023, 4095, 16383, 65535)  # 2^10-1 ... 2^16-1: see _scale16
+# A pixel of a projection radiograph at the patient: 0.01-5 mm (detectors: 0.05-0.2 mm,
+# downsampled exports coarser), the film's longer side at most FIELD_MAX_MM (a 43 cm
+# detector; stitched long-length films 1.3 m).
+SPACING_MM, FIELD_MAX_MM = (0.01, 5.0), 1500.0
 
 
 class ImageReadError(ValueError):
@@ -100,43 +104,6 @@ def film_pixels(path: str | Path) -> int:
         return 0
 
 
-def from_array(arr) -> np.ndarray:
-    """An image array -> float32 HxW in [0,1]. Shapes: HxW, HxWx1, HxWx3, HxWx4 (channel-last;
-    colour averaged after scaling; alpha over black, as files with alpha are read). Dtypes:
-    uint8 (/255), uint16 (`_scale16`), other integers in 0..65535 (`_scale16` from 2^8-1 up),
-    bool, float in [0,1] (NaN and -Inf -> 0, +Inf -> 1). Anything else raises ValueError
-    saying what is accepted."""
-    a = np.asarray(arr)
-    ok = "images are paths or HxW, HxWx1, HxWx3 or HxWx4 (channel-last) arrays of uint8, uint16, "
-    ok += "bool or float in [0,1]"
-    if a.ndim not in (2, 3) or a.ndim == 3 and a.shape[2] not in (1, 3, 4) or a.size == 0:
-        hint = "; for channel-first use np.moveaxis(arr, 0, -1)" if a.ndim == 3 else ""
-        raise ValueError(f"{ok}; got shape {a.shape}{hint}")
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"{ok}; got {a.dtype}")
-    alpha = None
-    if a.ndim == 3 and a.shape[2] == 4:  # (colour and alpha scaled each by its own range)
-        a, alpha = a[..., :3], _unit(a[..., 3], ok, alpha=True)
-    img = _unit(a, ok)
-    img = img if img.ndim == 2 else img.mean(-1, dtype=np.float64).astype(np.float32)
-    return img if alpha is None else np.multiply(img, alpha, dtype=np.float32)
-
-
-def _unit(a: np.ndarray, ok: str, alpha: bool = False) -> np.ndarray:
-    """`from_array`'s scaling of pixel values (or, `alpha`, of opacity: uint16 / 65535 as the
-    PNG reader) to float32 in [0,1]; ValueError (`ok`: what is accepted) out of range."""
-    kind = a.dtype.kind
-    img = a.astype(np.float32) if kind in "bf" else a
-    lo, hi, bad = _finite_range(img, "image array")
-    if lo < 0 or hi > (1 if kind in "bf" else 65535):
-        raise ValueError(f"{ok}; got {a.dtype} in {lo:g}..{hi:g}")
-    if kind in "iu":  # uint8 as the 8-bit PNG reader: value / 255 in float32
-        tops = (255,) if a.dtype == np.uint8 else BITS16 if a.dtype == np.uint16 else None
-        img = _scale16(a, (65535,) if alpha and a.dtype == np.uint16 else tops or (255, *BITS16))
-    _fill(img, img, bad)
-    return img
-
-
 def _scale16(arr: np.ndarray, tops: tuple[int, ...] = BITS16) -> np.ndarray:
     """16-bit integer data -> float32 in [0,1], divided by the smallest of 2^10-1, 2^12-1, 2^14-1
     and 2^16-1 that is >= the maximum: the significant bits, as viewers infer them (12-bit data
@@ -155,7 +122,7 @@ def _check_size(path: Path, w: int, h: int) -> None:
 
 def _read_raster(path: Path) -> np.ndarray:
     from .png import read_png  # here: png.py and tiff.py build on this module
-    from .tiff import largest_page, opencv_tiff, white_is_zero
+    from .tiff import largest_page, opencv_tiff
 
     fast = read_png(path)
     if fast is not None:
@@ -165,10 +132,7 @@ def _read_raster(path: Path) -> np.ndarray:
             largest_page(im)
             _check_size(path, *im.size)
             im.load()
-            image = to_gray_float(im, path)
-            if white_is_zero(im):
-                image = np.subtract(1, image, dtype=np.float32)
-            return as_displayed(image, pil_orientation(im))
+            return from_pil(im, path)
     except ImageReadError:
         raise
     except Image.UnidentifiedImageError as e:
@@ -219,6 +183,17 @@ def orientation(path: str | Path) -> int:
                 return pil_orientation(im)
     except (OSError, SyntaxError, ValueError, *BOMB):
         return 1  # unreadable: the readers say why
+
+
+def from_pil(im: Image.Image, where: str | Path = "image") -> np.ndarray:
+    """A PIL image (any mode: palette, CMYK, 16-bit, with alpha) -> float32 HxW in [0,1] as
+    displayed, as a file of it is read: its EXIF orientation applied, a WhiteIsZero TIFF turned."""
+    from .tiff import white_is_zero
+
+    image = to_gray_float(im, where)
+    if white_is_zero(im):
+        image = np.subtract(1, image, dtype=np.float32)
+    return as_displayed(image, pil_orientation(im))
 
 
 def to_gray_float(im: Image.Image, where: str | Path = "image") -> np.ndarray:

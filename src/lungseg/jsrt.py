@@ -13,14 +13,14 @@ import numpy as np
 from .files import JSRT_SIDE
 from .imageio import Radiograph
 
-SPACING_MM = 0.175
+PIXEL_MM = 0.175
 
 
 def read_jsrt(path: Path) -> Radiograph:
     """A JSRT .IMG file -> Radiograph (bright = dense, as displayed; spacing 0.175 mm)."""
     raw = np.fromfile(path, dtype=">u2").reshape(JSRT_SIDE, JSRT_SIDE)
     image = np.subtract(4095, np.minimum(raw, 4095), dtype=np.float32) / np.float32(4095)
-    return Radiograph(image, spacing=(SPACING_MM, SPACING_MM))
+    return Radiograph(image, spacing=(PIXEL_MM, PIXEL_MM))
 
 
 def at_mask_size(film: Radiograph, shape: tuple[int, int]) -> Radiograph | None:

@@ -8,14 +8,17 @@ It never imports training code; the mask always comes back at the input's own si
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from . import postprocess as pp
-from .imageio import Radiograph, from_array, read_image
+from .arrays import checked, from_array
+from .imageio import Radiograph, from_pil, read_image
 from .model import DEFAULT_WEIGHTS, ModelConfig
 from .preprocess import preprocess, resize_labels, to_original, upright
 from .rebuild import rebuild
@@ -24,9 +27,10 @@ from .sides import split_sides
 from .stats import UNCERTAIN_MAX, film_flags, lung_balance, lung_sizes, measure, uncertain_fraction
 
 WORK_SIZE = 1024  # films with a longer side are post-processed on a grid of this size
+MIN_WORK_SIZE = 256  # (post-processing on a coarser grid than this loses the lungs' outline)
 
 
-@dataclass
+@dataclass(eq=False)  # (numpy arrays: `==` of two results would raise)
 class Result:
     """`mask` uint8 HxW {0,1} and `labels` uint8 HxW (1 right, 2 left) at the input's size;
     `prob` float32 HxW in [0,1]; `stats` areas, ratios and the quality flag; `rebuilt` the
@@ -51,7 +55,7 @@ class Segmenter:
     """Segment the lungs in chest radiographs.
 
     >>> seg = Segmenter.default()
-    >>> result = seg("film.dcm")   # or an HxW[xC] array (imageio.from_array)
+    >>> result = seg("film.dcm")   # or a PIL image or an HxW[xC] array (arrays.from_array)
     >>> result.mask.shape == result.prob.shape
     """
 
@@ -65,7 +69,11 @@ class Segmenter:
         precision: str = "auto",
         rebuild: bool = True,
     ):
-        self.runner = make_runner(model, device, compile, precision)
+        if work_size is not None and work_size < MIN_WORK_SIZE:
+            raise ValueError(f"work_size must be None or at least {MIN_WORK_SIZE}, got {work_size}")
+        model = os.fsdecode(model) if isinstance(model, bytes) else model
+        self._runner_args = (device, compile, precision)
+        self.runner = make_runner(model, *self._runner_args)
         self.model_path = Path(model if model is not None else DEFAULT_WEIGHTS).resolve()
         self._loaded = _signature(self.model_path)
         self.config: ModelConfig = self.runner.config
@@ -82,14 +90,25 @@ class Segmenter:
 
     @classmethod
     def default(cls, **kwargs) -> Segmenter:
-        """The model shipped with the package."""
+        """The model shipped with the package (another model: `Segmenter(model)`)."""
+        if "model" in kwargs:
+            raise TypeError("Segmenter.default() is the shipped model; for yours: Segmenter(model)")
         return cls(DEFAULT_WEIGHTS, **kwargs)
+
+    def __getstate__(self) -> dict:  # pickled without its network (multiprocessing, spawn):
+        return {**self.__dict__, "runner": None}  # loaded again from the model file
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.runner = make_runner(self.model_path, *self._runner_args)
 
     def __call__(self, image: str | Path | bytes | np.ndarray | Radiograph) -> Result:
         return self.batch([image])[0]
 
     def batch(self, images: list) -> list[Result]:
-        """Segment several images in one model call (paths, arrays or Radiographs)."""
+        """Segment several images in one model call (paths, arrays, PIL images or Radiographs)."""
+        if isinstance(images, (str, Path, bytes, np.ndarray, Radiograph, Image.Image)):
+            raise TypeError("batch() takes a list of images; for one image: seg(image)")
         if not images:
             return []
         rads = [self._radiograph(im) for im in images]
@@ -98,7 +117,7 @@ class Segmenter:
         return [self.finish(p, g, r) for p, g, r in zip(probs, geometries, rads, strict=True)]
 
     def prepare(self, film: np.ndarray | Radiograph):
-        """An image array (float32 HxW [0,1], uint8, ...: `imageio.from_array`) or a Radiograph
+        """An image array (float32 HxW [0,1], uint8, ...: `arrays.from_array`) or a Radiograph
         -> (model input SxS, Geometry). A Radiograph whose header says it is displayed mirrored
         or upside down is turned upright for the model, which has only seen films with the heart
         on the image right and the head at the top; `finish` turns the result back."""
@@ -156,7 +175,9 @@ class Segmenter:
     @staticmethod
     def _radiograph(image) -> Radiograph:
         if isinstance(image, Radiograph):
-            return image
+            return checked(image)  # (made by hand: scaled and its spacing checked as files')
         if isinstance(image, (str, Path, bytes)):  # (bytes: a name that is not UTF-8)
             return read_image(image)
+        if isinstance(image, Image.Image):  # any mode (palette, CMYK, ...) as its file would be
+            return Radiograph(from_pil(image))
         return Radiograph(from_array(image))  # HxW or HxWxC; uint8, uint16, float [0,1]
