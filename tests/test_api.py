@@ -65,6 +65,8 @@ def test_options_and_inputs_that_cannot_work_are_refused(tiny_model, seg, film):
         with pytest.raises(TypeError, match="batch\\(\\) takes a list of images"):
             seg.batch(one)
     assert Segmenter(bytes(tiny_model)).config == seg.config  # a model named by bytes too
+    with pytest.raises(FileNotFoundError, match="an empty file name"):  # was '.: a folder'
+        seg("")
 
 
 def test_results_compare_and_segmenters_pickle(seg, film):

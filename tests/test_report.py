@@ -46,6 +46,17 @@ def test_overlay_outlines_each_lung_in_its_colour_and_keeps_the_film():
     assert np.abs(inside[..., 0] - expected).max() <= 1.5
 
 
+def test_overlay_of_an_8_bit_film_and_a_rebuilt_lung():
+    """A uint8 film saturated past the palette (IndexError: index 255); `rebuilt` reached
+    overlay_indexed only."""
+    image, labels = _film_and_labels()
+    u8 = np.round(image * 255).astype(np.uint8)
+    np.testing.assert_array_equal(overlay(u8, labels), overlay(u8 / np.float32(255), labels))
+    dashed = overlay(image, labels, rebuilt=LEFT)
+    np.testing.assert_array_equal(dashed, PALETTE[overlay_indexed(image, labels, rebuilt=LEFT)])
+    assert (dashed != overlay(image, labels)).any()
+
+
 def test_overlay_draws_truth_and_downscales_large_films():
     image, labels = _film_and_labels()
     truth = np.zeros_like(labels)

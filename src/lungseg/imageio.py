@@ -53,6 +53,8 @@ def read_image(path: str | Path | bytes) -> Radiograph:
     FileNotFoundError, IsADirectoryError or ImageReadError (a ValueError)."""
     from .dicom import read_dicom  # here: dicom.py builds on this module
 
+    if not os.fsdecode(path):  # (Path('') is the current folder)
+        raise FileNotFoundError("an empty file name; give a film's path")
     path = Path(os.fsdecode(path))
     if path.is_dir():
         raise IsADirectoryError(f"{path}: a folder, not a file (`lungseg predict` takes folders)")

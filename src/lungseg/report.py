@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .arrays import from_array
 from .files import OVERLAY, SHEET_STEM, output_name
 from .imageio import imdecode
 from .png import predicted, write_png
@@ -105,10 +106,17 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], index: int, t: int) 
 
 
 def overlay(
-    image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None = None, max_side: int = 2048
+    image: np.ndarray,
+    labels: np.ndarray,
+    truth: np.ndarray | None = None,
+    max_side: int = 2048,
+    rebuilt: int | None = None,
 ) -> np.ndarray:
-    """The overlay of `overlay_indexed` as uint8 RGB HxWx3."""
-    return PALETTE[overlay_indexed(image, labels, truth, max_side)]
+    """The overlay of `overlay_indexed` as uint8 RGB HxWx3 (`image` also uint8, uint16, ...:
+    `arrays.from_array`), e.g. `overlay(image, result.labels, rebuilt=result.rebuilt)`."""
+    if image.dtype != np.float32:
+        image = from_array(image)
+    return PALETTE[overlay_indexed(image, labels, truth, max_side, rebuilt)]
 
 
 SHEET = SHEET_STEM + "{:02d}.png"  # `check_sheets`' pages (files.is_byproduct knows them)
