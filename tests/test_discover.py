@@ -368,6 +368,11 @@ def test_your_own_films_names_pair_ignoring_case_and_images_must_be_flat(tmp_pat
         (str(tmp_path / "b" / "images"), "images/ holds folders: it must be flat")
     ]
     assert "images/train/" in problems[0].fix
+    Image.fromarray(film).save(tmp_path / "a" / "images" / "Gif_1.gif")  # as predict reads it
+    synth.save_mask(tmp_path / "a" / "masks" / "gif_1.png", left | right)
+    assert [s.image.name for s in discover(tmp_path / "a")[0]] == ["Gif_1.gif", "Patient_006.png"]
+    (tmp_path / "a" / "images" / "Gif_1.gif").unlink()
+    (tmp_path / "a" / "masks" / "gif_1.png").unlink()
     synth.save_png(tmp_path / "a" / "images" / "late" / "y.png", film)  # beside flat films
     (tmp_path / "a" / "images" / "empty").mkdir()
     samples, problems = discover(tmp_path / "a")

@@ -3,7 +3,7 @@ a root folder: Montgomery (CXR_png/ + ManualMask/{leftMask,rightMask}/), Shenzhe
 "Chest Xray Masks and Labels" set (CXR_png/ + masks/ and/or mask/, `<id>` or `<id>_mask`), JSRT
 + SCR (images/ + masks/{left_lung,right_lung,heart,...}/, SCR's `left lung` and .gif too), and
 your own (images/ + masks/, dataset `other`). Films: PNG, JPEG, TIFF, BMP, DICOM (a suffix, or
-the DICM preamble: IM0001, a UID whose whole name is the id), JSRT's raw .IMG. Names match in
+the DICM preamble: IM0001, a UID whose whole name is the id), GIF, JSRT's raw .IMG. Names match in
 any case; OS leftovers (`._*`, `__MACOSX/`) are ignored; a film without its masks and masks
 without their film are reported as problems. (Loading and checks: pairs.py; splits: splits.py.)
 """
@@ -16,13 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import OVERLAY, film_stem, is_byproduct, is_dicom, is_jsrt, is_leftover
+from .files import OVERLAY, film_stem, is_byproduct, is_leftover, is_supported
 from .walk import folders_under
 
 log = logging.getLogger(__name__)
 
 JSRT_STRUCTURES = ("left_lung", "right_lung", "heart", "left_clavicle", "right_clavicle")
-FILM_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 # (JPEG masks are thresholded by pairs.load_pair, with a warning)
 MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 
@@ -121,13 +120,7 @@ def _images(folder: Path) -> list[Path]:
     DICOMDIR (an index), OS leftovers or `lungseg predict`'s outputs (`files.is_byproduct`). A
     film's id is `film_stem`."""
     files = [p for p in folder.iterdir() if not is_byproduct(p) and p.is_file()]  # (predict's)
-    return sorted(
-        p for p in files if p.suffix.lower() in FILM_SUFFIXES or is_jsrt(p) or _other_dicom(p)
-    )
-
-
-def _other_dicom(path: Path) -> bool:
-    return path.name.upper() != "DICOMDIR" and is_dicom(path)
+    return sorted(p for p in files if p.name.upper() != "DICOMDIR" and is_supported(p))
 
 
 def _orphans(films: Path, stems: set[str], masks, problems: list[Problem]) -> None:
