@@ -86,6 +86,11 @@ def test_the_summary_points_at_overlays_only_when_there_are_some(tmp_path, caplo
     first, second = caplog.messages[-2:]
     assert "2 images segmented (1 flagged 'check': look at their overlays)" in first
     assert "(1 flagged 'check')," in second and "look at" not in second
+    sheet = [tmp_path / "check_overlays_01.png"]  # a film of an earlier call flagged, none now
+    with caplog.at_level(logging.INFO, logger="lungseg"):
+        _summary({0: {"quality": "ok"}}, 0, [{"quality": "check"}], sheet, 0, tmp_path)
+    assert "(0 flagged 'check'), 0 failed" in caplog.messages[-1]
+    assert "earlier calls (1 flagged 'check': look at check_overlays_01.png ...)" in caplog.text
 
 
 def test_predict_reports_bad_files_and_continues(tiny_model, folder, tmp_path, caplog):

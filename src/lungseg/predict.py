@@ -129,16 +129,15 @@ def _summary(rows: dict, kept: int, others: list, sheets: list | None, failed: i
     films the table also lists."""
     ok = sum(r["quality"] != "error" for r in rows.values())
     check = sum(r["quality"] == "check" for r in rows.values())
-    if sheets is None or not (sheets or check):  # no overlays, or none to look at
-        look = ""
-    else:
-        look = f": look at {sheets[0].name} ..." if sheets else ": look at their overlays"
-    earlier_run = f", {kept} of them by the earlier run" if kept else ""
     more = sum(r["quality"] == "check" for r in others)
+    look = "" if sheets is None else f": look at {sheets[0].name} ..." if sheets else ""
+    mine = (look or ": look at their overlays" * (sheets is not None)) if check else ""
+    theirs = look if more and not check else ""  # (the hint beside the films it is for)
+    earlier_run = f", {kept} of them by the earlier run" if kept else ""
     whole = f"; results.csv also lists {len(others)} films of earlier calls" if others else ""
-    whole += f" ({more} flagged 'check')" if more else ""
+    whole += f" ({more} flagged 'check'{theirs})" if more else ""
     log.info("%d image%s segmented%s (%d flagged 'check'%s), %d failed -> %s%s", ok,
-             "s" * (ok != 1), earlier_run, check, look, failed, out_dir, whole)  # fmt: skip
+             "s" * (ok != 1), earlier_run, check, mine, failed, out_dir, whole)  # fmt: skip
 
 
 def _write(out_dir: Path, rows: dict, others: list, again: dict, missing: list, films) -> None:
