@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", parents=[common], help="IoU/Dice/accuracy on a split")
     e.add_argument("--model", help="model file (default: shipped model)")
-    e.add_argument("--data", default="../shared/data", help="root holding the data layouts")
+    e.add_argument("--data", default="../shared/data", help="data root (default: ../shared/data)")
     e.add_argument(
         "--split",
         choices=["train", "val", "test", "all"],
@@ -167,22 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", parents=[common], help="export a model to ONNX (optionally int8)")
     x.add_argument("--model", help="model file (default: shipped model)")
-    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("--format", choices=["onnx"], default="onnx", help="(the only one: onnx)")
     x.add_argument("--int8", action="store_true", help="static int8 quantization")
-    x.add_argument("--calib", help="folder of images for int8 calibration")
-    x.add_argument("--check", help="folder of images to compare ONNX against PyTorch on")
-    x.add_argument("--out", required=True)
+    films = "(films as predict finds them: searched recursively, masks and outputs left out)"
+    x.add_argument("--calib", help=f"folder of films for int8 calibration {films}")
+    x.add_argument(
+        "--check", help=f"folder of films to compare ONNX against PyTorch on (default: --calib; "
+        f"neither: random inputs) {films}"
+    )  # fmt: skip
+    x.add_argument("--out", required=True, help="the .onnx file to write")
 
     f = sub.add_parser("phantom", parents=[common], help="write synthetic films with known masks")
-    f.add_argument("--out", required=True)
-    f.add_argument("-n", type=_positive, default=1, help="number of films")
-    f.add_argument("--size", type=_phantom_size, default=512, help="px, 64 to 8192")
-    f.add_argument("--seed", type=_seed, default=0)
+    f.add_argument("--out", required=True, help="folder for images/ and masks/")
+    f.add_argument("-n", type=_positive, default=1, help="number of films (default: 1)")
+    f.add_argument("--size", type=_phantom_size, default=512, help="px, 64 to 8192 (default: 512)")
+    f.add_argument("--seed", type=_seed, default=0, help="first seed (default: 0)")
     f.add_argument("--disease", default="none", help="none, opacity, white-out, effusion, devices")
 
     d = sub.add_parser("demo", parents=[common], help="segment a built-in phantom radiograph")
-    d.add_argument("--out", default="demo")
+    d.add_argument("--out", default="demo", help="folder (default: demo)")
     d.add_argument("--model", help="model file (default: shipped)")
-    d.add_argument("--size", type=_phantom_size, default=1024, help="px, 64 to 8192")
-    d.add_argument("--seed", type=_seed, default=7)
+    d.add_argument("--size", type=_phantom_size, default=1024, help="px, 64-8192 (default: 1024)")
+    d.add_argument("--seed", type=_seed, default=7, help="the phantom's seed (default: 7)")
     return p
