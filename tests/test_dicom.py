@@ -215,7 +215,7 @@ def test_an_image_named_dcm_is_read_as_what_it_is(tmp_path, ext):
         Image.fromarray(film).save(tmp_path / f"film{ext}", quality=100)
         (tmp_path / f"film{ext}").rename(tmp_path / "film.dcm")
     expected = read_image(tmp_path / "film.dcm").image
-    assert expected.shape == (48, 64)
+    assert expected.shape == (48, 64) and is_supported(tmp_path / "film.dcm")  # (in folders too)
     if ext != ".jpg":
         np.testing.assert_array_equal(expected, film / np.float32(255))
 

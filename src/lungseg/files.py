@@ -134,7 +134,8 @@ def film_stem(path: Path) -> str:
 def is_supported(path: Path) -> bool:
     """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic,
     JSRT's raw films."""
-    return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path) or is_jsrt(path)
+    suffix = path.suffix.lower()
+    return suffix in IMAGE_SUFFIXES | DICOM_SUFFIXES or is_dicom(path) or is_jsrt(path)
 
 
 def is_jsrt(path: Path) -> bool:
