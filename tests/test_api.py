@@ -52,7 +52,9 @@ def test_a_radiograph_made_by_hand_is_scaled_and_its_spacing_checked(film, seg):
             seg(Radiograph(rad.image, spacing=bad))
     with pytest.raises(ValueError, match="float in \\[0,1\\]; got float64 in 12..248"):
         checked(Radiograph(u8 * 1.0))
-    assert checked(rad) is rad  # as read from a file: used as it is
+    assert checked(rad).image is rad.image  # as read from a file: used as it is
+    as_array = checked(Radiograph(rad.image, spacing=np.array([0.14, 0.14])))  # (== raised)
+    assert as_array.spacing == (0.14, 0.14)
 
 
 def test_options_and_inputs_that_cannot_work_are_refused(tiny_model, seg, film):
@@ -73,7 +75,7 @@ def test_results_compare_and_segmenters_pickle(seg, film):
     """`==` of two results raised (numpy arrays); a Segmenter could not be pickled (for
     multiprocessing with spawn): it is sent without its network and loads it again."""
     a, b = seg(film), seg(film)
-    assert a == a and a != b and a in [a]
+    assert a == a and a != b and a in [a]  # (by identity: what matters is that nothing raises)
     again = pickle.loads(pickle.dumps(seg))
     np.testing.assert_array_equal(again(film).prob, a.prob)
     assert again.config == seg.config and again.work_size == seg.work_size

@@ -1,4 +1,4 @@
-"""Arrays and float films: `imageio.from_array` (the Python API's arrays: shapes, dtypes,
+"""Arrays and float films: `arrays.from_array` (the Python API's arrays: shapes, dtypes,
 refusals) and non-finite pixels, which must not blank a film."""
 
 from __future__ import annotations

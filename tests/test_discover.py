@@ -14,7 +14,8 @@ from conftest import by_id
 from PIL import Image
 
 from lungseg.datasets import discover
-from lungseg.imageio import read_image
+from lungseg.files import film_stem
+from lungseg.imageio import film_pixels, read_image
 from lungseg.pairs import load_film_pair, load_pair
 
 # ---------------------------------------------------------------- discovery per layout
@@ -108,7 +109,8 @@ def test_scr_own_naming_with_gif_masks(scr_root, synth):
 def test_masks_and_mask_beside_one_cxr_png_are_both_read(tmp_path, synth):
     """The Kaggle set's Montgomery masks in masks/, Shenzhen's mask set unpacked as mask/: every
     film pairs (one folder was taken, in the file system's order; the other's films were
-    reported as lacking masks). A mask in both: the first folder's used, the second named."""
+    reported as lacking masks). A mask in both: the first folder's used, the second named
+    unless it is the same file."""
     base = synth.write_combined(tmp_path)
     (base / "mask").mkdir()
     for f in sorted((base / "masks").glob("CHNCXR_*")):
@@ -119,9 +121,11 @@ def test_masks_and_mask_beside_one_cxr_png_are_both_read(tmp_path, synth):
         "CHNCXR_0001_0": "mask", "CHNCXR_0002_1": "mask",
     }  # fmt: skip
     assert problems == []
-    (base / "masks" / "CHNCXR_0001_0_mask.png").write_bytes(
-        (base / "mask" / "CHNCXR_0001_0_mask.png").read_bytes()
-    )
+    for f in (base / "mask").iterdir():  # the same masks in both (the Kaggle set's masks/
+        (base / "masks" / f.name).write_bytes(f.read_bytes())  # beside Shenzhen's own mask/)
+    assert len(discover(tmp_path)[0]) == 4 and discover(tmp_path)[1] == []  # nothing to ask
+    left, right = synth.lung_masks()
+    synth.save_mask(base / "masks" / "CHNCXR_0001_0_mask.png", left)  # two masks that differ
     samples, problems = discover(tmp_path)
     assert {s.id: s.masks[0].parent.name for s in samples}["CHNCXR_0001_0"] == "mask"
     assert [(Path(p.path).parent.name, p.problem) for p in problems] == [
@@ -148,11 +152,18 @@ def test_jsrt_films_as_distributed_pair_with_scr_masks_at_their_size(tmp_path, s
     film = np.asarray(Image.open(png), np.float32) / 255  # (the phantom, at 64 x 64 px)
     big = cv2.resize(film, (2048, 2048), interpolation=cv2.INTER_NEAREST)
     (4095 - np.round(big * 4095)).astype(">u2").tofile(base / "images" / "JPCLN001.IMG")
+    samples, problems = discover(tmp_path)  # beside the PNG made of it: the original is used
+    assert [s.image.name for s in samples] == ["JPCLN001.IMG"]  # (both were left out)
+    assert [(p.path, p.problem) for p in problems] == [
+        (str(png), "a copy of JSRT film JPCLN001 in another format")
+    ]
     png.unlink()
     for f in (base / "masks").rglob("*.gif"):  # SCR's masks: half the film's size
         mask = np.asarray(Image.open(f))
         Image.fromarray(cv2.resize(mask, (1024, 1024), interpolation=cv2.INTER_NEAREST)).save(f)
     (base / "images" / "NOTES.IMG").write_bytes(b"not a film")  # another .IMG: no film
+    assert film_stem(base / "images" / "NOTES.IMG") == "NOTES.IMG"
+    assert film_pixels(base / "images" / "JPCLN001.IMG") == 2048 * 2048  # predict's budget
     samples, problems = discover(tmp_path)
     assert [(s.id, s.image.name) for s in samples] == [("JPCLN001", "JPCLN001.IMG")]
     assert problems == []

@@ -8,6 +8,7 @@ near-constant logits, and all-background masks would agree trivially.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -105,6 +106,24 @@ def test_onnx_is_self_describing(fp32_onnx):
     props = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
     assert props["lungseg_precision"] == "fp32" and props["lungseg_version"]
     assert json.loads(props["lungseg_check"])["max_abs_logit_diff"] < 1e-3
+
+
+def test_an_export_of_the_shipped_model_is_known_as_such(
+    tiny_model, fp32_onnx, tmp_path, monkeypatch
+):
+    """Evaluate warns when the shipped model, which records no films, is scored off the project's
+    split: its copies and exports are the shipped model too (they gave no warning)."""
+    from lungseg import protocol
+    from lungseg.model import DEFAULT_WEIGHTS
+
+    assert not protocol.is_shipped(tiny_model) and not protocol.is_shipped(fp32_onnx)
+    shutil.copyfile(DEFAULT_WEIGHTS, tmp_path / "copy.safetensors")
+    assert protocol.is_shipped(DEFAULT_WEIGHTS)
+    assert protocol.is_shipped(tmp_path / "copy.safetensors")
+    shipped = protocol.is_shipped
+    monkeypatch.setattr("lungseg.export.is_shipped", lambda p: p == tiny_model or shipped(p))
+    export_onnx(tiny_model, tmp_path / "s.onnx")  # (the tiny model stands in for the shipped)
+    assert protocol.is_shipped(tmp_path / "s.onnx")
 
 
 def test_runner_threads_sleep_rather_than_spin_unless_asked(fp32_onnx):

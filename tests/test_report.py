@@ -52,6 +52,8 @@ def test_overlay_of_an_8_bit_film_and_a_rebuilt_lung():
     image, labels = _film_and_labels()
     u8 = np.round(image * 255).astype(np.uint8)
     np.testing.assert_array_equal(overlay(u8, labels), overlay(u8 / np.float32(255), labels))
+    over = overlay(np.full(image.shape, 200, np.float32), labels)  # float over 1: white film
+    assert (over[60:100, 40:60] == 255).all()
     dashed = overlay(image, labels, rebuilt=LEFT)
     np.testing.assert_array_equal(dashed, PALETTE[overlay_indexed(image, labels, rebuilt=LEFT)])
     assert (dashed != overlay(image, labels)).any()

@@ -181,26 +181,30 @@ def test_last_checkpoint_is_written_every_epoch(data_root, tmp_path, monkeypatch
     assert _ckpt(tmp_path, "last.ckpt")["epoch"] == 1
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
 def test_a_run_stopped_by_sigterm_leaves_its_best_model_and_a_tidy_log(
-    data_root, tmp_path, monkeypatch, caplog
+    data_root, tmp_path, monkeypatch, caplog, stop
 ):
-    """A job's time limit (SIGTERM) in epoch 1: model.safetensors holds epoch 0, metrics.csv has
-    one row per epoch, the exit status says SIGTERM (Lightning's own exit would be 0), and
-    --resume finishes the run."""
+    """A job's time limit (SIGTERM) or Ctrl-C in epoch 1: model.safetensors holds epoch 0,
+    metrics.csv has one row per epoch, the exit status says which (Lightning's own: 0 and 1),
+    and --resume finishes the run."""
     import signal
 
     start = lungseg.train.LungSegModule.on_train_epoch_start
 
     def stop_in_epoch_1(self):
         start(self)
-        if self.current_epoch == 1:
+        if self.current_epoch == 1 and stop == "SIGTERM":
             os.kill(os.getpid(), signal.SIGTERM)
+        elif self.current_epoch == 1:
+            raise KeyboardInterrupt
 
     monkeypatch.setattr(lungseg.train.LungSegModule, "on_train_epoch_start", stop_in_epoch_1)
     torch.set_num_threads(1)
     with pytest.raises(SystemExit) as e:
         cli.main(_train_args(data_root, tmp_path, "--epochs", "3"))
-    assert e.value.code == 143
+    assert e.value.code == (143 if stop == "SIGTERM" else 130)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again
     assert "model.safetensors holds the best epoch so far" in caplog.text
     assert read_config(tmp_path / "model.safetensors").encoder == "resnet18"
     with open(tmp_path / "metrics.csv", newline="") as f:

@@ -74,6 +74,4 @@ def checked(rad: Radiograph) -> Radiograph:
                 f"patient, each {SPACING_MM[0]:g}-{SPACING_MM[1]:g}, or None"
             )
         spacing = (float(spacing[0]), float(spacing[1]))
-    if image is rad.image and spacing == rad.spacing:
-        return rad
-    return replace(rad, image=image, spacing=spacing)
+    return replace(rad, image=image, spacing=spacing)  # (a copy of the record, not the pixels)

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import OVERLAY, film_stem, is_byproduct, is_leftover, is_supported
+from .files import OVERLAY, film_stem, is_byproduct, is_jsrt, is_leftover, is_supported
 from .walk import folders_under
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ def _cxr_png_layout(cxr: Path, problems: list[Problem]) -> list[Sample]:
         elif masks_of := [p for idx in m_idxs for p in _candidates(idx, stem)]:
             files = masks_of[:1]
             for other in masks_of[1:]:  # X.png beside X_mask.png or X.jpg: which is right?
+                if filecmp.cmp(files[0], other, shallow=False):
+                    continue  # (the same mask in masks/ and mask/: no question)
                 fix = f"remove one (used: {files[0]})"
                 problems.append(Problem(str(other), f"a second mask for film {stem}", fix))
         if not files:
@@ -249,8 +251,8 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
             continue
         elif (m := _subdir(d, "masks")) and _subdir(m, "left_lung"):
             samples += _jsrt_layout(images, m, problems)
-        elif m := _subdir(d, "masks", "mask"):
-            samples += _own_films(images, m, problems)
+        elif _subdir(d, "masks", "mask"):
+            samples += _own_films(images, problems)
     seen: dict[tuple[str, str], Sample] = {}  # ids ignoring case, as they pair and split
     torn: set[tuple[str, str]] = set()  # two films paired with one mask: neither is scored
     for s in sorted(samples, key=lambda s: (s.dataset, s.id)):
@@ -258,6 +260,11 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
         if first := seen.get(key):
             if filecmp.cmp(first.image, s.image, shallow=False):
                 what, fix = f"a second copy of film {s.id}", f"keep one copy (used: {first.image})"
+            elif first.masks == s.masks and is_jsrt(first.image) != is_jsrt(s.image):
+                raw, copy = (first, s) if is_jsrt(first.image) else (s, first)
+                seen[key] = raw  # JPCLN001.IMG beside a PNG made of it: the original is scored
+                what, fix = f"a copy of JSRT film {s.id} in another format", f"used: {raw.image}"
+                s = copy
             elif first.masks == s.masks:  # x.png and x.jpg beside one x mask: whose is it?
                 what, fix = f"another film named {s.id} beside it, one mask for both", "rename one"
                 torn.add(key)
@@ -276,7 +283,7 @@ def discover(root: str | Path) -> tuple[list[Sample], list[Problem]]:
     return list(seen.values()), problems
 
 
-def _own_films(images: Path, masks: Path, problems: list[Problem]) -> list[Sample]:
+def _own_films(images: Path, problems: list[Problem]) -> list[Sample]:
     """images/ beside masks/: paired as in CXR_png/ (a mask named as its film or <stem>_mask).
     Refused with a problem: a masks/ that `lungseg predict` wrote, an images/ of subfolders."""
     subs = [c.name for c in sorted(images.iterdir()) if c.is_dir() and not is_leftover(c)]

@@ -127,14 +127,10 @@ def evaluate(
     if not chosen:
         which = "" if split == "all" else f"{split} "
         among = f" of datasets {', '.join(datasets)}" if datasets else ""
-        why = (
-            ""
-            if split == "all" or split_file
-            else (
-                f" (a new split of {len(samples)} films: groups of one dataset and label with "
-                "fewer than 3 films give no val or test film; --split all scores every film)"
-            )
-        )
+        why = "" if split == "all" or split_file else (
+            f" (a new split of {len(samples)} films: groups of one dataset and label with fewer "
+            "than 3 films, and films in a train/ folder, give no val or test film; --split all "
+            "scores every film)")  # fmt: skip
         raise ValueError(f"no {which}films under {root}{among}{why}")
     if threshold is not None:
         seg.config.threshold = threshold

@@ -31,6 +31,7 @@ from .imageio import ImageReadError, read_image
 from .metrics import confusion
 from .model import DEFAULT_WEIGHTS, ModelConfig, films_json, load_model, trained_on
 from .preprocess import preprocess
+from .protocol import is_shipped
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,8 @@ def _export_checked(net, config: ModelConfig, src: Path, out: Path, int8: bool, 
     }
     if films := trained_on(src):  # (evaluate warns of test films among them)
         meta["trained_on"] = films_json(films)
+    if is_shipped(src):  # (it records no films; evaluate knows what it was trained on)
+        meta["shipped"] = "1"
     _set_metadata(out, {f"lungseg_{k}": v for k, v in meta.items()})
 
 

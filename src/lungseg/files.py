@@ -1,7 +1,7 @@
 """What a file is, by its name and first bytes: a film lungseg reads (image suffixes; DICOM by
-suffix, the 'DICM' marker or a bare dataset), or a by-product never read as one (masks and
-lungseg's own outputs, mask folders, DICOMDIR, operating-system leftovers); a film's name
-for its outputs; and writing an output in one step."""
+suffix, the 'DICM' marker or a bare dataset; JSRT's raw .IMG by its size), or a by-product
+never read as one (masks and lungseg's own outputs, mask folders, DICOMDIR, operating-system
+leftovers); a film's name for its outputs; and writing an output in one step."""
 
 from __future__ import annotations
 
@@ -124,9 +124,10 @@ def _bare_dataset(head: bytes) -> bool:
 
 def film_stem(path: Path) -> str:
     """A film's name without its suffix, when it has a known image or DICOM one (`a.PNG` -> `a`,
-    `x.dcm` -> `x`); else its whole name: DICOMs named without a suffix (`IM0001`) or by their
-    UID (`1.2.840.113619.2.55.3.7`, whose last `.7` is no suffix)."""
-    if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES | {".img"}:
+    `x.dcm` -> `x`) or is a JSRT film (`JPCLN001.IMG`); else its whole name: DICOMs named
+    without a suffix (`IM0001`) or by their UID (`1.2.840.113619.2.55.3.7`, whose last `.7` is
+    no suffix)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES or is_jsrt(path):
         return path.stem
     return path.name
 

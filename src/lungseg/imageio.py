@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .exif import as_displayed, exif_orientation, pil_orientation
-from .files import file_stamp, is_dicom, is_jsrt
+from .files import JSRT_SIDE, file_stamp, is_dicom, is_jsrt
 
 # Decompression bombs are refused. The largest chest detectors give about 4300x4300 = 18.5 MP;
 # a 14x17" film digitised at 43 um about 81 MP, a 17x17" one at 50 um 74 MP. 128 MP (Pillow's
@@ -87,6 +87,8 @@ def film_pixels(path: str | Path) -> int:
     """Width x height of a film from its header, without decoding it (times a DICOM's frames,
     which are all read); 0 when the header cannot be read (`read_image` then says why)."""
     try:
+        if is_jsrt(Path(path)):
+            return JSRT_SIDE**2
         if is_dicom(Path(path)):
             import pydicom
 

@@ -200,7 +200,7 @@ def read_config(path: str | Path) -> ModelConfig:
     """The ModelConfig stored in a .safetensors, .ckpt or .onnx model file."""
     path = Path(path)
     if path.suffix.lower() in (".onnx", ".safetensors"):
-        return config_from_metadata(_metadata(path), path)
+        return config_from_metadata(file_metadata(path), path)
     return ModelConfig.from_dict(_read_ckpt(path)["hyper_parameters"])
 
 
@@ -212,7 +212,7 @@ def trained_on(path: str | Path) -> dict[tuple[str, str], str]:
     and selected on, as `lungseg train` records them (export copies them); empty when the file
     does not say (the shipped model, files of lungseg before 2026-12-07, checkpoints)."""
     path = Path(path)
-    meta = _metadata(path) if path.suffix.lower() in (".onnx", ".safetensors") else {}
+    meta = file_metadata(path) if path.suffix.lower() in (".onnx", ".safetensors") else {}
     listing = json.loads(meta.get(TRAINED_ON) or "{}")
     return {tuple(f.split("/", 1)): split for split, films in listing.items() for f in films}
 
@@ -225,7 +225,7 @@ def films_json(films: dict[tuple[str, str], str]) -> str:
     return json.dumps(listing)
 
 
-def _metadata(path: Path) -> dict[str, str]:
+def file_metadata(path: Path) -> dict[str, str]:
     """A .safetensors or .onnx file's string metadata."""
     if path.suffix.lower() == ".onnx":
         import onnx

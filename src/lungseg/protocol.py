@@ -3,14 +3,16 @@ own, the data's), and the films the model was trained or selected on among those
 
 from __future__ import annotations
 
+import filecmp
 import logging
 from pathlib import Path
 
-from .model import DEFAULT_WEIGHTS
+from .model import DEFAULT_WEIGHTS, file_metadata
 from .splits import find_splits_file, read_splits
 
 log = logging.getLogger(__name__)
 PUBLIC = ("montgomery", "shenzhen", "jsrt")  # the sets the shipped model was trained on
+SHIPPED = "lungseg_shipped"  # metadata of an ONNX export of the shipped model: "1"
 
 
 def not_held_out(listed: dict, source, chosen, split: str) -> list[str]:
@@ -53,14 +55,15 @@ def find_run_dir(model: str | None, run_dir: str | None) -> Path | None:
 
 
 def shipped_on_public(model_file: Path | None, chosen, split_file: Path | None, split: str) -> int:
-    """The number of `chosen` films of the public sets when the shipped model (which carries no
-    record of its films) scores them on a split other than the project's: a new split or
-    --split all. It was trained and selected on the train and val films of the project's
+    """The number of `chosen` films of the public sets when the shipped model (its file, a copy
+    or its ONNX export: it carries no record of its films) scores them on a split other than
+    the project's (any splits.csv found with the data is taken for it): a new split or --split
+    all. It was trained and selected on the train and val films of the project's
     split (`splits.csv` of the data it was trained on), so their figures may not be held out:
     said. 0 otherwise."""
-    if model_file is None or Path(model_file).resolve() != DEFAULT_WEIGHTS.resolve():
+    if split == "train" or (split_file is not None and split != "all"):
         return 0
-    if split_file is not None and split != "all":
+    if model_file is None or not is_shipped(model_file):
         return 0
     if n := sum(s.dataset in PUBLIC for s in chosen):
         log.warning(
@@ -71,3 +74,19 @@ def shipped_on_public(model_file: Path | None, chosen, split_file: Path | None, 
             n, "every film (--split all)" if split == "all" else "a new split",
         )  # fmt: skip
     return n
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether a model file is the shipped model: the file, a copy of it, or its ONNX export
+    (which export marks `lungseg_shipped`)."""
+    path = Path(path)
+    if path.resolve() == DEFAULT_WEIGHTS.resolve():
+        return True
+    if path.suffix.lower() == ".onnx":
+        return file_metadata(path).get(SHIPPED) == "1"
+    try:
+        return path.stat().st_size == DEFAULT_WEIGHTS.stat().st_size and filecmp.cmp(
+            path, DEFAULT_WEIGHTS, shallow=False
+        )
+    except OSError:
+        return False

@@ -74,6 +74,7 @@ def overlay_indexed(
         labels = cv2.resize(labels, hw, interpolation=cv2.INTER_NEAREST)
         truth = None if truth is None else cv2.resize(truth, hw, interpolation=cv2.INTER_NEAREST)
     img = cv2.convertScaleAbs(image, alpha=GRAYS - 1.0)  # float [0,1] -> 0..251, saturating
+    np.minimum(img, GRAYS - 1, out=img)  # (values over 1 would index the outline colours)
     t = max(1, round(min(img.shape) / 300))
     if truth is not None:
         _outline(img, truth > 0, TRUTH_INDEX, t)

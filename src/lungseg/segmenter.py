@@ -100,6 +100,8 @@ class Segmenter:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        if _signature(self.model_path) != self._loaded:  # (other weights under this config)
+            raise ValueError(f"{self.model_path} changed or is gone since this Segmenter loaded it")
         self.runner = make_runner(self.model_path, *self._runner_args)
 
     def __call__(self, image: str | Path | bytes | np.ndarray | Radiograph) -> Result:
@@ -108,7 +110,9 @@ class Segmenter:
     def batch(self, images: list) -> list[Result]:
         """Segment several images in one model call (paths, arrays, PIL images or Radiographs)."""
         if isinstance(images, (str, Path, bytes, np.ndarray, Radiograph, Image.Image)):
-            raise TypeError("batch() takes a list of images; for one image: seg(image)")
+            raise TypeError(
+                "batch() takes a list of images (of a stack: list(stack)); for one: seg(image)"
+            )
         if not images:
             return []
         rads = [self._radiograph(im) for im in images]

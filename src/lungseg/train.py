@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import warnings
 from collections import Counter
 from dataclasses import asdict
@@ -264,7 +265,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
             warnings.filterwarnings("ignore", message=r"(Experiment logs|Checkpoint) directory")
             start = last if resume else None
             trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=start)
-    except SystemExit as e:  # Ctrl-C or SIGTERM: Lightning stops after the step in progress
+    except SystemExit as e:  # SIGTERM (after the step in progress) or Ctrl-C, via Lightning
         tidy_log(out / "metrics.csv", earlier)
         if best_ckpt.best_model_path:
             _save_best(best_ckpt, cfg, films, out / "model.safetensors")
@@ -272,7 +273,9 @@ def fit(cfg: TrainConfig, resume: bool = False) -> Path:
             "stopped: %s; `lungseg train --resume --out %s` goes on", "model.safetensors holds "
             "the best epoch so far" if best_ckpt.best_model_path else "no epoch finished", out,
         )  # fmt: skip
-        raise SystemExit(143 if isinstance(e, SIGTERMException) else e.code) from None
+        if not isinstance(e, SIGTERMException):  # Ctrl-C: Lightning left SIGINT ignored
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise SystemExit(143 if isinstance(e, SIGTERMException) else 130) from None
     tidy_log(out / "metrics.csv", earlier)
     return _save_best(best_ckpt, cfg, films, out / "model.safetensors", last)
 
