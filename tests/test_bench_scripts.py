@@ -4,6 +4,7 @@ the device pack's summary without wheels, and a read-only git lookup for the JSO
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -89,6 +90,21 @@ def test_device_pack_without_wheels_reports_none(tmp_path, synth, capsys):
     assert device_pack.summary(out, 3, ["train"], 64, wheels=True).endswith(
         f"wheels: 1.0 MiB, in {out}"
     )
+
+
+def test_device_pack_again_with_fewer_splits_holds_only_those(tmp_path, synth):
+    """A second pack into the same folder (.device is reused) kept the first's films, which a
+    new split then gave to train: val films trained on."""
+    root = synth.make_dataset_root(tmp_path / "data", n_per_group=3, jsrt=False)
+    out = tmp_path / "pack"
+    argv = ["--data", str(root), "--out", str(out), "--size", "64", "--no-wheels"]
+    device_pack.main([*argv, "--splits", "train", "val"])
+    device_pack.main([*argv, "--splits", "train"])
+    data = out / "data"
+    with open(data / "splits.csv", newline="") as f:
+        listed = {r["id"] for r in csv.DictReader(f)}
+    assert {p.stem for p in (data / "CXR_png").iterdir()} == listed
+    assert {p.stem for p in (data / "masks").iterdir()} == listed
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
@@ -50,8 +51,9 @@ def pack_data(root: str, out: Path, size: int, fit: str, splits: list[str]) -> i
     the chosen splits, and out/splits.csv; returns the number of pairs."""
     samples, _ = data.discover(root)
     assigned = assign_splits(Path(root), samples)
-    (out / "CXR_png").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(exist_ok=True)
+    for folder in ("CXR_png", "masks"):  # an earlier pack's films would stay, in no split
+        shutil.rmtree(out / folder, ignore_errors=True)  # (or a new one: val films trained on)
+        (out / folder).mkdir(parents=True)
     rows = []
     for s in samples:
         split = assigned[(s.dataset, s.id)]
