@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,10 +64,20 @@ def _spawn(kind: str, spec: dict, tmp: Path, threads: int | None) -> dict | None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _variant(text: str) -> str:
+    """argparse type: a variant name inference_measure.py knows how to run (a typo was timed
+    under its own name, or dropped)."""
+    if re.fullmatch(r"ort_(fp32|int8)|(torch|cuda)_((fp32|fp16|bf16)(_cl)?|cl|channels_last)"
+                    r"(_compile)?", text):  # fmt: skip
+        return text
+    raise argparse.ArgumentTypeError(f"unknown variant {text!r}")
+
+
 def prepare_onnx(args, model: Path, tmp: Path) -> dict[str, Path | None]:
     """fp32 and int8 .onnx files: reused from --onnx DIR when there, else exported (to DIR)."""
     from lungseg.export import export_onnx
-    from lungseg.model import read_config
+    from lungseg.files import file_sha256
+    from lungseg.model import file_metadata
 
     folder = Path(args.onnx) if args.onnx else tmp
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,11 +87,12 @@ def prepare_onnx(args, model: Path, tmp: Path) -> dict[str, Path | None]:
     }
     calib = args.int8_calib or args.images
     for variant, path in files.items():
-        if path.is_file():
+        made_from = file_metadata(path).get("lungseg_source_sha256") if path.is_file() else None
+        if made_from == file_sha256(model):  # (the stem alone: every run's model.safetensors)
             print(f"reusing {path}")
-            if read_config(path) != read_config(model):
-                print(f"  ! {path} was exported with another config than {model}; re-export?")
             continue
+        if path.is_file():
+            print(f"{path} was not exported from {model}: exported again")
         int8 = variant == "ort_int8"
         if int8 and not calib:
             print("no --int8-calib or --images: skipping ort_int8")
@@ -106,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=20, help="timed calls per batch size")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, help="CPU threads (torch and ORT); default: theirs")
-    p.add_argument("--variants", nargs="+", help=f"subset of {CPU_VARIANTS + CUDA_VARIANTS}")
-    p.add_argument("--compile", action="store_true", help="on CUDA also time torch.compile")
+    p.add_argument("--variants", nargs="+", type=_variant, help=f"of {CPU_VARIANTS + CUDA_VARIANTS}"
+                   ", torch_cl, and any of them + _compile")  # fmt: skip
+    compiled = "on CUDA also time torch.compile (CPU: --variants torch_cl_compile)"
+    p.add_argument("--compile", action="store_true", help=compiled)
     p.add_argument("--onnx", help="folder with <stem>.onnx / <stem>_int8.onnx to reuse (or fill)")
     p.add_argument("--int8-calib", help="calibration folder for int8 (default: --images)")
     p.add_argument("--calib-limit", type=int, default=32, help="calibration images")

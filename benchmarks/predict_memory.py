@@ -63,6 +63,8 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results/predict_memory.json")
     a = p.parse_args(argv)
+    if a.model and not Path(a.model).is_file():  # (before minutes of enlarging films)
+        p.error(f"--model {a.model}: no such file")
 
     variants = {"pixel budget": READ_AHEAD_PIXELS, "count limit only": 10**15}
     rows = []
@@ -78,8 +80,9 @@ def main(argv=None) -> None:
                         [sys.executable, "-c", CHILD, json.dumps(spec)],
                         capture_output=True,
                         text=True,
-                        check=True,
                     )
+                    if run.returncode:  # the child's own message, not a CalledProcessError
+                        raise SystemExit(f"predict failed ({run.returncode}):\n{run.stderr}")
                     res = json.loads(run.stdout.strip().splitlines()[-1])
                     rows.append({"variant": name, "workers": workers, "round": r, **res})
                     print(

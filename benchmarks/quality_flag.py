@@ -20,10 +20,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from report_json import write_json  # beside this file (sys.path[0] for a script)
+from model_runs import conditions  # beside this file (sys.path[0] for a script)
+from report_json import write_json
 
 from lungseg import datasets
-from lungseg.augment import CORRUPTIONS, corrupt
+from lungseg.augment import corrupt
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
@@ -31,8 +32,6 @@ from lungseg.pairs import load_pair
 from lungseg.phantom import DISEASES, make_phantom
 from lungseg.segmenter import Segmenter
 from lungseg.splits import assign_splits, select
-
-SEVERITIES = (0.3, 0.6, 1.0)
 
 
 def cases(a) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
@@ -42,10 +41,7 @@ def cases(a) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
         samples, _ = datasets.discover(a.data)
         chosen = select(samples, assign_splits(Path(a.data), samples), a.split, limit=a.limit)
         pairs = [load_pair(s) for s in chosen]
-        conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
-        for name, sev in conditions:
-            if a.conditions and f"{name}@{sev}" not in a.conditions:
-                continue
+        for name, sev in a.conditions:
             rng = np.random.default_rng(a.seed)  # the same films as robustness.py
             for s, (img, mask) in zip(chosen, pairs, strict=True):
                 film = img if name == "clean" else corrupt(img, mask, name, sev, rng)
@@ -87,6 +83,7 @@ def main(argv=None) -> None:
     p.add_argument("--poor", type=float, default=0.85, help="IoU below which a result is poor")
     p.add_argument("--out", default="benchmarks/results/quality_flag.json")
     a = p.parse_args(argv)
+    a.conditions = conditions(p, a.conditions)  # (checked before any data is read)
 
     seg = Segmenter(a.model, device="cpu")
     rows = []

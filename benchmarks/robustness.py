@@ -25,19 +25,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from model_runs import add_input_sizes, segmenters  # beside this file (sys.path[0])
+from model_runs import SEVERITIES, add_input_sizes, segmenters  # beside this file (sys.path[0])
+from model_runs import conditions as model_conditions
 from report_json import write_json
 
 from lungseg import datasets
 from lungseg import postprocess as pp
-from lungseg.augment import CORRUPTIONS, corrupt
+from lungseg.augment import corrupt
 from lungseg.imageio import Radiograph
 from lungseg.metrics import confusion
 from lungseg.model import DEFAULT_WEIGHTS
 from lungseg.pairs import load_pair
 from lungseg.splits import assign_splits, select
-
-SEVERITIES = (0.3, 0.6, 1.0)
 
 
 def hysteresis(prob: np.ndarray, low: float, high: float = 0.5) -> np.ndarray:
@@ -78,12 +77,7 @@ def main(argv=None) -> None:
     add_input_sizes(p)
     p.add_argument("--out", default="benchmarks/results/robustness.json")
     a = p.parse_args(argv)
-    conditions = [("clean", 0.0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
-    if a.conditions:  # (checked before any data is read)
-        if unknown := set(a.conditions) - {f"{c}@{s}" for c, s in conditions}:
-            p.error(f"--conditions: unknown {sorted(unknown)}; each is one of clean@0.0 or a "
-                    f"corruption ({', '.join(CORRUPTIONS)}) @ a severity {SEVERITIES}")  # fmt: skip
-        conditions = [c for c in conditions if f"{c[0]}@{c[1]}" in a.conditions]
+    conditions = model_conditions(p, a.conditions)  # (checked before any data is read)
 
     samples, _ = datasets.discover(a.data)
     splits = assign_splits(Path(a.data), samples)

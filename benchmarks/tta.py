@@ -13,7 +13,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from report_json import write_json  # beside this file (sys.path[0] for a script)
+from model_runs import input_size  # beside this file (sys.path[0] for a script)
+from report_json import write_json
 
 from lungseg import datasets as data
 from lungseg.imageio import Radiograph
@@ -49,7 +50,9 @@ def main(argv=None) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="val", choices=["train", "val"])  # never test
     p.add_argument("--model", default=str(DEFAULT_WEIGHTS))
-    p.add_argument("--sizes", nargs="*", type=int, default=[320, 448], help="other input sizes")
+    p.add_argument(
+        "--sizes", nargs="*", type=input_size, default=[320, 448], help="other input sizes"
+    )
     p.add_argument("--limit", type=int)
     p.add_argument("--out", default="benchmarks/results/tta.json")
     a = p.parse_args(argv)

@@ -76,6 +76,49 @@ def test_e2e_ratios_without_a_model_only_run_say_so():
         assert line.endswith("n/a (no model-only run of that runtime)")
 
 
+def test_inference_reuses_an_onnx_file_only_when_made_from_the_model(tiny_model, tmp_path):
+    """Exports are found by file name: two runs' model.safetensors share it, so the second's
+    timings were the first's ONNX file's (reused on the name and config alone)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lungseg.model import ModelConfig, build_model, save_safetensors
+
+    torch.manual_seed(1)
+    other = tmp_path / "other" / tiny_model.name
+    other.parent.mkdir()
+    save_safetensors(build_model("resnet18"), ModelConfig(encoder="resnet18", size=64), other)
+    args = SimpleNamespace(onnx=str(tmp_path / "onnx"), int8_calib=None, images=None,
+                           calib_limit=4)  # fmt: skip
+    fp32 = inference.prepare_onnx(args, tiny_model, tmp_path)["ort_fp32"]
+    first = fp32.stat().st_mtime_ns
+    assert (
+        inference.prepare_onnx(args, tiny_model, tmp_path)["ort_fp32"].stat().st_mtime_ns == first
+    )
+    inference.prepare_onnx(args, other, tmp_path)  # the same file name, other weights
+    assert fp32.stat().st_mtime_ns != first
+
+
+def test_typos_in_benchmark_options_are_refused_before_any_work(capsys):
+    """A variant name with a typo was timed under it or dropped; a condition like opacity@1
+    gave an empty table; an input size SMP cannot run failed after the other variants."""
+    import quality_flag
+    import tta
+
+    for main, argv in (
+        (inference.main, ["--variants", "torch_fp32x"]),
+        (quality_flag.main, ["--data", "unused", "--conditions", "opacity@1"]),
+        (tta.main, ["--data", "unused", "--sizes", "300"]),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown variant 'torch_fp32x'" in err and "unknown ['opacity@1']" in err
+    assert "must be a positive multiple of 16, got 300" in err
+
+
 def test_device_pack_without_wheels_reports_none(tmp_path, synth, capsys):
     root = synth.make_dataset_root(tmp_path / "data", n_per_group=2, jsrt=False)
     out = tmp_path / "pack"

@@ -22,6 +22,7 @@ onnx = pytest.importorskip("onnx")
 
 from lungseg import cli  # noqa: E402
 from lungseg.export import compare, export_onnx, model_inputs  # noqa: E402
+from lungseg.files import file_sha256  # noqa: E402
 from lungseg.model import ModelConfig, build_model, read_config, save_safetensors  # noqa: E402
 from lungseg.runners import OnnxRunner, TorchRunner, make_runner  # noqa: E402
 
@@ -100,11 +101,12 @@ def test_fp32_matches_pytorch(tiny_model, fp32_onnx, films):
     assert 0.1 < (ref >= 0.5).mean() < 0.9  # the comparison is not between constant maps
 
 
-def test_onnx_is_self_describing(fp32_onnx):
+def test_onnx_is_self_describing(fp32_onnx, tiny_model):
     assert read_config(fp32_onnx) == CONFIG
     assert OnnxRunner(fp32_onnx).config == CONFIG
     props = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
     assert props["lungseg_precision"] == "fp32" and props["lungseg_version"]
+    assert props["lungseg_source_sha256"] == file_sha256(tiny_model)  # the weights it came from
     assert json.loads(props["lungseg_check"])["max_abs_logit_diff"] < 1e-3
 
 

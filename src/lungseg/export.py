@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .files import is_byproduct, is_supported
+from .files import file_sha256, is_byproduct, is_supported
 from .imageio import ImageReadError, read_image
 from .metrics import confusion
 from .model import DEFAULT_WEIGHTS, ModelConfig, films_json, load_model, trained_on
@@ -251,13 +251,13 @@ def _export_checked(net, config: ModelConfig, src: Path, out: Path, int8: bool, 
         "config": json.dumps(asdict(config)),
         "version": __version__,
         "source": src.name,
+        "source_sha256": file_sha256(src),  # (which weights it was made from)
         "precision": "int8" if int8 else "fp32",
         "check": json.dumps(result),
     }
     if films := trained_on(src):  # (evaluate warns of test films among them)
         meta["trained_on"] = films_json(films)
-    if is_shipped(src):  # (it records no films; evaluate knows what it was trained on)
-        meta["shipped"] = "1"
+    meta |= {"shipped": "1"} if is_shipped(src) else {}  # (it records no films: evaluate knows)
     _set_metadata(out, {f"lungseg_{k}": v for k, v in meta.items()})
 
 

@@ -132,6 +132,15 @@ def film_stem(path: Path) -> str:
     return path.name
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def is_supported(path: Path) -> bool:
     """True for files `read_image` will try: known image suffixes, DICOM suffix or DICM magic,
     JSRT's raw films."""

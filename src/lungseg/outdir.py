@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .files import MASK, OVERLAY, file_stamp, output_name, same_file
+from .files import MASK, OVERLAY, file_sha256, file_stamp, output_name, same_file
 from .inputs import film_key, output_stems
 from .png import predicted_marks
 from .table import TABLE, read_table
@@ -76,15 +76,10 @@ def run_record(model: Path | None, postprocess: bool, full_grid: bool, bf16: boo
     `Segmenter.model_file`; `rebuild`: lost lungs rebuilt), written to OUT/run.json and
     compared by `--resume` (`bf16`: the PyTorch model ran in bf16 autocast; masks within a few
     boundary pixels of fp32, so a resume that changes it is warned about, not refused)."""
-    sha = hashlib.sha256()
-    if model is not None:
-        with open(model, "rb") as f:
-            while block := f.read(1 << 20):
-                sha.update(block)
     return {
         "lungseg": __version__,
         "model": str(model) if model else None,
-        "model_sha256": sha.hexdigest() if model is not None else None,
+        "model_sha256": file_sha256(model) if model is not None else None,
         "postprocess": postprocess,
         "rebuild": rebuild,
         "full_grid": full_grid,
