@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="benchmarks/results/gate.json")
     a = p.parse_args(argv)
     models = {"candidate": a.candidate, "baseline": a.baseline}
+    if missing := [m for m in models.values() if not Path(m).is_file()]:
+        p.error(f"no such model file: {', '.join(missing)}")
     with tempfile.TemporaryDirectory(prefix="lungseg-gate-") as name:
         tmp = Path(name)
         figures = {tag: measure(m, a.data, tmp, tag) for tag, m in models.items()}
